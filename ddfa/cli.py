@@ -1,0 +1,123 @@
+"""The ``ddfa`` command line.
+
+Every subcommand that takes a configuration accepts ``--board NAME`` (an embedded
+default) or ``--config FILE`` (a TOML file with the same schema, see
+``examples/config.toml``); :func:`config_from_args` is the one place that turns options
+into a validated :class:`~ddfa.config.Config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .config import ConfigError, DATASET_SHAPES, default_config, load_config, parse_arch
+from .data import DataError
+
+__all__ = ["main", "add_config_args", "config_from_args"]
+
+
+def add_config_args(p: argparse.ArgumentParser, training: bool = False) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--board", help="embedded default: icebreaker or ulx3s-85f")
+    g.add_argument("--config", help="TOML configuration file (see examples/config.toml)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override one configuration field, e.g. --set arith.lr_shift=8 (repeatable)")
+    if training:
+        p.add_argument("--algo", choices=["bp", "dfa", "dkp", "ddfa"])
+        p.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"])
+        p.add_argument("--arch", help="2x800, 784-800-800-10 or conv")
+        p.add_argument("--bn", action="store_true", default=None, help="BatchNorm before each hidden ReLU")
+        p.add_argument("--setting", choices=["paper", "hardware"])
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--batch-size", type=int)
+        p.add_argument("--lr", type=float)
+        p.add_argument("--seed", type=int)
+        p.add_argument("--optimizer", choices=["adam", "sgd"])
+        p.add_argument("--directions", choices=["gaussian", "rademacher"])
+        p.add_argument("--feedback-update", choices=["adam", "ema"])
+        p.add_argument("--alpha", type=float, help="feedback learning rate (eq. 17/19)")
+        p.add_argument("--init", choices=["default", "zero"])
+    p.add_argument("--data-dir", help="directory of IDX files (else $DDFA_DATA_DIR)")
+
+
+def config_from_args(args: argparse.Namespace, software_only: bool = False):
+    """The validated configuration named by ``--board``/``--config`` plus overrides.
+
+    With ``software_only`` (the golden models), a change of data set or architecture
+    drops the board (``hardware.board = "none"``) so that any size can be trained.
+    """
+    cfg = load_config(getattr(args, "config", None), getattr(args, "board", None))
+    changes: dict = {}
+    opt = lambda name: getattr(args, name, None)
+    if opt("dataset"):
+        changes["model.dataset"] = args.dataset
+    if opt("arch") or opt("dataset"):
+        dataset = opt("dataset") or cfg.model.dataset
+        n_in, n_out = DATASET_SHAPES[dataset]
+        if opt("arch"):
+            layers, conv = parse_arch(args.arch, n_in, n_out)
+        else:
+            layers, conv = (n_in,) + cfg.model.layers[1:-1] + (n_out,), False
+        changes["model.layers"] = layers
+        changes["model.conv"] = conv
+    for name, key in (("algo", "model.algorithm"), ("seed", "model.seed"), ("setting", "train.setting"),
+                      ("epochs", "train.epochs"), ("batch_size", "train.batch_size"), ("lr", "train.lr"),
+                      ("optimizer", "train.optimizer"), ("directions", "train.directions"),
+                      ("feedback_update", "train.feedback_update"), ("alpha", "train.alpha"),
+                      ("bn", "train.batchnorm"), ("init", "train.init")):
+        if opt(name) is not None:
+            changes[key] = getattr(args, name)
+    for item in getattr(args, "set", []) or []:
+        if "=" not in item:
+            raise ConfigError("--set", f"{item!r} has no '='", "write --set section.field=value")
+        k, v = item.split("=", 1)
+        changes[k.strip()] = _parse_value(v.strip())
+    if software_only and (("model.layers" in changes and changes["model.layers"] != cfg.model.layers)
+                          or changes.get("model.conv")):
+        changes["hardware.board"] = "none"
+        fan_in = max(changes["model.layers"])
+        changes.setdefault("arith.acc_width", max(cfg.arith.acc_width, cfg.acc_width_needed(fan_in)))
+    return cfg.replace(**changes) if changes else cfg
+
+
+def _parse_value(v: str):
+    import tomllib
+    try:
+        return tomllib.loads(f"v = {v}")["v"]
+    except tomllib.TOMLDecodeError:
+        return v
+
+
+# Subcommands live in modules of their own; each exposes add_arguments(p) and run(args).
+COMMANDS = {
+    "train": ("ddfa.train", "train a golden model (float or fixed-point)"),
+    "report": ("ddfa.report", "render results JSON files as a table and plots"),
+    "demo": ("ddfa.demo", "the main job on the embedded default"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ddfa", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (ConfigError, DataError) as exc:
+        print(f"ddfa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
