@@ -462,9 +462,6 @@ class Config:
             if not 1 <= f.frac <= f.width - 2:
                 raise ConfigError(f"arith.{name}.frac", f"{f.frac} fractional bits of {f.width}",
                                   f"keep 1 to {f.width - 2} fractional bits, so that +1.0 is representable")
-        if a.err.width - a.err.frac < 2:
-            raise ConfigError("arith.err", "the error format cannot hold -1.0 and +1.0 (e = p - onehot)",
-                              "keep at least 2 integer bits (sign included)")
         fan_in = max(max(m.layers[:-1]), m.layers[-1])
         need = self.acc_width_needed(fan_in)
         if a.acc_width < need:

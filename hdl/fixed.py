@@ -1,0 +1,104 @@
+"""Fixed-point arithmetic as Amaranth expressions (``docs/ARITHMETIC.md``, section 2).
+
+Every function here builds a combinational expression that computes exactly what the
+function of the same name in :mod:`golden.arith` computes on the stored integers: the
+tests (``tests/test_hdl_fixed.py``) simulate them over every input of small widths and
+compare bit for bit. Widths and shifts are Python integers taken from the configuration
+(``cfg.arith``); nothing here chooses a width on its own.
+
+A value's shape says how its bits are read: a ``signed`` value is a two's-complement
+integer, an ``unsigned`` one is non-negative. The functions keep that meaning, so an
+unsigned value is never mistaken for a negative one.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Mux, Shape, Value, signed, unsigned
+
+from ddfa.config import Fixed
+
+__all__ = ["fixed_shape", "extend", "round_shift", "saturate", "narrow", "fixed_const"]
+
+
+def fixed_shape(fmt: Fixed) -> Shape:
+    """The shape of a stored word of ``fmt``: ``signed(fmt.width)``."""
+    return signed(fmt.width)
+
+
+def fixed_const(value: int, fmt: Fixed) -> Const:
+    """The stored integer ``value`` of ``fmt`` as a constant of :func:`fixed_shape`.
+
+    Raises :class:`ValueError` when ``value`` does not fit ``fmt``.
+    """
+    if not fmt.min <= value <= fmt.max:
+        raise ValueError(f"{value} does not fit {fmt}")
+    return Const(value, fixed_shape(fmt))
+
+
+def extend(value, width: int) -> Value:
+    """``value`` widened to at least ``width`` bits with its meaning kept: sign-extended
+    when it is signed, zero-extended when it is not. A value already as wide is returned
+    unchanged."""
+    value = Value.cast(value)
+    w = len(value)
+    if w >= width:
+        return value
+    if value.shape().signed:
+        return Cat(value, value[-1].replicate(width - w)).as_signed()
+    return Cat(value, Const(0, width - w))
+
+
+def round_shift(value, s: int) -> Value:
+    """``value / 2**s`` rounded to the nearest integer, ties to even.
+
+    Parameters
+    ----------
+    value : value-like
+        The integer to shift (its signedness is kept).
+    s : int
+        Bits to drop. ``s <= 0`` is an exact left shift by ``-s`` bits.
+
+    Returns
+    -------
+    Value
+        ``q + inc`` with ``q = value >> s`` (arithmetic for signed values) and ``inc`` set
+        when the dropped bits ``r`` exceed half, or equal half and ``q`` is odd: that is
+        ``r[s-1] & (r[s-2:0] != 0 | q[0])``. One bit wider than ``q``, so it never wraps.
+    """
+    value = Value.cast(value)
+    if s <= 0:
+        return value << (-s)
+    # The dropped bits of a negative value are its low bits of x mod 2**s: widen so that
+    # the sign reaches every dropped position and q keeps at least a sign bit.
+    value = extend(value, s + 1)
+    q = value >> s
+    half = value[s - 1]
+    rest = value[:s - 1].any() if s > 1 else Const(0, 1)
+    inc = half & (rest | q[0])
+    return q + inc
+
+
+def saturate(value, fmt: Fixed) -> Value:
+    """``value`` clamped to ``[fmt.min, fmt.max]`` (never wraps), as ``signed(fmt.width)``.
+
+    The value fits when the bits from ``fmt.width - 1`` up are all equal (signed) or all
+    zero (unsigned); otherwise the result is the bound on the value's side.
+    """
+    value = Value.cast(value)
+    w = fmt.width
+    shape = value.shape()
+    if len(value) < w or (shape.signed and len(value) == w):
+        return extend(value, w).as_signed()       # always fits
+    hi = value[w - 1:]
+    vmax = Const(fmt.max, unsigned(w))
+    vmin = Const(fmt.min & ((1 << w) - 1), unsigned(w))
+    if shape.signed:
+        fits = ~hi.any() | hi.all()
+        return Mux(fits, value[:w], Mux(value[-1], vmin, vmax)).as_signed()
+    return Mux(hi.any(), vmax, value[:w]).as_signed()
+
+
+def narrow(value, s: int, fmt: Fixed) -> Value:
+    """Every narrowing of the datapath: :func:`round_shift` by ``s``, then
+    :func:`saturate` to ``fmt``."""
+    return saturate(round_shift(value, s), fmt)
