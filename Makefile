@@ -27,8 +27,34 @@ tools:
 	  (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null || \
 	  { echo "error: could not install iverilog; run 'apt-get install iverilog' as root" >&2; exit 1; }; }
 
+# Board programmers from Debian (about 1.6 MB together): iceprog (fpga-icestorm) for the
+# iCE40 boards, openFPGALoader for the ECP5 boards. Only `ddfa build --program` needs them,
+# so a failed install is a note, not an error, and it is tried once (stamp file).
+PROG_STAMP := $(VENV)/.ddfa-programmers-tried
+tools: $(PROG_STAMP)
+$(PROG_STAMP):
+	@missing=""; \
+	command -v iceprog >/dev/null 2>&1 || missing="$$missing fpga-icestorm"; \
+	command -v openFPGALoader >/dev/null 2>&1 || missing="$$missing openfpgaloader"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing (board programmers)"; \
+	  (apt-get install -y -qq $$missing || (apt-get update -qq && apt-get install -y -qq $$missing)) >/dev/null 2>&1 || \
+	  echo "note: could not install$$missing; 'ddfa build --program' says how when it is needed" >&2; \
+	fi; mkdir -p $(VENV); touch $@
+
 demo: setup
 	$(BIN)/ddfa demo
+
+# The processor's bitstream for a board (docs/BOARDS.md): make bitstream BOARD=ulx3s-85f
+BOARD ?= icebreaker
+.PHONY: bitstream bench-build
+bitstream: setup
+	$(BIN)/ddfa build --board $(BOARD) --out build/$(BOARD) --json build/$(BOARD)/build.json
+
+# Place and route the UART link with a stand-in core on icebreaker and ulx3s-85f: the
+# open toolchain's build time and the link's size and fmax (tests/bench_build.py).
+bench-build: setup
+	$(BIN)/python -m tests.bench_build icebreaker ulx3s-85f --out build/bench
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

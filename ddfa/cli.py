@@ -95,6 +95,9 @@ COMMANDS = {
     "train": ("ddfa.train", "train a golden model (float or fixed-point)"),
     "report": ("ddfa.report", "render results JSON files as a table and plots"),
     "demo": ("ddfa.demo", "the main job on the embedded default"),
+    "generate": ("ddfa.generate", "write the processor's Verilog, memory images and report"),
+    "build": ("ddfa.build", "build the processor's bitstream for a board (open toolchain)"),
+    "board": ("ddfa.board", "the supported boards; talk to a programmed board over its UART"),
 }
 
 

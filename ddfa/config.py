@@ -311,9 +311,12 @@ class Config:
 
     def acc_width_needed(self, fan_in: int) -> int:
         """Bits a MAC accumulator needs so that ``fan_in`` products plus the bias never
-        overflow: every product fits in ``w + a - 1`` bits (both operands two's
-        complement), and ``fan_in + 1`` of them need ``ceil(log2(fan_in + 1))`` more.
-        Covers the forward MACs (W*y, W*d, + b) and the feedback MACs (B*e).
+        overflow. A product of an ``m``-bit and an ``n``-bit two's-complement word has
+        ``|product| <= 2^(m+n-2)`` (equality only for min * min, which needs all ``m + n``
+        bits); the bias term ``b << act.frac`` obeys the same bound.
+        ``N = fan_in + 1`` terms sum to ``|acc| <= N 2^(m+n-2) <= 2^(m+n-2+ceil(log2 N))``,
+        which a signed word of ``m + n + ceil(log2 N)`` bits holds. Covers the forward
+        MACs (W*y, W*d, + b) and the feedback MACs (B*e).
         """
         a = self.arith
         prod = max(a.weight.width + a.act.width, a.feedback.width + a.err.width, a.err.width + a.act.width) - 1
@@ -469,14 +472,29 @@ class Config:
                               f"(products need up to {need} bits)", f"set arith.acc_width to at least {need}")
         if a.acc_width > 64:
             raise ConfigError("arith.acc_width", f"{a.acc_width} bits exceeds 64", "use at most 64 bits")
-        shift = a.err.frac + a.act.frac + a.lr_shift - a.weight.frac
-        if not 1 <= a.lr_shift <= 24 or shift < 1:
-            raise ConfigError("arith.lr_shift", f"eta = 2**-{a.lr_shift} is out of range for these formats",
-                              f"use a shift from {max(1, a.weight.frac - a.err.frac - a.act.frac + 1)} to 24")
+        # The weight update rounds delta*y (err.frac + act.frac fractional bits) by
+        # s_W = err.frac + act.frac + lr_shift - weight.frac bits (ARITHMETIC.md 5.5).
+        # s_W >= 1: a shift, not a multiplication. |delta*y| <= 2**(err.width + act.width - 2),
+        # so s_W >= err.width + act.width - 1 would round every update to zero.
+        base = a.err.frac + a.act.frac - a.weight.frac
+        lo = max(1, 1 - base)
+        hi = min(24, a.err.width + a.act.width - 2 - base)
+        if not lo <= a.lr_shift <= hi:
+            raise ConfigError("arith.lr_shift", f"eta = 2**-{a.lr_shift} is out of range for these formats "
+                              f"(the update shift err.frac + act.frac + lr_shift - weight.frac would be "
+                              f"{base + a.lr_shift}; below 1 it is no shift, from "
+                              f"{a.err.width + a.act.width - 1} on every update rounds to zero)",
+                              f"use a shift from {lo} to {hi}" if lo <= hi else
+                              "no shift works: give err and act more fractional bits than weight has")
         if not 1 <= a.alpha_shift <= 16:
             raise ConfigError("arith.alpha_shift", f"alpha = 2**-{a.alpha_shift} is out of range", "use a shift from 1 to 16")
         if a.rounding not in ("nearest", "stochastic"):
             raise ConfigError("arith.rounding", f"unknown rounding {a.rounding!r}", "use nearest or stochastic")
+        if a.rounding == "stochastic" and base + a.lr_shift > 32:
+            raise ConfigError("arith.rounding", f"stochastic rounding draws 32-bit words, but the weight update "
+                              f"drops {base + a.lr_shift} bits (err.frac + act.frac + lr_shift - weight.frac)",
+                              "keep that shift at most 32 (fewer fractional bits or a smaller lr_shift), "
+                              "or use rounding = \"nearest\"")
         if a.lfsr_width not in LFSR_TAPS:
             raise ConfigError("arith.lfsr_width", f"no LFSR of {a.lfsr_width} bits",
                               f"use one of {', '.join(map(str, sorted(LFSR_TAPS)))}")

@@ -46,9 +46,8 @@ def round_shift(x: torch.Tensor, s: int) -> torch.Tensor:
     if s <= 0:
         return x << (-s)
     q = x >> s
-    r = x & ((1 << s) - 1)
-    half = 1 << (s - 1)
-    return q + ((r > half) | ((r == half) & ((q & 1) == 1))).to(I64)
+    # r > half, or r == half and q odd  <=>  r + q[0] > half   (r, half integers)
+    return q + (((x & ((1 << s) - 1)) + (q & 1)) > (1 << (s - 1)))
 
 
 def round_shift_stochastic(x: torch.Tensor, s: int, r: torch.Tensor) -> torch.Tensor:
@@ -154,10 +153,16 @@ def _exp_table(exp_frac: int, exp_range: int, exp_bits: int) -> tuple[int, ...]:
     return tuple(round(math.exp(-k / (1 << exp_frac)) * (1 << exp_bits)) for k in range(n))
 
 
+@lru_cache(maxsize=None)
+def _exp_table_tensor(exp_frac: int, exp_range: int, exp_bits: int) -> torch.Tensor:
+    return torch.tensor(_exp_table(exp_frac, exp_range, exp_bits), dtype=I64)
+
+
 def exp_table(ar: ArithConfig) -> torch.Tensor:
     """Softmax ROM: entry k = round(2**exp_bits * exp(-k / 2**exp_frac)), k < exp_entries.
-    Entry 0 is exactly 2**exp_bits; all are unsigned, exp_bits + 1 bits wide."""
-    return torch.tensor(_exp_table(ar.exp_frac, ar.exp_range, ar.exp_bits), dtype=I64)
+    Entry 0 is exactly 2**exp_bits; all are unsigned, exp_bits + 1 bits wide.
+    (One cached tensor per table: read it, never modify it.)"""
+    return _exp_table_tensor(ar.exp_frac, ar.exp_range, ar.exp_bits)
 
 
 def output_unit(ar: ArithConfig, y_L: torch.Tensor, label: int | None):
@@ -189,7 +194,7 @@ def output_unit(ar: ArithConfig, y_L: torch.Tensor, label: int | None):
 
 
 def feedback_unit(ar: ArithConfig, B: torch.Tensor, e: torch.Tensor, v: torch.Tensor,
-                  d_L: torch.Tensor, update: bool = True):
+                  d_L: torch.Tensor, update: bool = True, rand_B: torch.Tensor | None = None):
     """Feedback-matrix memory and its in-place moving-average update.
 
     One read of each word ``B_io`` serves both sums:
@@ -204,14 +209,20 @@ def feedback_unit(ar: ArithConfig, B: torch.Tensor, e: torch.Tensor, v: torch.Te
     operand, so nothing wraps before the final saturation.
 
     Returns ``g`` (err format) and the updated ``B`` (unchanged when ``update`` is False,
-    as for random DFA).
+    as for random DFA). With ``arith.rounding = "stochastic"`` (golden model only) the
+    caller passes the random words ``rand_B`` (``n_l x n_L``, section 4.2) and the
+    shift by ``alpha_shift`` rounds stochastically.
     """
     g = narrow(B @ e, ar.feedback.frac, ar.err)
     if not update:
         return g, B
     sign = torch.where(v < 0, -1, 1).to(I64)
     vd = round_shift(sign[:, None] * d_L[None, :], ar.act.frac - ar.feedback.frac)
-    B_new = saturate(B + round_shift(vd - B, ar.alpha_shift), ar.feedback)
+    if rand_B is None:
+        step = round_shift(vd - B, ar.alpha_shift)
+    else:
+        step = round_shift_stochastic(vd - B, ar.alpha_shift, rand_B)
+    B_new = saturate(B + step, ar.feedback)                              # eq. 17
     return g, B_new
 
 

@@ -13,11 +13,11 @@ unsigned value is never mistaken for a negative one.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Shape, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Shape, Signal, Value, signed, unsigned
 
 from ddfa.config import Fixed
 
-__all__ = ["fixed_shape", "extend", "round_shift", "saturate", "narrow", "fixed_const"]
+__all__ = ["fixed_shape", "extend", "round_shift", "saturate", "narrow", "fixed_const", "wire"]
 
 
 def fixed_shape(fmt: Fixed) -> Shape:
@@ -102,3 +102,14 @@ def narrow(value, s: int, fmt: Fixed) -> Value:
     """Every narrowing of the datapath: :func:`round_shift` by ``s``, then
     :func:`saturate` to ``fmt``."""
     return saturate(round_shift(value, s), fmt)
+
+
+def wire(m, expr, name: str) -> Signal:
+    """A combinational :class:`Signal` of ``expr``'s shape, driven by ``expr`` in module
+    ``m``. The functions above reuse their argument several times; naming an
+    intermediate result keeps the generated Verilog (and the simulation) from repeating
+    the expression behind it."""
+    expr = Value.cast(expr)
+    sig = Signal(expr.shape(), name=name)
+    m.d.comb += sig.eq(expr)
+    return sig

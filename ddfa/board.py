@@ -1,0 +1,194 @@
+"""``ddfa board``: the supported boards, and a programmed board over its UART.
+
+::
+
+    ddfa board list
+    ddfa board ping   --board icebreaker --port /dev/ttyUSB1
+    ddfa board info   --board icebreaker --port /dev/ttyUSB1     # checks the configuration hash
+    ddfa board status --board icebreaker --port /dev/ttyUSB1
+    ddfa board train  --board icebreaker --port /dev/ttyUSB1 --samples 1437 --test 360 --json run.json
+
+Every request goes out as a link frame (``docs/HOST-LINK.md``) carrying one host-protocol
+command (``docs/HOST-PROTOCOL.md``). :class:`BoardSession` is the same conversation for
+any :class:`ddfa.link_client.Transport`, so the tests drive it into an RTL simulation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .cli import add_config_args, config_from_args
+from .config import BOARDS, Config
+from .link_client import LinkClient, LinkProtocolError, LinkRefused, LinkTimeout, SerialTransport
+
+__all__ = ["BoardSession", "ConfigMismatch", "add_arguments", "run"]
+
+
+class ConfigMismatch(RuntimeError):
+    """The board runs a processor of another configuration."""
+
+
+class BoardSession:
+    """Host-protocol commands over the link.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration the board was built from (byte counts, memory map).
+    transport : Transport
+        Serial port or simulation.
+    timeout : float
+        Seconds to wait for each response.
+    """
+
+    def __init__(self, cfg: Config, transport, timeout: float = 2.0):
+        from hdl.host import HostProtocol
+        self.cfg = cfg
+        self.proto = HostProtocol(cfg)
+        self.client = LinkClient(transport, timeout=timeout)
+
+    def command(self, raw: bytes) -> bytes:
+        """Send one host command (opcode + arguments); return its reply bytes."""
+        reply = self.client.request(raw[0], raw[1:])
+        expect = self.proto.reply_length(raw[0])
+        if len(reply) != expect:
+            raise LinkProtocolError(f"reply to opcode 0x{raw[0]:02x} has {len(reply)} bytes, {expect} expected")
+        return reply
+
+    def ping(self) -> int:
+        from hdl.host import Opcode
+        reply = self.command(self.proto.encode_ping())
+        if reply[0] != Opcode.PING:
+            raise LinkProtocolError(f"bad PING reply {reply.hex()}")
+        return reply[1]
+
+    def info(self, check: bool = True) -> dict:
+        from hdl.host import config_hash
+        info = self.proto.decode_info(self.command(self.proto.encode_info()))
+        info["expected_hash"] = config_hash(self.cfg)
+        if check and info["config_hash"] != info["expected_hash"]:
+            raise ConfigMismatch(f"the board runs configuration hash {info['config_hash']:#010x}, this "
+                                 f"configuration is {info['expected_hash']:#010x}: build and program it "
+                                 f"('ddfa build ... --program') or pass the configuration it was built from")
+        return info
+
+    def status(self) -> dict:
+        return self.proto.decode_status(self.command(self.proto.encode_status()))
+
+    def load(self, x_q, label: int) -> None:
+        self.command(self.proto.encode_load_sample([int(v) for v in x_q], int(label)))
+
+    def train(self, x_q, label: int) -> int:
+        """One training step on one sample; returns the class the forward pass predicted."""
+        from hdl.host import Opcode
+        self.load(x_q, label)
+        return self.proto.decode_class(self.command(self.proto.encode_train()), Opcode.TRAIN)
+
+    def infer(self, x_q) -> int:
+        from hdl.host import Opcode
+        self.load(x_q, 0)
+        return self.proto.decode_class(self.command(self.proto.encode_infer()), Opcode.INFER)
+
+    def read_word(self, mem: int | str, addr: int) -> int:
+        return self.proto.decode_word(self.command(self.proto.encode_read_mem(mem, addr)), mem)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="the supported boards")
+    for name, text in (("ping", "check that the processor answers"),
+                       ("info", "identify the bitstream (configuration hash)"),
+                       ("status", "steps, cycles of the last step, last class"),
+                       ("train", "stream a data set through the board: train, then test")):
+        q = sub.add_parser(name, help=text, description=text)
+        add_config_args(q)
+        q.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1 (iCEBreaker)")
+        q.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each response")
+        q.add_argument("--json", metavar="PATH", help="write the result as JSON")
+        if name == "train":
+            q.add_argument("--samples", type=int, help="training samples (default: the whole training set)")
+            q.add_argument("--test", type=int, help="test samples (default: the whole test set)")
+            q.add_argument("--no-check", action="store_true", help="skip the configuration hash check")
+
+
+def _list() -> int:
+    from boards.platforms import uart_description
+    from boards.toolchain import PROGRAMMERS, find_tool
+    print(f"{'board':16} {'device':11} {'clock':>7}  {'UART':64} programmer")
+    for b in BOARDS.values():
+        exe, package = PROGRAMMERS[b.family]
+        prog = exe if find_tool(exe) else f"{exe} (missing: apt-get install {package})"
+        print(f"{b.name:16} {b.device:11} {b.clock_mhz:5g} MHz  {uart_description(b.name):64} {prog}")
+    return 0
+
+
+def train_on_board(session: BoardSession, cfg: Config, data, n_train: int | None, n_test: int | None,
+                   progress=None) -> dict:
+    """Train on ``n_train`` samples in order (one step each), then infer ``n_test``."""
+    from golden.arith import quantize
+    act = cfg.arith.act
+    xs, ys = data.x_train[:n_train], data.y_train[:n_train]
+    xt, yt = data.x_test[:n_test], data.y_test[:n_test]
+    t0 = time.monotonic()
+    correct_train = 0
+    for k, (x, y) in enumerate(zip(quantize(xs, act), ys)):
+        correct_train += session.train(x.tolist(), int(y)) == int(y)
+        if progress:
+            progress(k + 1, len(xs))
+    t_train = time.monotonic() - t0
+    t1 = time.monotonic()
+    correct_test = sum(session.infer(x.tolist()) == int(y) for x, y in zip(quantize(xt, act), yt))
+    t_test = time.monotonic() - t1
+    st = session.status()
+    return {
+        "board": cfg.hardware.board, "dataset": cfg.model.dataset, "layers": list(cfg.model.layers),
+        "train_samples": len(xs), "online_train_accuracy": correct_train / max(1, len(xs)),
+        "test_samples": len(xt), "test_accuracy": correct_test / max(1, len(xt)),
+        "train_samples_per_s": len(xs) / t_train if t_train else None,
+        "infer_samples_per_s": len(xt) / t_test if t_test else None,
+        "steps_on_board": st["steps"], "cycles_last_step": st["cycles"],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _list()
+    cfg = config_from_args(args)
+    try:
+        transport = SerialTransport(args.port, cfg.hardware.baud)
+    except Exception as exc:                          # pyserial's SerialException and friends
+        print(f"ddfa board: error: cannot open {args.port}: {exc}", file=sys.stderr)
+        return 2
+    session = BoardSession(cfg, transport, timeout=args.timeout)
+    try:
+        if args.action == "ping":
+            result = {"protocol_version": session.ping()}
+        elif args.action == "info":
+            result = session.info()
+        elif args.action == "status":
+            result = session.status()
+        else:
+            from .data import load_dataset
+            if not args.no_check:
+                session.info()
+            data = load_dataset(cfg.model.dataset, getattr(args, "data_dir", None))
+
+            def progress(k, n):
+                if k % 50 == 0 or k == n:
+                    print(f"\rtrained {k}/{n}", end="", file=sys.stderr, flush=True)
+            result = train_on_board(session, cfg, data, args.samples, args.test, progress)
+            print(file=sys.stderr)
+    except (LinkTimeout, LinkRefused, LinkProtocolError, ConfigMismatch) as exc:
+        print(f"ddfa board: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        transport.close()
+    text = json.dumps(result, indent=2, default=int)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0

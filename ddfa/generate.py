@@ -1,0 +1,279 @@
+"""``ddfa generate``: the processor's Verilog, its memory images and a report.
+
+Examples
+--------
+::
+
+    ddfa generate --board icebreaker --out build/icebreaker
+    ddfa generate --config examples/config.toml --out build/custom
+
+writes into ``--out``:
+
+* ``ddfa_processor.v``: the :class:`hdl.top.Processor` (``amaranth.back.verilog``,
+  ``emit_src=False``: the same configuration gives the same file, byte for byte); its
+  memories start in the golden model's initial state;
+* ``mem/``: that state as ``$readmemh`` images and ``manifest.json``
+  (:meth:`golden.fixed.FixedModel.export_images`);
+* ``config.toml``: the configuration (``Config.to_toml``);
+* ``report.json`` and ``report.md``: every memory with its size, the multipliers, the
+  host protocol's byte counts and commands, and the cycles of one training step per
+  phase (:func:`hdl.cycles.step_cycles`, checked in simulation by
+  ``tests/test_hdl_top.py``).
+
+A configuration the processor cannot be built from is refused before anything is
+elaborated, with the :class:`~ddfa.config.ConfigError` that names the field (exit code 2):
+no board (``hardware.board = "none"``), stochastic rounding (``arith.rounding``), an
+algorithm other than ``ddfa``/``dfa``, or training settings that are not the hardware's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from .cli import add_config_args, config_from_args
+from .config import Config, ConfigError
+
+__all__ = ["add_arguments", "run", "generate", "VERILOG_NAME", "verilog_memories", "verilog_multipliers"]
+
+#: Top module name and file stem of the generated Verilog.
+VERILOG_NAME = "ddfa_processor"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.board and not args.config:
+        raise ConfigError("--config/--board", "no configuration was given", "give --board NAME or --config FILE")
+    cfg = config_from_args(args)
+    t0 = time.perf_counter()
+    report = generate(cfg, args.out)
+    dt = time.perf_counter() - t0
+    c = report["cycles"]
+    print(f"ddfa generate: {cfg.name} ({cfg.board.name}, {'-'.join(map(str, cfg.model.layers))}, "
+          f"PEs {list(cfg.hardware.pes)}) -> {args.out}")
+    print(f"  {report['multipliers']['netlist']} multipliers (board {report['multipliers']['board']}), "
+          f"{report['memory_bits']['total']} memory bits (board {report['memory_bits']['board']})")
+    print(f"  {c['total']} cycles per training sample (forward {c['forward']}, update {c['update']}), "
+          f"{report['throughput']['train_samples_per_s']:.0f} samples/s at {cfg.clock_mhz:g} MHz")
+    print(f"  generated in {dt:.1f} s")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# Generation
+# --------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _fast_meminit():
+    """Amaranth 0.5.10 writes each memory's initial contents to RTLIL one bit at a time
+    through its netlist objects, which is most of the conversion time of a large
+    processor (about 2.5 s of the ULX3S default's 100,352 weight words). This emits the
+    same ``$meminit_v2`` cell, character for character, from the integers directly. It
+    applies only to the pinned Amaranth version (anything else runs unchanged), only
+    inside :func:`generate`, and ``tests/test_generate.py`` checks that the RTLIL is
+    identical with and without it.
+    """
+    import amaranth
+    from amaranth.back import rtlil
+    from amaranth.hdl import _nir
+    if amaranth.__version__ != "0.5.10" or not hasattr(rtlil, "ModuleEmitter"):
+        yield
+        return
+    original = rtlil.ModuleEmitter.emit_memory
+
+    def emit_memory(self, cell_idx, cell):
+        if cell.width == 0 or cell.depth == 0:
+            return original(self, cell_idx, cell)
+        info = self.memories[cell_idx]
+        mask = (1 << cell.width) - 1
+        bits = "".join(format(row & mask, f"0{cell.width}b") for row in reversed(cell.init))
+        self.builder.cell("$meminit_v2", ports={
+            "ADDR": self.sigspec(),
+            "DATA": f"{cell.width * cell.depth}'{bits}",
+            "EN": self.sigspec(_nir.Value.ones(cell.width)),
+        }, parameters={
+            "MEMID": info.memid,
+            "ABITS": 0,
+            "WIDTH": cell.width,
+            "WORDS": cell.depth,
+            "PRIORITY": 0,
+        }, src_loc=cell.src_loc)
+
+    rtlil.ModuleEmitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        rtlil.ModuleEmitter.emit_memory = original
+
+
+def processor_verilog(cfg: Config, model=None) -> str:
+    """The Verilog of ``Processor(cfg, model)`` (deterministic: ``emit_src=False``)."""
+    from amaranth.back import verilog
+    from hdl.top import Processor
+    with _fast_meminit():
+        return verilog.convert(Processor(cfg, model), name=VERILOG_NAME, emit_src=False)
+
+
+_MODULE_RE = re.compile(r"^module\s+(\\\S+|[^\s(]+)", re.M)
+_MEM_RE = re.compile(r"^\s*reg\s+\[(\d+):0\]\s+(\S+)\s+\[(\d+):0\];", re.M)
+_MUL_RE = re.compile(r"^\s*assign\s+\S+\s*=\s*[^;]*[^*]\*[^*][^;]*;", re.M)
+
+
+def verilog_memories(text: str) -> list[dict]:
+    """Every memory array declared in the generated Verilog: module, name, words, width."""
+    out = []
+    starts = [(m.start(), m.group(1).lstrip("\\")) for m in _MODULE_RE.finditer(text)]
+    for mm in _MEM_RE.finditer(text):
+        module = [name for pos, name in starts if pos < mm.start()][-1]
+        out.append({"module": module, "name": mm.group(2).lstrip("\\"),
+                    "words": int(mm.group(3)) + 1, "width": int(mm.group(1)) + 1})
+    return out
+
+
+def verilog_multipliers(text: str) -> int:
+    """Multiplications (``*`` operators) in the generated Verilog."""
+    return len(_MUL_RE.findall(text))
+
+
+def generate(cfg: Config, out: str | Path) -> dict:
+    """Write the Verilog, memory images, configuration and report of ``cfg`` to ``out``;
+    returns the report. Raises :class:`~ddfa.config.ConfigError` (before elaborating
+    anything) for a configuration the processor cannot be built from."""
+    from golden.fixed import FixedModel
+    from hdl.top import check_hardware
+
+    check_hardware(cfg)
+    model = FixedModel(cfg)                   # refuses settings the processor does not run
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = processor_verilog(cfg, model)
+    (out / f"{VERILOG_NAME}.v").write_text(text)
+    model.export_images(out / "mem")
+    (out / "config.toml").write_text(cfg.to_toml())
+    report = build_report(cfg, text)
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "report.md").write_text(report_markdown(report))
+    return report
+
+
+# --------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------
+
+def build_report(cfg: Config, text: str) -> dict:
+    """The report of ``cfg``'s processor; ``text`` is its generated Verilog."""
+    from hdl.cycles import infer_cycles, step_cycles
+    from hdl.host import HostParams, host_commands, memory_map
+
+    board = cfg.board
+    learned = [{"id": m.id, "name": m.name, "kind": m.kind, "layer": m.layer, "pe": m.pe,
+                "words": m.words, "width": m.width, "bits": m.words * m.width} for m in memory_map(cfg)]
+    arrays = verilog_memories(text)
+    for a in arrays:
+        a["bits"] = a["words"] * a["width"]
+    total_bits = sum(a["bits"] for a in arrays)
+    cyc = step_cycles(cfg)
+    hz = cfg.clock_mhz * 1e6
+    hp = HostParams.of(cfg)
+    return {
+        "config": cfg.name,
+        "board": board.name,
+        "device": board.device,
+        "clock_mhz": cfg.clock_mhz,
+        "layers": list(cfg.model.layers),
+        "pes": list(cfg.hardware.pes),
+        "algorithm": cfg.model.algorithm,
+        "verilog": f"{VERILOG_NAME}.v",
+        "multipliers": {"config": cfg.multipliers_needed, "netlist": verilog_multipliers(text),
+                        "board": board.multipliers},
+        "memory_bits": {"learned": sum(m["bits"] for m in learned), "total": total_bits,
+                        "board": board.memory_bits},
+        "memories": learned,
+        "memory_arrays": arrays,
+        "cycles": {
+            "draw": cyc["draw"],
+            "forward": cyc["forward"],
+            "forward_layers": {str(k): v for k, v in cyc["forward_layers"].items()},
+            "softmax": cyc["softmax"],
+            "update": cyc["update"],
+            "update_layers": {str(k): v for k, v in cyc["update_layers"].items()},
+            "total": cyc["total"],
+            "inference": infer_cycles(cfg),
+        },
+        "throughput": {
+            "train_samples_per_s": round(hz / cyc["total"], 1),
+            "infer_samples_per_s": round(hz / infer_cycles(cfg), 1),
+        },
+        "host_protocol": {
+            "doc": "docs/HOST-PROTOCOL.md",
+            "sample_bytes": hp.sample_bytes, "addr_bytes": hp.addr_bytes,
+            "word_bytes": hp.word_bytes, "lfsr_bytes": hp.lfsr_bytes,
+            "commands": [{"code": c.code, "name": c.name, "request": c.request, "response": c.response}
+                         for c in host_commands(cfg)],
+        },
+    }
+
+
+def report_markdown(r: dict) -> str:
+    c = r["cycles"]
+    lines = [
+        f"# DDFA processor: {r['config']}",
+        "",
+        f"{r['board']} ({r['device']}), {r['clock_mhz']:g} MHz; layers {'-'.join(map(str, r['layers']))}, "
+        f"PEs per layer {r['pes']}, {r['algorithm']}. Verilog: `{r['verilog']}`; memory images: `mem/`.",
+        "",
+        "## Resources",
+        "",
+        f"* multipliers: {r['multipliers']['netlist']} in the netlist "
+        f"(configuration: {r['multipliers']['config']}; board: {r['multipliers']['board']})",
+        f"* memory: {r['memory_bits']['total']} bits in all, {r['memory_bits']['learned']} of them learned "
+        f"(board: {r['memory_bits']['board']})",
+        "",
+        "### Learned memories (host protocol ids)",
+        "",
+        "| id | name | words | width | bits |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    lines += [f"| {m['id']} | {m['name']} | {m['words']} | {m['width']} | {m['bits']} |" for m in r["memories"]]
+    lines += ["", "### Every memory array in the Verilog", "", "| module | name | words | width | bits |",
+              "|---|---|---:|---:|---:|"]
+    lines += [f"| {a['module']} | {a['name']} | {a['words']} | {a['width']} | {a['bits']} |" for a in r["memory_arrays"]]
+    lines += [
+        "", "## Cycles per training sample", "",
+        "From `hdl/cycles.py` (`docs/ARCHITECTURE.md`, \"Cycle budget\"), checked against the simulated",
+        "processor's cycle counters.", "",
+        "| phase | cycles |", "|---|---:|",
+        f"| directions (in parallel with the forward pass) | {c['draw']} |",
+    ]
+    lines += [f"| forward, layer {k} | {v} |" for k, v in c["forward_layers"].items()]
+    lines += [f"| **forward** | **{c['forward']}** |",
+              f"| softmax (end of forward to the first error-bus beat) | {c['softmax']} |"]
+    lines += [f"| update, layer {k} (from the end of forward) | {v} |" for k, v in c["update_layers"].items()]
+    lines += [f"| **update** (the slowest layer) | **{c['update']}** |",
+              f"| **total** | **{c['total']}** |",
+              f"| inference | {c['inference']} |", "",
+              f"{r['throughput']['train_samples_per_s']:.0f} training samples/s, "
+              f"{r['throughput']['infer_samples_per_s']:.0f} inferences/s at {r['clock_mhz']:g} MHz "
+              "(the host link not counted).", "",
+              "## Host protocol", "",
+              f"`docs/HOST-PROTOCOL.md`. Input word {r['host_protocol']['sample_bytes']} bytes, address "
+              f"{r['host_protocol']['addr_bytes']} bytes, memory word {r['host_protocol']['word_bytes']} bytes, "
+              f"LFSR state {r['host_protocol']['lfsr_bytes']} bytes.", "",
+              "| code | command | argument bytes | reply bytes |", "|---:|---|---:|---:|"]
+    lines += [f"| 0x{x['code']:02x} | {x['name']} | {x['request']} | {x['response']} |"
+              for x in r["host_protocol"]["commands"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    from .cli import main
+    sys.exit(main(["generate"] + sys.argv[1:]))

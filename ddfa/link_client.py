@@ -1,0 +1,318 @@
+"""Host side of the UART link (``docs/HOST-LINK.md``): framing, CRC and transports.
+
+Pure Python. The same code frames requests for a board on a serial port
+(:class:`SerialTransport`) and for an RTL simulation (any object with the two methods of
+:class:`Transport`); the hardware (:mod:`hdl.link`) imports its constants from here, so
+both ends read one definition.
+
+A frame is::
+
+    SYNC (0xA5) | CMD | LEN (16 bits, little-endian) | PAYLOAD (LEN bytes) | CRC (16 bits, big-endian)
+
+with the CRC-16/CCITT-FALSE of ``CMD | LEN | PAYLOAD``. The CRC goes out most significant
+byte first, so the CRC of ``CMD .. CRC`` is zero: the receiver needs no comparator.
+
+Every request frame gets exactly one response frame with the same ``CMD``. Its payload
+starts with a status byte: :data:`STATUS_OK` followed by the processor's answer, or
+:data:`STATUS_ERROR` followed by one :class:`LinkErrorCode` (the frame was refused and
+nothing reached the processor).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+__all__ = [
+    "SYNC", "STATUS_OK", "STATUS_ERROR", "MAX_PAYLOAD", "CRC_INIT", "CRC_POLY", "CRC_CHECK",
+    "LinkErrorCode", "crc16", "encode_frame", "Frame", "FrameDecoder", "decode_frame",
+    "LinkTimeout", "LinkProtocolError", "LinkRefused",
+    "Transport", "SerialTransport", "LinkClient",
+]
+
+SYNC = 0xA5
+STATUS_OK = 0x00
+STATUS_ERROR = 0x01
+MAX_PAYLOAD = 0xFFFF
+
+#: CRC-16/CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF, no reflection, no final
+#: XOR. ``crc16(b"123456789") == CRC_CHECK``.
+CRC_POLY = 0x1021
+CRC_INIT = 0xFFFF
+CRC_CHECK = 0x29B1
+
+
+class LinkErrorCode(enum.IntEnum):
+    """Why the link refused a request frame (second payload byte of an error response)."""
+
+    #: The CRC over CMD..PAYLOAD did not match.
+    BAD_CRC = 0x01
+    #: LEN is not the payload length that CMD takes.
+    BAD_LENGTH = 0x02
+    #: CMD is not a command the processor knows.
+    UNKNOWN_CMD = 0x03
+    #: The frame stopped: no byte for longer than the inter-byte timeout.
+    TIMEOUT = 0x04
+    #: The UART saw a bad stop bit or lost a byte (overrun) inside the frame.
+    UART = 0x05
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes | Iterable[int], crc: int = CRC_INIT) -> int:
+    """CRC-16/CCITT-FALSE of ``data``, continuing from ``crc``."""
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
+    return crc
+
+
+def encode_frame(cmd: int, payload: bytes = b"") -> bytes:
+    """One frame: ``SYNC | CMD | LEN | PAYLOAD | CRC``."""
+    payload = bytes(payload)
+    if not 0 <= cmd <= 0xFF:
+        raise ValueError(f"command {cmd!r} is not a byte")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    body = bytes([cmd, len(payload) & 0xFF, len(payload) >> 8]) + payload
+    return bytes([SYNC]) + body + crc16(body).to_bytes(2, "big")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A decoded frame. For a response, ``status`` and ``data`` split the payload."""
+
+    cmd: int
+    payload: bytes
+
+    @property
+    def status(self) -> int | None:
+        return self.payload[0] if self.payload else None
+
+    @property
+    def data(self) -> bytes:
+        return self.payload[1:]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    @property
+    def error(self) -> LinkErrorCode | int | None:
+        """The link's error code of an error response, else None."""
+        if self.status != STATUS_ERROR or len(self.payload) < 2:
+            return None
+        try:
+            return LinkErrorCode(self.payload[1])
+        except ValueError:
+            return self.payload[1]
+
+
+class FrameDecoder:
+    """Incremental frame parser: :meth:`feed` bytes, get whole frames back.
+
+    Bytes before a SYNC are skipped (counted in ``skipped``); a frame whose CRC does not
+    match is dropped (counted in ``bad_crc``) and the search for SYNC resumes at the byte
+    after the dropped frame's SYNC.
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD):
+        self.max_payload = max_payload
+        self._buf = bytearray()
+        self.skipped = 0
+        self.bad_crc = 0
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buf += data
+        frames = []
+        while True:
+            start = self._buf.find(SYNC)
+            if start < 0:
+                self.skipped += len(self._buf)
+                self._buf.clear()
+                return frames
+            self.skipped += start
+            del self._buf[:start]
+            if len(self._buf) < 4:
+                return frames
+            length = self._buf[2] | (self._buf[3] << 8)
+            if length > self.max_payload:
+                self.skipped += 1
+                del self._buf[:1]
+                continue
+            total = 4 + length + 2
+            if len(self._buf) < total:
+                return frames
+            if crc16(self._buf[1:total]) != 0:
+                self.bad_crc += 1
+                del self._buf[:1]
+                continue
+            frames.append(Frame(self._buf[1], bytes(self._buf[4:4 + length])))
+            del self._buf[:total]
+
+    @property
+    def pending(self) -> int:
+        """Bytes held that do not yet make a frame."""
+        return len(self._buf)
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Exactly one frame, nothing before or after it; :class:`ValueError` otherwise."""
+    data = bytes(data)
+    if len(data) < 6 or data[0] != SYNC:
+        raise ValueError("not a frame: too short or no SYNC")
+    length = data[2] | (data[3] << 8)
+    if len(data) != 6 + length:
+        raise ValueError(f"frame length {len(data)} does not match LEN {length}")
+    if crc16(data[1:]) != 0:
+        raise ValueError("bad CRC")
+    return Frame(data[1], data[4:4 + length])
+
+
+# --------------------------------------------------------------------------------------
+# Transports and the client
+# --------------------------------------------------------------------------------------
+
+class LinkTimeout(TimeoutError):
+    """No complete response frame arrived in time."""
+
+
+class LinkProtocolError(RuntimeError):
+    """The response does not belong to the request (other CMD, unknown status)."""
+
+
+class LinkRefused(RuntimeError):
+    """The board's link refused the request frame; nothing reached the processor."""
+
+    def __init__(self, cmd: int, code: LinkErrorCode | int):
+        self.cmd = cmd
+        self.code = code
+        name = code.name if isinstance(code, LinkErrorCode) else f"0x{code:02x}"
+        super().__init__(f"link refused command 0x{cmd:02x}: {name}")
+
+
+class Transport(Protocol):
+    """What :class:`LinkClient` needs from a byte pipe to the board or a simulation."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (all of it)."""
+
+    def read(self, size: int, timeout: float) -> bytes:
+        """Return up to ``size`` bytes, waiting at most ``timeout`` seconds for the first;
+        an empty result means nothing arrived."""
+
+
+class SerialTransport:
+    """A serial port (pyserial), 8N1 at the configuration's baud rate.
+
+    Parameters
+    ----------
+    port : str
+        Device, e.g. ``/dev/ttyUSB1`` (the iCEBreaker's FTDI offers the UART on its
+        second interface) or ``/dev/ttyUSB0`` (ULX3S), or any pyserial URL:
+        ``socket://host:port`` (a simulation serving its UART on TCP), ``loop://``.
+    baud : int
+        Bits per second: ``cfg.hardware.baud``.
+    """
+
+    def __init__(self, port: str, baud: int):
+        try:
+            import serial
+        except ImportError:
+            raise RuntimeError("pyserial is not installed; run 'make setup' "
+                               "(or '.venv/bin/pip install pyserial')") from None
+        self._serial = serial.serial_for_url(port, baudrate=baud, bytesize=8, parity="N", stopbits=1,
+                                             timeout=0.1)
+        self._serial.reset_input_buffer()
+
+    def write(self, data: bytes) -> None:
+        self._serial.write(data)
+        self._serial.flush()
+
+    def read(self, size: int, timeout: float) -> bytes:
+        self._serial.timeout = timeout
+        first = self._serial.read(1)
+        if not first:
+            return b""
+        self._serial.timeout = 0
+        return first + self._serial.read(max(0, size - 1))
+
+    def close(self) -> None:
+        self._serial.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LinkClient:
+    """Request/response over a :class:`Transport`: one frame out, one frame back.
+
+    Parameters
+    ----------
+    transport : Transport
+        The byte pipe.
+    timeout : float
+        Seconds to wait for a whole response frame (training a sample may take a while
+        on a slow configuration; the link itself answers a refused frame within its
+        inter-byte timeout).
+    """
+
+    def __init__(self, transport: Transport, timeout: float = 2.0):
+        self.transport = transport
+        self.timeout = timeout
+        self._decoder = FrameDecoder()
+
+    def send(self, cmd: int, payload: bytes = b"") -> None:
+        self.transport.write(encode_frame(cmd, payload))
+
+    def receive(self, timeout: float | None = None) -> Frame:
+        """The next complete frame."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            frames = self._decoder.feed(b"")
+            if frames:
+                return frames[0]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LinkTimeout(f"no response frame within {self.timeout} s "
+                                  f"({self._decoder.pending} bytes pending)")
+            chunk = self.transport.read(4096, min(left, 0.1))
+            if chunk:
+                frames = self._decoder.feed(chunk)
+                if frames:
+                    if len(frames) > 1:
+                        raise LinkProtocolError(f"{len(frames)} frames answered one request")
+                    return frames[0]
+
+    def request_frame(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> Frame:
+        """Send one request, return its response frame (either status)."""
+        self.send(cmd, payload)
+        frame = self.receive(timeout)
+        if frame.cmd != cmd:
+            raise LinkProtocolError(f"response to 0x{cmd:02x} carries command 0x{frame.cmd:02x}")
+        if frame.status not in (STATUS_OK, STATUS_ERROR):
+            raise LinkProtocolError(f"response status {frame.status!r} is neither OK nor ERROR")
+        return frame
+
+    def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        """Send one request and return the processor's answer; raises :class:`LinkRefused`
+        when the link refused the frame."""
+        frame = self.request_frame(cmd, payload, timeout)
+        if not frame.ok:
+            raise LinkRefused(cmd, frame.error)
+        return frame.data

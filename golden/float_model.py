@@ -1,0 +1,743 @@
+"""The float golden model: BP, random DFA, DKP and Directional DFA (Bacho & Chu).
+
+Notation follows the paper (equation numbers in the comments) and the hardware form of
+the design brief. For layer ``l = 1..L`` and a mini-batch of ``N`` samples, one row per
+sample::
+
+    a_l = W_l u_{l-1} + b_l           (1)  u_{l-1}: y_{l-1}, max-pooled/flattened (CNN)
+    y_l = relu(a_l)   hidden,  y_L = a_L  (linear output)
+    t_l = W_l d_{l-1}                      tangent: directional derivative of a_l
+    d_l = relu'(a_l) * t_l + v_l     (12)  hidden layers;  d_L = t_L;  d_0 = 0
+    e   = (softmax(y_L) - onehot) / N      dL/dy_L of the mean cross-entropy
+    g_l = B_l e                       (6)  error projected to hidden layer l (DFA family)
+    g_l = W_{l+1}^T delta_{l+1}       (5)  (backpropagation)
+    delta_l = relu'(a_l) * g_l        (4)  delta_L = e
+    grad W_l = delta_l u_{l-1}^T      (2)  grad b_l = delta_l
+
+The feedback matrices ``B_l`` (``n_l x n_L``) of the hidden layers:
+
+* ``dfa``: fixed, PyTorch's Kaiming-uniform, ``U(-sqrt(6/n_l), sqrt(6/n_l))``
+  (as the authors' code, which stores ``B_l^T`` and lets ``kaiming_uniform_`` see a
+  fan-in of ``n_l``).
+* ``ddfa``: initialised to 0 and learned from the directional derivatives: the batch
+  mean of ``v_l d_L^T`` estimates ``E[dy_L/dy_l]`` (eqs. 13-16); either the moving
+  average of eq. 17, ``B <- B + alpha (v d_L^T - B)`` (``feedback_update = "ema"``), or
+  Adam on the feedback gradient ``B - v d_L^T`` of eq. 18-19 (``"adam"``).
+* ``dkp``: Direct Kolen-Pollack (Webster et al. 2020), as the paper's authors implement
+  it (their ``DFATrainingHook``): ``B_l^T`` is treated as a direct connection from
+  ``y_l`` to the output and gets that connection's gradient,
+  ``grad B_l = sum_n y_l e^T`` (``= y_l e^T`` for one sample), plus weight decay
+  (``cfg.weight_decay``, 1e-6) on ``B`` and on the forward parameters. Adam with rate
+  ``alpha`` (paper setting) or plain SGD with rate ``alpha`` (``feedback_update = "ema"``,
+  where a moving average has no meaning for DKP).
+
+Tangents are explicit matrix products: the primal and the tangent rows go through one
+matmul (or one convolution), ``cat([u, d]) @ W^T``; there is no autograd hook and no
+forward-mode AD. All updates are manual, under ``torch.no_grad``. BP uses the same code
+with the exact backward chain of eq. 5 (checked against autograd in the tests).
+
+BatchNorm (``cfg.train.batchnorm``) sits between ``a_l`` and the ReLU of each hidden layer,
+in training mode with batch statistics (as ``nn.BatchNorm1d/2d``). Because the statistics
+depend on the whole batch, the tangent goes through the exact JVP of batch
+normalisation (including the change of the batch mean and variance):
+``t_hat = gamma * ((t - mean t) - x_hat * mean(x_hat t)) / s``. The coupling it adds
+between samples has zero mean, since ``E[v_n v_m^T] = 0`` for ``n != m``, so the estimate
+of eq. 16 still converges to the expected Jacobian of the batch-normalised network,
+the Jacobian that BP uses. The weight gradient goes back through BN's exact VJP.
+
+The CNN (``cfg.model.conv``) is the paper's 15C5-P2-40C5-P2-128-10 (Sec. IV-A): two
+5x5 convolutions with 2x2 max-pooling and a hidden layer of 128. The directions ``v``,
+the feedback projection ``g = B e`` and the DDFA estimate live on each convolution's
+feature maps after the ReLU and before the pooling (where the authors put their hook);
+the tangent of a max-pool is the tangent at the arg-max.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.nn.grad import conv2d_input, conv2d_weight
+
+from ddfa.config import Config, ConfigError
+
+from .alignment import angle_deg
+from .order import derived_seed, epoch_orders
+
+__all__ = ["FloatModel", "train_float", "epoch_order", "Directions", "BatchNorm",
+           "default_align_every"]
+
+from .order import epoch_order  # noqa: E402  (re-exported: both models use it)
+
+Tensor = torch.Tensor
+
+#: Adam of the paper (Sec. IV-A): betas 0.9/0.999, eps 1e-8.
+ADAM = dict(betas=(0.9, 0.999), eps=1e-8)
+
+
+# --------------------------------------------------------------------------------------
+# Batch normalisation with explicit JVP and VJP
+# --------------------------------------------------------------------------------------
+
+class BatchNorm:
+    """Batch normalisation of a hidden pre-activation, as ``nn.BatchNorm1d/2d``.
+
+    ``a_hat = gamma * (a - mu) / s + beta`` with ``s = sqrt(var + eps)``; batch statistics
+    in training, running statistics (momentum 0.1, unbiased variance) in evaluation.
+
+    Parameters
+    ----------
+    n : int
+        Features (or channels for a convolution).
+    conv : bool
+        Normalise per channel over (batch, height, width) instead of per feature.
+    """
+
+    eps = 1e-5
+    momentum = 0.1
+
+    def __init__(self, n: int, conv: bool = False):
+        self.gamma = torch.ones(n)
+        self.beta = torch.zeros(n)
+        self.running_mean = torch.zeros(n)
+        self.running_var = torch.ones(n)
+        self.dims = (0, 2, 3) if conv else (0,)
+        self.shape = (1, n, 1, 1) if conv else (1, n)
+
+    def forward(self, a: Tensor, train: bool) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """``a_hat`` and the cache ``(x_hat, s)`` for :meth:`jvp` and :meth:`vjp`."""
+        if train:
+            mu = a.mean(self.dims, keepdim=True)
+            var = a.var(self.dims, unbiased=False, keepdim=True)
+            m = a.numel() // a.shape[1]
+            self.running_mean.lerp_(mu.reshape(-1), self.momentum)
+            self.running_var.lerp_(var.reshape(-1) * (m / max(m - 1, 1)), self.momentum)
+        else:
+            mu = self.running_mean.view(self.shape)
+            var = self.running_var.view(self.shape)
+        s = (var + self.eps).sqrt()
+        x_hat = (a - mu) / s
+        return x_hat * self.gamma.view(self.shape) + self.beta.view(self.shape), (x_hat, s)
+
+    def jvp(self, t: Tensor, cache: tuple[Tensor, Tensor]) -> Tensor:
+        """Tangent of ``a_hat`` for a tangent ``t`` of ``a`` (batch statistics)."""
+        x_hat, s = cache
+        t_c = t - t.mean(self.dims, keepdim=True)
+        return (t_c - x_hat * (x_hat * t).mean(self.dims, keepdim=True)) * (self.gamma.view(self.shape) / s)
+
+    def vjp(self, g: Tensor, cache: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(dL/da, dL/dgamma, dL/dbeta)`` for ``g = dL/da_hat``."""
+        x_hat, s = cache
+        dgamma = (g * x_hat).sum(self.dims)
+        dbeta = g.sum(self.dims)
+        gx = g * (self.gamma.view(self.shape) / s)
+        da = gx - gx.mean(self.dims, keepdim=True) - x_hat * (gx * x_hat).mean(self.dims, keepdim=True)
+        return da, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class Layer:
+    """One layer ``l``: weights ``W_l``, bias ``b_l`` and, for hidden layers of the DFA
+    family, the feedback matrix ``B_l`` (``n_l x n_L``, ``n_l`` the flattened outputs).
+    """
+
+    kind: str                       # "fc" or "conv"
+    W: Tensor                       # (n_l, n_{l-1}) or (C_out, C_in, k, k)
+    b: Tensor                       # (n_l,) or (C_out,)
+    hidden: bool
+    pool: bool = False              # 2x2 max-pool of y_l before the next layer (CNN)
+    flatten: bool = False           # flatten the input (first fully-connected after a conv)
+    bn: BatchNorm | None = None
+    B: Tensor | None = None
+    out_shape: tuple[int, ...] = ()  # shape of y_l for one sample
+    WT: Tensor | None = field(default=None, repr=False)  # view W^T, reused (fc)
+
+    def __post_init__(self):
+        if self.kind == "fc":
+            self.WT = self.W.T
+
+    @property
+    def n_out(self) -> int:
+        return math.prod(self.out_shape)
+
+    def linear(self, u: Tensor) -> Tensor:
+        """``W u`` for every row of ``u`` (no bias)."""
+        if self.kind == "fc":
+            return u @ self.WT
+        return F.conv2d(u, self.W)
+
+    def add_bias(self, a: Tensor) -> Tensor:
+        return a.add_(self.b if self.kind == "fc" else self.b.view(1, -1, 1, 1))
+
+    def weight_grad(self, delta: Tensor, u: Tensor) -> Tensor:
+        """``sum_n delta_n u_n^T`` (eq. 2 and 4), the gradient of ``W`` for errors ``delta``."""
+        if self.kind == "fc":
+            return delta.T @ u
+        return conv2d_weight(u, self.W.shape, delta)
+
+    def bias_grad(self, delta: Tensor) -> Tensor:
+        if self.kind == "conv":
+            return delta.sum((0, 2, 3))
+        return delta[0] if delta.shape[0] == 1 else delta.sum(0)
+
+    def input_grad(self, delta: Tensor, u_shape: torch.Size) -> Tensor:
+        """``W^T delta``: the error at this layer's input (backpropagation, eq. 5)."""
+        if self.kind == "fc":
+            return delta @ self.W
+        return conv2d_input(u_shape, self.W, delta)
+
+
+@dataclass
+class Record:
+    """What the forward pass of one layer leaves for the learning rules."""
+
+    u: Tensor                        # input u_{l-1}
+    a: Tensor                        # pre-activation (after BN when BN is on)
+    y: Tensor                        # output y_l (before pooling)
+    mask: Tensor | None = None       # relu'(a_l), hidden layers
+    d: Tensor | None = None          # tangent of y_l (DDFA), before pooling
+    v: Tensor | None = None          # direction of this layer (DDFA)
+    bn: tuple | None = None          # BatchNorm cache
+    u_shape: torch.Size | None = None  # shape of u before flattening
+    pool_idx: Tensor | None = None   # arg-max of the 2x2 pooling
+
+
+@dataclass
+class Forward:
+    records: list[Record]
+
+    @property
+    def y_L(self) -> Tensor:
+        return self.records[-1].y
+
+    @property
+    def d_L(self) -> Tensor | None:
+        return self.records[-1].d
+
+
+# --------------------------------------------------------------------------------------
+# Directions v
+# --------------------------------------------------------------------------------------
+
+class Directions:
+    """Random directions ``v_l`` with ``E[v v^T] = I``, one per hidden neuron and sample.
+
+    ``"gaussian"``: ``N(0, 1)`` (the paper); ``"rademacher"``: +1/-1 with equal
+    probability (the hardware). Drawn from one generator in blocks of ``block`` samples,
+    so that a training step costs no generator call of its own.
+    """
+
+    def __init__(self, shapes: list[tuple[int, ...]], kind: str, generator: torch.Generator,
+                 block: int = 2048):
+        if kind not in ("gaussian", "rademacher"):
+            raise ConfigError("train.directions", f"unknown choice {kind!r}", "use gaussian or rademacher")
+        self.shapes, self.kind, self.g, self.block = shapes, kind, generator, block
+        self.buffers: list[Tensor] = [torch.empty(0)] * len(shapes)
+        self.pos = 0
+
+    def _refill(self, n: int) -> None:
+        rows = max(self.block, n)
+        bufs = []
+        for shape in self.shapes:
+            size = (rows,) + tuple(shape)
+            if self.kind == "gaussian":
+                bufs.append(torch.randn(size, generator=self.g))
+            else:
+                bufs.append(self._rademacher(size))
+        self.buffers, self.pos = bufs, 0
+
+    _SHIFTS = torch.arange(8, dtype=torch.uint8)
+
+    def _rademacher(self, size) -> Tensor:
+        """+1/-1 from the bits of uniform random bytes (bit k of byte j is element
+        8j + k): ten times faster than ``bernoulli_``."""
+        total = math.prod(size)
+        octets = torch.randint(0, 256, ((total + 7) // 8,), generator=self.g, dtype=torch.uint8)
+        bits = (octets.unsqueeze(1) >> self._SHIFTS) & 1
+        return bits.view(-1)[:total].view(size).to(torch.float32).mul_(2).sub_(1)
+
+    def draw(self, n: int) -> list[Tensor]:
+        """Directions for ``n`` samples: one tensor ``(n, *shape_l)`` per hidden layer."""
+        if not self.buffers or self.pos + n > self.buffers[0].shape[0]:
+            self._refill(n)
+        p = self.pos
+        self.pos += n
+        return [b[p:p + n] for b in self.buffers]
+
+
+# --------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------
+
+def _uniform(shape, bound: float, g: torch.Generator) -> Tensor:
+    return torch.empty(shape).uniform_(-bound, bound, generator=g)
+
+
+class FloatModel:
+    """A network and its learning rule, built from a validated :class:`Config`.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``model.layers``/``model.conv`` give the network, ``model.algorithm`` the rule
+        (``bp``, ``dfa``, ``dkp``, ``ddfa``), the ``train`` properties of ``cfg``
+        (``cfg.lr``, ``cfg.optimizer``, ``cfg.directions``, ``cfg.feedback_update``,
+        ``cfg.alpha``, ``cfg.weight_decay``) the optimisation.
+    layers : tuple of int, optional
+        Fully-connected layer sizes (input first) instead of ``cfg.model.layers``: tiny
+        networks for tests and tools that no data set matches.
+
+    Notes
+    -----
+    Random streams (see :mod:`golden.order`): initial weights from
+    ``derived_seed(seed, "init")``, DFA's fixed feedback from ``"feedback"``, the
+    directions from ``"directions"``.
+    """
+
+    def __init__(self, cfg: Config, layers: tuple[int, ...] | None = None):
+        self.cfg = cfg
+        self.sizes = tuple(layers) if layers is not None else cfg.model.layers
+        self.algorithm = cfg.model.algorithm
+        if cfg.train.batchnorm and cfg.batch_size < 2:
+            raise ConfigError("train.batchnorm", "batch normalisation needs batches of 2 or more",
+                              "use --batch-size 2 or more, or train without --bn")
+        seed = cfg.model.seed
+        self.g_init = torch.Generator().manual_seed(derived_seed(seed, "init"))
+        self.g_feedback = torch.Generator().manual_seed(derived_seed(seed, "feedback"))
+        self.layers = self._build()
+        self.n_out = self.sizes[-1]
+        self.lr = cfg.lr
+        self.alpha = cfg.alpha
+        self.weight_decay = cfg.weight_decay
+        self.directions = None
+        self.probe_seconds = 0.0          # time spent measuring alignment (not training)
+        if self.algorithm == "ddfa":
+            self.directions = Directions([l.out_shape for l in self.hidden],
+                                         cfg.directions,
+                                         torch.Generator().manual_seed(derived_seed(seed, "directions")))
+        self._make_optimizers()
+
+    # -- construction ------------------------------------------------------------------
+
+    @property
+    def hidden(self) -> list[Layer]:
+        return [l for l in self.layers if l.hidden]
+
+    def _build(self) -> list[Layer]:
+        cfg = self.cfg
+        bn = cfg.train.batchnorm
+        L = self.sizes
+        if cfg.model.conv:
+            # 15C5-P2-40C5-P2-128-10 on 28x28 inputs: 28 -> 24 -> 12 -> 8 -> 4.
+            specs = [("conv", (15, 1, 5, 5), (15, 24, 24), True, False),
+                     ("conv", (40, 15, 5, 5), (40, 8, 8), True, False),
+                     ("fc", (L[1], 40 * 4 * 4), (L[1],), False, True),
+                     ("fc", (L[-1], L[1]), (L[-1],), False, False)]
+        else:
+            specs = [("fc", (L[l], L[l - 1]), (L[l],), False, False) for l in range(1, len(L))]
+        layers = []
+        for i, (kind, wshape, out_shape, pool, flatten) in enumerate(specs):
+            hidden = i < len(specs) - 1
+            W, b = self._init_forward(wshape)
+            layer = Layer(kind, W, b, hidden, pool=pool, flatten=flatten, out_shape=out_shape,
+                          bn=BatchNorm(wshape[0], conv=kind == "conv") if (bn and hidden) else None)
+            layers.append(layer)
+        n_L = L[-1]
+        for layer in layers[:-1]:
+            if self.cfg.model.algorithm == "dfa":
+                layer.B = _uniform((layer.n_out, n_L), math.sqrt(6.0 / layer.n_out), self.g_feedback)
+            elif self.cfg.model.algorithm in ("dkp", "ddfa"):
+                layer.B = torch.zeros(layer.n_out, n_L)
+        return layers
+
+    def _init_forward(self, wshape) -> tuple[Tensor, Tensor]:
+        """PyTorch's default (``nn.Linear``/``nn.Conv2d``): ``U(+-1/sqrt(fan_in))`` for W
+        and b; ``init = "zero"``: both 0, as the paper's text says for random DFA."""
+        if self.cfg.train.init == "zero":
+            return torch.zeros(wshape), torch.zeros(wshape[0])
+        fan_in = math.prod(wshape[1:])
+        bound = 1.0 / math.sqrt(fan_in)
+        return _uniform(wshape, bound, self.g_init), _uniform((wshape[0],), bound, self.g_init)
+
+    def forward_params(self) -> list[Tensor]:
+        ps = []
+        for l in self.layers:
+            ps += [l.W, l.b]
+            if l.bn is not None:
+                ps += [l.bn.gamma, l.bn.beta]
+        return ps
+
+    def feedback_params(self) -> list[Tensor]:
+        return [l.B for l in self.hidden] if self.algorithm in ("dkp", "ddfa") else []
+
+    def _make_optimizers(self) -> None:
+        """One Adam (fused) for whatever Adam updates: the forward parameters (paper
+        setting, rate ``eta``) and the learned feedback (eq. 19, rate ``alpha``), as two
+        parameter groups of one optimiser so that a step costs one call."""
+        groups = []
+        self.adam_forward = self.cfg.optimizer == "adam"
+        self.adam_feedback = bool(self.feedback_params()) and self.cfg.feedback_update == "adam"
+        if self.adam_forward:
+            groups.append({"params": self.forward_params(), "lr": self.lr, "name": "forward"})
+        if self.adam_feedback:
+            groups.append({"params": self.feedback_params(), "lr": self.alpha, "name": "feedback"})
+        self.adam = (torch.optim.Adam(groups, weight_decay=self.weight_decay, fused=True, **ADAM)
+                     if groups else None)
+
+    def set_lr(self, lr: float) -> None:
+        """Forward learning rate (the per-epoch decay changes it; ``alpha`` never decays)."""
+        self.lr = lr
+        if self.adam is not None:
+            for group in self.adam.param_groups:
+                if group["name"] == "forward":
+                    group["lr"] = lr
+
+    # -- forward pass: eq. 1 and eq. 12 ------------------------------------------------
+
+    @torch.no_grad()
+    def forward(self, x: Tensor, v: list[Tensor] | None = None, train: bool = True,
+                tangents: bool | None = None) -> Forward:
+        """Primal (eq. 1) and, for DDFA, tangent (eq. 12) forward pass.
+
+        Parameters
+        ----------
+        x : Tensor
+            Inputs ``(N, n_0)``.
+        v : list of Tensor, optional
+            Directions per hidden layer ``(N, *shape_l)``; drawn when omitted.
+        train : bool
+            Batch statistics for BatchNorm (and running-statistics updates).
+        tangents : bool, optional
+            Compute ``t`` and ``d``; default: for DDFA in training.
+        """
+        if tangents is None:
+            tangents = train and self.algorithm == "ddfa"
+        N = x.shape[0]
+        if tangents and v is None:
+            v = self.directions.draw(N)
+        u, du = (x.view(N, 1, 28, 28) if self.cfg.model.conv else x), None   # y_0 = x, d_0 = 0
+        records, k = [], 0
+        for layer in self.layers:
+            u_shape = u.shape
+            if layer.flatten:
+                u = u.flatten(1)
+                du = du.flatten(1) if du is not None else None
+            if du is None:                     # d_{l-1} = 0: no tangent MACs (d_1 = v_1)
+                a, t = layer.add_bias(layer.linear(u)), None
+            else:                              # one matmul for [a; t] = W [y, d]
+                z = layer.linear(torch.cat([u, du]))
+                a, t = layer.add_bias(z[:N]), z[N:]
+            rec = Record(u=u, a=a, y=a, u_shape=u_shape)
+            if layer.hidden:
+                if layer.bn is not None:
+                    rec.a, rec.bn = layer.bn.forward(a, train)
+                    if t is not None:
+                        t = layer.bn.jvp(t, rec.bn)
+                rec.y = torch.relu(rec.a)                     # y_l = relu(a_l)
+                rec.mask = torch.sign(rec.y)                  # relu'(a_l): 1 where a_l > 0, else 0
+                if tangents:
+                    rec.v = v[k]
+                    rec.d = rec.v if t is None else torch.addcmul(rec.v, rec.mask, t)  # eq. 12
+                    k += 1
+                u, du = rec.y, rec.d
+                if layer.pool:
+                    u, rec.pool_idx = F.max_pool2d(rec.y, 2, return_indices=True)
+                    if du is not None:                        # tangent of max-pool
+                        du = du.flatten(2).gather(2, rec.pool_idx.flatten(2)).view_as(u)
+            else:
+                rec.d = t                                     # d_L = t_L
+            records.append(rec)
+        return Forward(records)
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, batch: int = 2000) -> Tensor:
+        """Logits ``y_L`` in evaluation mode (BatchNorm running statistics)."""
+        return torch.cat([self.forward(xb, train=False, tangents=False).y_L for xb in x.split(batch)])
+
+    # -- errors ------------------------------------------------------------------------
+
+    @staticmethod
+    def output_error(y_L: Tensor, onehot: Tensor) -> Tensor:
+        """``e = (softmax(y_L) - onehot) / N``: dL/dy_L of the mean cross-entropy."""
+        e = torch.softmax(y_L, 1).sub_(onehot)
+        return e if y_L.shape[0] == 1 else e.div_(y_L.shape[0])
+
+    def _local_delta(self, layer: Layer, rec: Record, g: Tensor) -> tuple[Tensor, tuple | None]:
+        """From the error ``g`` at ``y_l`` to ``delta_l`` at ``a_l`` (eq. 4), through the
+        ReLU and, when present, BatchNorm's VJP. Returns ``(delta, (dgamma, dbeta))``."""
+        delta = g * rec.mask
+        if layer.bn is None:
+            return delta, None
+        delta, dgamma, dbeta = layer.bn.vjp(delta, rec.bn)
+        return delta, (dgamma, dbeta)
+
+    def bp_deltas(self, fwd: Forward, e: Tensor) -> list[tuple[Tensor, tuple | None]]:
+        """The exact errors of backpropagation, eq. 5, for every layer (``delta_L = e``)."""
+        out = [(e, None)]
+        delta = e
+        for i in range(len(self.layers) - 2, -1, -1):
+            layer, rec, above = self.layers[i], fwd.records[i], self.layers[i + 1]
+            g = above.input_grad(delta, fwd.records[i + 1].u.shape)       # W_{l+1}^T delta_{l+1}
+            if above.flatten:
+                g = g.view(fwd.records[i + 1].u_shape)
+            if layer.pool:                                                # to the arg-max
+                g = F.max_unpool2d(g, rec.pool_idx, 2, output_size=rec.y.shape[-2:])
+            delta, bn_grads = self._local_delta(layer, rec, g)
+            out.append((delta, bn_grads))
+        return out[::-1]
+
+    def dfa_deltas(self, fwd: Forward, e: Tensor) -> list[tuple[Tensor, tuple | None]]:
+        """DFA-family errors: ``g_l = B_l e`` (eq. 6) then eq. 4; ``delta_L = e``."""
+        out = []
+        for layer, rec in zip(self.hidden, fwd.records):
+            g = (e @ layer.B.T).view_as(rec.y)
+            out.append(self._local_delta(layer, rec, g))
+        out.append((e, None))
+        return out
+
+    def deltas(self, fwd: Forward, e: Tensor):
+        return self.bp_deltas(fwd, e) if self.algorithm == "bp" else self.dfa_deltas(fwd, e)
+
+    # -- feedback learning -------------------------------------------------------------
+
+    def feedback_targets(self, fwd: Forward) -> list[Tensor]:
+        """DDFA: the batch mean of ``v_l d_L^T`` per hidden layer, the estimate of
+        ``E[dy_L/dy_l]`` of eqs. 14-16."""
+        d_L = fwd.d_L
+        N = d_L.shape[0]
+        return [(rec.v.reshape(N, -1).T @ d_L).div_(N) for rec in fwd.records[:-1]]
+
+    def feedback_grads(self, fwd: Forward, e: Tensor) -> list[Tensor]:
+        """The gradient each learned ``B_l`` descends: DDFA ``B - mean(v d_L^T)`` (eq. 18);
+        DKP ``sum_n y_l e^T`` (``e`` already carries the 1/N)."""
+        if self.algorithm == "ddfa":
+            return [l.B - target for l, target in zip(self.hidden, self.feedback_targets(fwd))]
+        N = e.shape[0]
+        return [rec.y.reshape(N, -1).T @ e for rec in fwd.records[:-1]]
+
+    @torch.no_grad()
+    def update_feedback(self, fwd: Forward, e: Tensor) -> None:
+        """Apply the feedback rule: eq. 17 (moving average), DKP's SGD step, or, for Adam
+        (eq. 19), set ``B.grad`` for the optimiser step of :meth:`train_step`."""
+        if self.algorithm == "ddfa" and self.cfg.feedback_update == "ema":
+            for layer, target in zip(self.hidden, self.feedback_targets(fwd)):
+                layer.B.lerp_(target, self.alpha)                  # B += alpha (v d^T - B), eq. 17
+            return
+        grads = self.feedback_grads(fwd, e)
+        if self.adam_feedback:                                     # eq. 19: Adam, stepped by train_step
+            for layer, grad in zip(self.hidden, grads):
+                layer.B.grad = grad
+        else:                                                      # DKP, plain SGD
+            for layer, grad in zip(self.hidden, grads):
+                if self.weight_decay:
+                    grad = grad.add_(layer.B, alpha=self.weight_decay)
+                layer.B.sub_(grad, alpha=self.alpha)
+
+    # -- forward-weight updates ----------------------------------------------------------
+
+    @torch.no_grad()
+    def update_weights(self, fwd: Forward, deltas) -> None:
+        """``W_l -= eta delta_l u_{l-1}^T``, ``b_l -= eta delta_l`` (SGD, fused), or the
+        gradients for Adam (stepped by :meth:`train_step`)."""
+        if self.adam_forward:
+            for layer, rec, (delta, bn_grads) in zip(self.layers, fwd.records, deltas):
+                layer.W.grad = layer.weight_grad(delta, rec.u)
+                layer.b.grad = layer.bias_grad(delta)
+                if bn_grads is not None:
+                    layer.bn.gamma.grad, layer.bn.beta.grad = bn_grads
+            return
+        lr, wd = self.lr, self.weight_decay
+        for layer, rec, (delta, bn_grads) in zip(self.layers, fwd.records, deltas):
+            if wd:
+                for p in (layer.W, layer.b):
+                    p.mul_(1.0 - lr * wd)
+            if layer.kind == "fc":
+                layer.W.addmm_(delta.T, rec.u, alpha=-lr)
+            else:
+                layer.W.sub_(layer.weight_grad(delta, rec.u), alpha=lr)
+            layer.b.sub_(layer.bias_grad(delta), alpha=lr)
+            if bn_grads is not None:
+                layer.bn.gamma.sub_(bn_grads[0], alpha=lr)
+                layer.bn.beta.sub_(bn_grads[1], alpha=lr)
+
+    # -- one training step ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def train_step(self, x: Tensor, onehot: Tensor, v: list[Tensor] | None = None,
+                   probe: bool = False) -> tuple[Tensor, list[float] | None]:
+        """One step on a mini-batch: forward, errors, feedback and weight updates.
+
+        Parameters
+        ----------
+        x : Tensor
+            Inputs ``(N, n_0)``.
+        onehot : Tensor
+            One-hot labels ``(N, n_L)``.
+        v : list of Tensor, optional
+            DDFA directions (drawn when omitted).
+        probe : bool
+            Also measure the gradient alignment (eq. 20) of every hidden layer against
+            the exact BP gradient of this batch on the same parameters.
+
+        Returns
+        -------
+        logits : Tensor
+            ``y_L`` of the batch (before the update).
+        angles : list of float or None
+            Alignment per hidden layer in degrees, when ``probe``.
+        """
+        fwd = self.forward(x, v)
+        e = self.output_error(fwd.y_L, onehot)
+        deltas = self.deltas(fwd, e)
+        angles = None
+        if probe:
+            t0 = time.perf_counter()
+            angles = self.alignment(fwd, e, deltas)
+            self.probe_seconds += time.perf_counter() - t0
+        if self.algorithm in ("dkp", "ddfa"):
+            self.update_feedback(fwd, e)
+        self.update_weights(fwd, deltas)
+        if self.adam is not None:
+            self.adam.step()
+        return fwd.y_L, angles
+
+    def alignment(self, fwd: Forward, e: Tensor, deltas) -> list[float]:
+        """Eq. 20 per hidden layer: approximate vs. exact BP weight gradient."""
+        true = deltas if self.algorithm == "bp" else self.bp_deltas(fwd, e)
+        return [angle_deg(layer.weight_grad(t[0], rec.u), layer.weight_grad(d[0], rec.u))
+                for layer, rec, t, d in zip(self.hidden, fwd.records, true, deltas)]
+
+
+# --------------------------------------------------------------------------------------
+# Training loop
+# --------------------------------------------------------------------------------------
+
+def default_align_every(steps_per_epoch: int) -> int:
+    """Alignment is probed on every k-th step: k = ceil(steps per epoch / 100), about
+    100 probes per epoch whatever the batch size."""
+    return max(1, math.ceil(steps_per_epoch / 100))
+
+
+def _nanmean(values: list[list[float]]) -> list[float | None]:
+    if not values:
+        return []
+    t = torch.tensor(values, dtype=torch.float64)
+    m = t.nanmean(0)
+    return [None if math.isnan(x) else round(float(x), 4) for x in m]
+
+
+def evaluate(model: FloatModel, x: Tensor, y: Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (0..1) in evaluation mode."""
+    logits = model.predict(x)
+    return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def train_float(cfg: Config, dataset, progress: bool = True, align_every: int | None = None,
+                log=None, return_model: bool = False, threads: int | None = None):
+    """Train the float golden model; the result dict of ``ddfa train --json``.
+
+    Parameters
+    ----------
+    cfg : Config
+        The validated configuration.
+    dataset : ddfa.data.Dataset
+        Training and test tensors.
+    progress : bool
+        Show a tqdm progress bar.
+    align_every : int, optional
+        Probe the alignment every k-th step (0: never); default
+        :func:`default_align_every`.
+    log : callable, optional
+        Called with each epoch's history entry.
+    return_model : bool
+        Return ``(result, model)`` instead of ``result``.
+    threads : int, optional
+        torch CPU threads while training (restored afterwards). Default: 1 for a batch
+        of one, whose small matrix-vector products lose more to thread synchronisation
+        (badly so when other processes share the cores) than they gain; otherwise
+        torch's setting.
+
+    Returns
+    -------
+    dict
+        ``test_accuracy``, ``history`` (per epoch ``epoch``, ``train_loss``,
+        ``train_accuracy``, ``test_accuracy``, ``test_loss``, ``alignment_deg``, ``lr``),
+        ``samples_per_s`` (training steps only: the time of test evaluation and of the
+        alignment measurements is excluded),
+        ``alignment_deg`` (per hidden layer, mean over the last epoch), ``train_seconds``.
+    """
+    saved_threads = torch.get_num_threads()
+    if threads is None and cfg.batch_size == 1:
+        threads = 1
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _train(cfg, dataset, progress, align_every, log, return_model)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _train(cfg, dataset, progress, align_every, log, return_model):
+    from tqdm import tqdm
+
+    model = FloatModel(cfg)
+    x_train, y_train = dataset.x_train, dataset.y_train
+    n, bs = x_train.shape[0], cfg.batch_size
+    steps = math.ceil(n / bs)
+    if align_every is None:
+        align_every = default_align_every(steps)
+    eye = torch.eye(cfg.model.n_outputs)
+    history, total_samples, total_time = [], 0, 0.0
+    orders = epoch_orders(n, cfg.model.seed)
+    bar = tqdm(total=cfg.train.epochs * n, unit="sample", unit_scale=True, disable=not progress,
+               desc=f"{cfg.model.algorithm} {cfg.model.dataset}", leave=False)
+    for epoch in range(cfg.train.epochs):
+        model.set_lr(cfg.lr * cfg.lr_decay ** epoch)
+        order = next(orders)
+        xs, ys = x_train[order], y_train[order]
+        onehots = eye[ys]
+        logits_all = torch.empty(n, cfg.model.n_outputs)
+        angles, trained = [], 0
+        model.probe_seconds = 0.0
+        start, shown = time.perf_counter(), 0
+        for k in range(steps):
+            lo, hi = k * bs, min(n, (k + 1) * bs)
+            if cfg.train.batchnorm and hi - lo < 2:
+                logits_all[lo:hi] = model.predict(xs[lo:hi])     # BN cannot train on one sample
+                continue
+            probe = align_every > 0 and k % align_every == 0
+            logits, a = model.train_step(xs[lo:hi], onehots[lo:hi], probe=probe)
+            logits_all[lo:hi] = logits
+            trained += hi - lo
+            if probe:
+                angles.append(a)
+            if k % 64 == 63:
+                bar.update(hi - shown)
+                shown = hi
+        elapsed = time.perf_counter() - start - model.probe_seconds
+        bar.update(n - shown)
+        total_time += elapsed
+        total_samples += trained
+        train_loss = float(F.cross_entropy(logits_all, ys))
+        train_acc = float((logits_all.argmax(1) == ys).float().mean())
+        test_loss, test_acc = evaluate(model, dataset.x_test, dataset.y_test)
+        entry = dict(epoch=epoch + 1, train_loss=round(train_loss, 6), train_accuracy=round(train_acc, 6),
+                     test_loss=round(test_loss, 6), test_accuracy=round(test_acc, 6),
+                     alignment_deg=_nanmean(angles), lr=model.lr, train_seconds=round(elapsed, 3))
+        history.append(entry)
+        if log is not None:
+            log(entry)
+        bar.set_postfix(test_acc=f"{test_acc:.4f}")
+    bar.close()
+    result = dict(test_accuracy=history[-1]["test_accuracy"], history=history,
+                  samples_per_s=round(total_samples / total_time, 1) if total_time > 0 else None,
+                  alignment_deg=history[-1]["alignment_deg"], align_every=align_every,
+                  train_seconds=round(total_time, 3), torch_threads=torch.get_num_threads())
+    return (result, model) if return_model else result

@@ -1,0 +1,142 @@
+"""The cycle budget of one training step, computed from the configuration.
+
+:func:`step_cycles` is the processor's timing, cycle for cycle, as a small recurrence
+over the blocks' schedules (``docs/ARCHITECTURE.md``, "Cycle budget"); the top-level
+simulation (``tests/test_hdl_top.py``) checks it against the cycle counters of the
+sequencer exactly. Cycles count from the sequencer's start strobe (cycle 0).
+
+Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
+
+* **Forward.** Group ``r``'s accumulators reach the hold register at
+  ``T_r = n_in + 3 + r * max(n_in, P + 1)`` (after the start strobe): the pipeline issues
+  one column a cycle, and stalls only when the serial activation stage (``P`` rows,
+  one a cycle) has not emptied the hold register (``n_in <= P``). The first hidden
+  layer's activation also waits for the directions (``n_draw + 1`` cycles). The engine
+  is idle ``P + 1`` cycles after its last group's activation starts:
+  ``D_l = T_{R-1} + P + 1``; for ``n_in > P`` simply ``D_l = R * n_in + P + 4``.
+  The layers run one after the other: ``forward = sum_l D_l``.
+* **Output unit.** After the last output beat, the softmax takes
+  ``OutputUnit.cycles() - 2 n_L`` cycles before the first error-bus beat; then the
+  ``n_L`` beats go out back to back (every consumer is always ready).
+* **Feedback unit** (hidden layer ``l``). ``g_i`` is ready ``n_L + (i+1) n_L + 3`` cycles
+  after the first bus beat (``FeedbackUnit.cycles()``), one row every ``n_L`` cycles,
+  later when the engine has not taken ``g_{i-1}`` (the unit then waits).
+* **Weight update.** Engine ``l`` collects ``P`` deltas, then runs a row group of
+  ``n_in`` read-modify-write cycles while the next ``P`` are collected:
+  ``I_r = max(X_{(r+1)P-1} + 1, I_{r-1} + n_in)`` (``X_i``: the cycle ``delta_i`` is
+  taken), and is idle at ``I_{R-1} + n_in + 2``. The output layer takes ``e_o`` from its
+  FIFO two cycles after the bus beat.
+* **Done** when everything is idle: ``update`` = the slowest of the layers (plus the
+  shared softmax and bus), not their sum.
+"""
+
+from __future__ import annotations
+
+from ddfa.config import Config
+
+__all__ = ["step_cycles", "forward_cycles", "infer_cycles"]
+
+
+def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0) -> int:
+    """Cycles from an engine's ``fwd`` strobe to ``busy`` low. ``v_ready``: the cycle
+    (after the strobe) from which ``v_valid`` is high (hidden layer 1 only)."""
+    T = n_in + 3
+    S = max(T, v_ready)
+    for _ in range(R - 1):
+        T = max(T + n_in, S + P + 1)
+        S = T
+    return S + P + 1
+
+
+def forward_cycles(cfg: Config, train: bool = True) -> list[int]:
+    """``D_l`` for ``l = 1..L``: each engine's forward cycles."""
+    n, pes, L = cfg.model.layers, cfg.hardware.pes, cfg.model.n_layers
+    n_draw = max(cfg.model.hidden, default=0)
+    out = []
+    for l in range(1, L + 1):
+        v_ready = n_draw + 1 if (train and l == 1 and l < L) else 0
+        out.append(_engine_forward(n[l - 1], pes[l - 1], n[l] // pes[l - 1], v_ready))
+    return out
+
+
+def infer_cycles(cfg: Config) -> int:
+    """Cycles of an inference, from the start strobe to ``done``: the forward pass, then
+    one cycle for the output unit's argmax strobe."""
+    return sum(forward_cycles(cfg, train=False)) + 1
+
+
+def _output_unit_cycles(cfg: Config) -> int:
+    from .output import OutputUnit
+    unit = OutputUnit(cfg)
+    unit._MustUse__silence = True            # built only to ask its cycle count
+    return unit.cycles(True)
+
+
+def _feedback_cycles(cfg: Config, layer: int) -> int:
+    from .feedback import FeedbackUnit
+    unit = FeedbackUnit(cfg, layer)
+    unit._MustUse__silence = True
+    return unit.cycles()
+
+
+def step_cycles(cfg: Config) -> dict:
+    """The cycles of one training step, per phase.
+
+    Returns
+    -------
+    dict
+        ``forward`` (start strobe to the end of the output layer's forward pass),
+        ``update`` (from then to ``done``: softmax, error bus, feedback units and weight
+        updates), ``total`` (their sum; what STATUS reports as the last step's cycles),
+        ``forward_layers`` (``D_l`` per layer), ``update_layers`` (per layer, from the
+        end of the forward pass to that layer's engine and feedback unit being idle),
+        ``softmax`` (end of forward to the first error-bus beat), ``draw`` (direction
+        bits drawn, in parallel with the forward pass).
+    """
+    n, pes, L = cfg.model.layers, cfg.hardware.pes, cfg.model.n_layers
+    nL = n[-1]
+    fwd = forward_cycles(cfg)
+    U = sum(fwd)                              # the upd strobes (relative cycle 0 = start)
+    B0 = U + _output_unit_cycles(cfg) - 2 * nL  # first error-bus beat
+    bus = [B0 + o for o in range(nL)]
+    ou_idle = B0 + nL
+    upd_layers = {}
+    for l in range(1, L + 1):
+        n_in, P = n[l - 1], pes[l - 1]
+        R = n[l] // P
+        hidden = l < L
+        if hidden:
+            fb = _feedback_cycles(cfg, l)
+            V = B0 + fb - (n[l] - 1) * nL - 1        # g_0 valid
+            step = nL
+        else:
+            V = bus[0] + 2                           # e_0 out of the FIFO
+            step = 1
+        X_prev, I_prev = None, U + 1 - n_in          # so that I_0 >= U + 1
+        X = []
+        for r in range(R):
+            for p in range(P):
+                i = r * P + p
+                if hidden and i > 0:
+                    V = max(V + step, X_prev + 1)
+                elif i > 0:
+                    V = max(bus[i] + 2, X_prev + 1)
+                x = V
+                if p == 0 and r > 0:
+                    x = max(x, I_prev + 1)           # the delta registers are free again
+                X.append(x)
+                X_prev = x
+            I_prev = max(X_prev + 1, I_prev + n_in)
+        engine_idle = I_prev + n_in + 2
+        fb_idle = X[-1] + 1 if hidden else 0
+        upd_layers[l] = max(engine_idle, fb_idle) - U
+    done = max([ou_idle] + [U + c for c in upd_layers.values()])
+    return {
+        "forward": U,
+        "update": done - U,
+        "total": done,
+        "forward_layers": {l: d for l, d in enumerate(fwd, start=1)},
+        "update_layers": upd_layers,
+        "softmax": B0 - U,
+        "draw": max(cfg.model.hidden, default=0),
+    }

@@ -1,0 +1,205 @@
+"""Feedback unit: the feedback matrix ``B_l`` of one hidden layer, ``g_l = B_l e`` and the
+in-place moving-average update of eq. 17 (``docs/ARITHMETIC.md``, section 5, step 4), the
+hardware twin of :func:`golden.arith.feedback_unit`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ddfa.config import Config
+
+from .fixed import fixed_shape, narrow, round_shift, saturate, wire
+from .layouts import ErrorBeat, MemPortSignature, addr_width
+
+__all__ = ["FeedbackUnit"]
+
+
+class FeedbackUnit(wiring.Component):
+    """Projected error ``g_l = B_l e`` and the update of ``B_l``, one word a cycle.
+
+    ``B_l`` is ``n_l x n_L`` words of the ``feedback`` format, row-major (address
+    ``i * n_L + o``), in one block RAM. For one training step:
+
+    1. **Capture** (``n_L`` beats): the error-bus beats ``(e_o, d_L,o)`` are written to a
+       small memory of ``n_L`` words, and ``v`` is sampled with the first beat.
+    2. **Rows** (``n_l * n_L`` cycles, 4 cycles of latency): for each row ``i`` and
+       output ``o`` in order, ``B_io`` is read once. The read feeds the unit's one
+       multiplier, ``g_i += B_io * e_o`` (a ``acc_width`` accumulator), and, for
+       Directional DFA, the write-back of the same address the same cycle:
+       ``vd = round_shift(sign(v_i) * d_o, act.frac - feedback.frac)`` (a sign flip and a
+       shift, no multiplier) and
+       ``B_io <- sat(B_io + round_shift(vd - B_io, alpha_shift), feedback)``.
+       After a row, ``g_i = narrow(sum, feedback.frac, err)`` is emitted on ``g``. While
+       ``g`` is full and not taken, the whole pipeline waits.
+
+    For random DFA (``model.algorithm = "dfa"``) ``B_l`` is fixed: nothing is written.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (formats, ``alpha_shift``, ``acc_width``, sizes, algorithm).
+    layer : int
+        Hidden layer index, counting from 1 (``n_l = cfg.model.layers[layer]``).
+    init : sequence of int, optional
+        Initial ``B_l`` (stored integers, row-major); zeros by default (Directional DFA).
+
+    Members
+    -------
+    bus : ``In(stream.Signature(ErrorBeat(cfg)))``
+        The broadcast error bus, ``n_L`` beats per step. Ready while idle or capturing.
+    v : ``In(n_l)``
+        The layer's direction bits (bit ``i`` is neuron ``i``; 1 means ``v_i = -1``);
+        sampled when the first ``bus`` beat transfers.
+    g : ``Out(stream.Signature(signed(err.width)))``
+        ``g_l,i``, ``n_l`` beats in row order.
+    busy : ``Out(1)``
+        From the first ``bus`` beat until the last ``g`` beat transfers.
+    host : ``In(MemPortSignature(addr_width(n_l * n_L), feedback.width))``
+        The host's port into ``B_l``; used only while ``busy`` is low.
+    """
+
+    def __init__(self, cfg: Config, layer: int, init=None):
+        if not 1 <= layer < cfg.model.n_layers:
+            raise ValueError(f"layer {layer} is not a hidden layer (1..{cfg.model.n_layers - 1})")
+        if cfg.model.algorithm not in ("ddfa", "dfa"):
+            raise ValueError(f"the feedback unit implements ddfa and dfa, not "
+                             f"model.algorithm = {cfg.model.algorithm!r}")
+        self._cfg = cfg
+        self._layer = layer
+        self._rows = cfg.model.layers[layer]
+        self._cols = cfg.model.n_outputs
+        depth = self._rows * self._cols
+        fb = cfg.arith.feedback
+        init = [] if init is None else [int(x) for x in (init.flatten().tolist() if hasattr(init, "flatten") else init)]
+        if len(init) > depth or any(not fb.min <= x <= fb.max for x in init):
+            raise ValueError(f"init must be at most {depth} words of {fb}")
+        self._init = init
+        super().__init__({
+            "bus": In(stream.Signature(ErrorBeat(cfg))),
+            "v": In(self._rows),
+            "g": Out(stream.Signature(fixed_shape(cfg.arith.err))),
+            "busy": Out(1),
+            "host": In(MemPortSignature(addr_width(depth), fb.width)),
+        })
+
+    @property
+    def update(self) -> bool:
+        """Whether ``B_l`` is updated (Directional DFA) or fixed (random DFA)."""
+        return self._cfg.model.algorithm == "ddfa"
+
+    def cycles(self) -> int:
+        """Cycles from the first ``bus`` beat to ``busy`` low, with the beats back to back
+        and ``g`` always ready."""
+        return self._cols + self._rows * self._cols + 4
+
+    def elaborate(self, platform):
+        cfg, ar = self._cfg, self._cfg.arith
+        rows, cols = self._rows, self._cols
+        depth = rows * cols
+        m = Module()
+
+        m.submodules.mem = mem = Memory(shape=fixed_shape(ar.feedback), depth=depth, init=self._init)
+        rp = mem.read_port()
+        wp = mem.write_port()
+
+        # The captured bus beats (e_o, d_o): read with the same address timing as B, so
+        # that both words reach stage M together.
+        m.submodules.beats = beats = Memory(shape=ErrorBeat(cfg), depth=cols, init=[])
+        bw = beats.write_port()
+        br = beats.read_port()
+        e, d = br.data.e, br.data.d
+        v = Signal(rows)                             # v[0] is the current row's bit
+        cnt = Signal(range(cols + 1))                # capture count
+
+        # Pipeline: issue read -> M (memory data) -> A (accumulate) -> N (row sum) -> g.
+        ra = Signal(range(depth + 1))                # next address to read
+        col = Signal(range(cols))                    # its column o
+        m_v, m_last, m_a = Signal(), Signal(), Signal(range(depth))
+        a_v, a_last = Signal(), Signal()
+        a_prod = Signal(signed(ar.feedback.width + ar.err.width))
+        acc = Signal(signed(ar.acc_width))
+        n_v = Signal()
+        total = Signal.like(acc)
+        g_row = Signal(range(rows + 1))
+        g_last = Signal()
+
+        running = Signal()
+        adv = Signal()                               # the pipeline moves this cycle
+        m.d.comb += adv.eq(~(n_v & self.g.valid & ~self.g.ready))
+        issue = running & (ra < depth)
+
+        # -- stage M: one read of B_io serves both the MAC and the update ------------------
+        B = rp.data
+        sd = wire(m, Mux(v[0], -d, d), "vd_raw")          # sign(v_i) * d_o: a sign flip
+        vd = wire(m, round_shift(sd, ar.act.frac - ar.feedback.frac), "vd")
+        diff = wire(m, vd - B, "diff")                          # one bit wider than both
+        step = wire(m, round_shift(diff, ar.alpha_shift), "step")
+        B_new = wire(m, saturate(B + step, ar.feedback), "B_new")
+
+        with m.If(running):
+            m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.addr.eq(col), br.en.eq(adv)]
+            if self.update:
+                m.d.comb += [wp.addr.eq(m_a), wp.data.eq(B_new), wp.en.eq(m_v & adv)]
+        with m.Else():                               # idle: the host's port
+            m.d.comb += [
+                rp.addr.eq(self.host.addr), rp.en.eq(self.host.re),
+                wp.addr.eq(self.host.addr), wp.data.eq(self.host.wdata), wp.en.eq(self.host.we),
+            ]
+        m.d.comb += self.host.rdata.eq(rp.data)
+
+        acc_next = wire(m, acc + a_prod, "acc_next")
+        g_narrow = wire(m, narrow(total, ar.feedback.frac, ar.err), "g_narrow")
+
+        with m.If(self.g.ready):
+            m.d.sync += self.g.valid.eq(0)
+        with m.If(adv):
+            m.d.sync += [m_v.eq(issue), m_a.eq(ra), m_last.eq(col == cols - 1)]
+            with m.If(issue):
+                m.d.sync += [ra.eq(ra + 1), col.eq(Mux(col == cols - 1, 0, col + 1))]
+            # M -> A
+            m.d.sync += [a_v.eq(m_v), a_last.eq(m_last), a_prod.eq(B * e)]   # the multiplier
+            with m.If(m_v & m_last):
+                m.d.sync += v.eq(v >> 1)
+            # A -> N
+            m.d.sync += n_v.eq(a_v & a_last)
+            with m.If(a_v):
+                with m.If(a_last):
+                    m.d.sync += [total.eq(acc_next), acc.eq(0)]
+                with m.Else():
+                    m.d.sync += acc.eq(acc_next)
+            # N -> g
+            with m.If(n_v):
+                m.d.sync += [
+                    self.g.valid.eq(1),
+                    self.g.payload.eq(g_narrow),
+                    g_row.eq(g_row + 1),
+                    g_last.eq(g_row == rows - 1),
+                ]
+
+        # -- control ----------------------------------------------------------------------
+        with m.FSM():
+            with m.State("CAPTURE"):
+                m.d.comb += [
+                    self.bus.ready.eq(1),
+                    self.busy.eq(cnt != 0),
+                    bw.addr.eq(cnt),
+                    bw.data.eq(self.bus.payload),
+                    bw.en.eq(self.bus.valid),
+                ]
+                with m.If(self.bus.valid):
+                    with m.If(cnt == 0):
+                        m.d.sync += v.eq(self.v)
+                    with m.If(cnt == cols - 1):
+                        m.d.sync += [cnt.eq(0), ra.eq(0), col.eq(0), acc.eq(0), g_row.eq(0), g_last.eq(0)]
+                        m.next = "RUN"
+                    with m.Else():
+                        m.d.sync += cnt.eq(cnt + 1)
+            with m.State("RUN"):
+                m.d.comb += [running.eq(1), self.busy.eq(1)]
+                with m.If(self.g.valid & self.g.ready & g_last):
+                    m.next = "CAPTURE"
+        return m

@@ -1,0 +1,510 @@
+"""Host interface: a byte-stream command protocol into the processor.
+
+The protocol is specified in ``docs/HOST-PROTOCOL.md``. It is a plain stream of bytes in
+each direction (no framing, no checksum): a later layer (``hdl/link.py``, the UART frame
+layer) wraps it. Every command is one opcode byte followed by a fixed number of argument
+bytes, and is answered by a fixed number of reply bytes, the first of which echoes the
+opcode (``0xFF`` for an unknown opcode). The lengths depend only on the configuration
+(:func:`host_commands`). Multi-byte numbers are little-endian.
+
+This module holds both ends of the definition: the hardware (:class:`Host`) and the pure
+Python encoder/decoder (:class:`HostProtocol`) that the tests and host-side tools use, and
+the memory map (:func:`memory_map`) that numbers every memory of the processor.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ddfa.config import Config
+
+from .layouts import addr_width
+from .sequencer import COUNTER_WIDTH
+
+__all__ = ["Opcode", "PROTOCOL_VERSION", "ERROR_REPLY", "MemoryInfo", "memory_map", "HostCommand",
+           "host_commands", "HostParams", "HostProtocol", "HostMemSignature", "HostLfsrSignature",
+           "HostStatusSignature", "Host", "config_hash"]
+
+#: Version byte returned by PING and INFO.
+PROTOCOL_VERSION = 1
+#: First reply byte of an unknown opcode (the second byte is the opcode).
+ERROR_REPLY = 0xFF
+
+
+class Opcode(enum.IntEnum):
+    """The command opcodes (first byte of every command)."""
+
+    PING = 0x00
+    LOAD_SAMPLE = 0x01
+    TRAIN = 0x02
+    INFER = 0x03
+    READ_MEM = 0x04
+    WRITE_MEM = 0x05
+    READ_LFSR = 0x06
+    WRITE_LFSR = 0x07
+    STATUS = 0x08
+    INFO = 0x09
+
+
+# --------------------------------------------------------------------------------------
+# The memory map
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    """One physical memory of the processor, as the host addresses it.
+
+    ``kind`` is ``"W"`` (one PE bank of ``W_l``: PE ``pe`` holds rows ``i`` with
+    ``i mod P_l == pe`` at address ``(i div P_l) * n_{l-1} + j``), ``"b"`` (``b_l``,
+    address ``i``) or ``"B"`` (``B_l``, address ``i * n_L + o``). ``name`` is the name of
+    its ``$readmemh`` image (``W1_pe0``, ``b1``, ``B1``, ...).
+    """
+
+    id: int
+    name: str
+    kind: str
+    layer: int
+    pe: int | None
+    words: int
+    width: int
+
+
+def memory_map(cfg: Config) -> tuple[MemoryInfo, ...]:
+    """Every memory of the processor with its id: for ``l = 1..L``, the PE banks
+    ``W<l>_pe<p>`` (``p = 0..P_l-1``), then ``b<l>``, then ``B<l>`` (hidden layers)."""
+    a, n, L = cfg.arith, cfg.model.layers, cfg.model.n_layers
+    out: list[MemoryInfo] = []
+    for l in range(1, L + 1):
+        P = cfg.hardware.pes[l - 1]
+        for p in range(P):
+            out.append(MemoryInfo(len(out), f"W{l}_pe{p}", "W", l, p, n[l] // P * n[l - 1], a.weight.width))
+        out.append(MemoryInfo(len(out), f"b{l}", "b", l, None, n[l], a.weight.width))
+        if l < L:
+            out.append(MemoryInfo(len(out), f"B{l}", "B", l, None, n[l] * n[-1], a.feedback.width))
+    if len(out) > 255:
+        raise ValueError("more than 255 memories: the host protocol's memory id is one byte")
+    return tuple(out)
+
+
+def config_hash(cfg: Config) -> int:
+    """32 bits that identify the configuration: the first four bytes (little-endian) of
+    the sha256 of ``cfg.to_toml()``. INFO returns them."""
+    return int.from_bytes(hashlib.sha256(cfg.to_toml().encode()).digest()[:4], "little")
+
+
+@dataclass(frozen=True)
+class HostParams:
+    """The byte counts of the protocol for one configuration.
+
+    Attributes
+    ----------
+    sample_bytes : int
+        Bytes per input word, ``ceil(act.width / 8)``.
+    addr_bytes : int
+        Bytes of a memory address, ``ceil(max address bits / 8)`` over :func:`memory_map`.
+    word_bytes : int
+        Bytes of a memory word, ``ceil(max(weight.width, feedback.width) / 8)``; a word
+        is read sign-extended to this many bytes and written from its low bits.
+    lfsr_bytes : int
+        Bytes of an LFSR state, ``ceil(lfsr_width / 8)``.
+    """
+
+    n_inputs: int
+    n_outputs: int
+    n_hidden: int
+    n_memories: int
+    sample_bytes: int
+    addr_bytes: int
+    word_bytes: int
+    lfsr_bytes: int
+
+    @classmethod
+    def of(cls, cfg: Config) -> "HostParams":
+        a = cfg.arith
+        mems = memory_map(cfg)
+        abits = max(addr_width(mem.words) for mem in mems)
+        return cls(n_inputs=cfg.model.layers[0], n_outputs=cfg.model.n_outputs,
+                   n_hidden=cfg.model.n_layers - 1, n_memories=len(mems),
+                   sample_bytes=-(-a.act.width // 8), addr_bytes=-(-abits // 8),
+                   word_bytes=-(-max(a.weight.width, a.feedback.width) // 8),
+                   lfsr_bytes=-(-a.lfsr_width // 8))
+
+
+@dataclass(frozen=True)
+class HostCommand:
+    """One command: ``request`` argument bytes after the opcode, ``response`` reply bytes
+    (the echoed opcode included)."""
+
+    code: int
+    name: str
+    request: int
+    response: int
+
+
+STATUS_BYTES = 1 + 1 + 4 * (COUNTER_WIDTH // 8) + 1
+INFO_BYTES = 1 + 7 + 4
+
+
+def host_commands(cfg: Config) -> tuple[HostCommand, ...]:
+    """The command set with its exact lengths for ``cfg`` (``docs/HOST-PROTOCOL.md``)."""
+    h = HostParams.of(cfg)
+    O = Opcode
+    return (
+        HostCommand(O.PING, "PING", 0, 2),
+        HostCommand(O.LOAD_SAMPLE, "LOAD_SAMPLE", h.n_inputs * h.sample_bytes + 1, 1),
+        HostCommand(O.TRAIN, "TRAIN", 0, 2),
+        HostCommand(O.INFER, "INFER", 0, 2),
+        HostCommand(O.READ_MEM, "READ_MEM", 1 + h.addr_bytes, 1 + h.word_bytes),
+        HostCommand(O.WRITE_MEM, "WRITE_MEM", 1 + h.addr_bytes + h.word_bytes, 1),
+        HostCommand(O.READ_LFSR, "READ_LFSR", 1, 1 + h.lfsr_bytes),
+        HostCommand(O.WRITE_LFSR, "WRITE_LFSR", 1 + h.lfsr_bytes, 1),
+        HostCommand(O.STATUS, "STATUS", 0, STATUS_BYTES),
+        HostCommand(O.INFO, "INFO", 0, INFO_BYTES),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The host side, in Python
+# --------------------------------------------------------------------------------------
+
+def _le(value: int, n: int) -> bytes:
+    return (value & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
+
+
+def _signed(raw: int, bits: int) -> int:
+    return raw - (1 << bits) if raw >> (bits - 1) & 1 else raw
+
+
+class HostProtocol:
+    """Encodes commands and decodes replies of the host protocol for one configuration.
+
+    Every ``encode_*`` method returns the command bytes; :meth:`reply_length` gives the
+    number of reply bytes to read; the ``decode_*`` methods check the echo byte and
+    return the value.
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.params = HostParams.of(cfg)
+        self.memories = memory_map(cfg)
+        self.by_name = {mem.name: mem for mem in self.memories}
+        self.commands = {c.code: c for c in host_commands(cfg)}
+
+    def reply_length(self, opcode: int) -> int:
+        return self.commands[opcode].response if opcode in self.commands else 2
+
+    # -- commands ----------------------------------------------------------------------
+    def encode_ping(self) -> bytes:
+        return bytes([Opcode.PING])
+
+    def encode_load_sample(self, words, label: int) -> bytes:
+        h = self.params
+        words = [int(w) for w in words]
+        if len(words) != h.n_inputs:
+            raise ValueError(f"{len(words)} input words, {h.n_inputs} expected")
+        if not 0 <= label < h.n_outputs:
+            raise ValueError(f"label {label} is not in 0..{h.n_outputs - 1}")
+        return bytes([Opcode.LOAD_SAMPLE]) + b"".join(_le(w, h.sample_bytes) for w in words) + bytes([label])
+
+    def encode_train(self) -> bytes:
+        return bytes([Opcode.TRAIN])
+
+    def encode_infer(self) -> bytes:
+        return bytes([Opcode.INFER])
+
+    def encode_read_mem(self, mem: int | str, addr: int) -> bytes:
+        return bytes([Opcode.READ_MEM, self._id(mem)]) + _le(addr, self.params.addr_bytes)
+
+    def encode_write_mem(self, mem: int | str, addr: int, word: int) -> bytes:
+        h = self.params
+        return bytes([Opcode.WRITE_MEM, self._id(mem)]) + _le(addr, h.addr_bytes) + _le(word, h.word_bytes)
+
+    def encode_read_lfsr(self, layer: int) -> bytes:
+        return bytes([Opcode.READ_LFSR, layer])
+
+    def encode_write_lfsr(self, layer: int, state: int) -> bytes:
+        return bytes([Opcode.WRITE_LFSR, layer]) + _le(state, self.params.lfsr_bytes)
+
+    def encode_status(self) -> bytes:
+        return bytes([Opcode.STATUS])
+
+    def encode_info(self) -> bytes:
+        return bytes([Opcode.INFO])
+
+    # -- replies -----------------------------------------------------------------------
+    def _check(self, reply: bytes, opcode: int) -> bytes:
+        if len(reply) != self.reply_length(opcode) or reply[0] != opcode:
+            raise ValueError(f"bad reply to opcode {opcode:#04x}: {reply.hex()}")
+        return reply[1:]
+
+    def decode_class(self, reply: bytes, opcode: int) -> int:
+        """The class of a TRAIN or INFER reply."""
+        return self._check(reply, opcode)[0]
+
+    def decode_word(self, reply: bytes, mem: int | str) -> int:
+        """The stored (signed) integer of a READ_MEM reply from memory ``mem``."""
+        raw = int.from_bytes(self._check(reply, Opcode.READ_MEM), "little")
+        return _signed(raw & ((1 << self.memories[self._id(mem)].width) - 1), self.memories[self._id(mem)].width)
+
+    def decode_lfsr(self, reply: bytes) -> int:
+        return int.from_bytes(self._check(reply, Opcode.READ_LFSR), "little")
+
+    def decode_status(self, reply: bytes) -> dict:
+        body = self._check(reply, Opcode.STATUS)
+        n = COUNTER_WIDTH // 8
+        f = lambda k: int.from_bytes(body[1 + k * n:1 + (k + 1) * n], "little")
+        return {"busy": bool(body[0] & 1), "sample_loaded": bool(body[0] & 2), "steps": f(0),
+                "cycles": f(1), "cycles_forward": f(2), "cycles_update": f(3), "pred": body[-1]}
+
+    def decode_info(self, reply: bytes) -> dict:
+        body = self._check(reply, Opcode.INFO)
+        keys = ["version", "n_memories", "addr_bytes", "word_bytes", "sample_bytes", "lfsr_bytes", "n_hidden"]
+        out = dict(zip(keys, body[:7]))
+        out["config_hash"] = int.from_bytes(body[7:11], "little")
+        return out
+
+    def _id(self, mem: int | str) -> int:
+        return self.by_name[mem].id if isinstance(mem, str) else int(mem)
+
+
+# --------------------------------------------------------------------------------------
+# The hardware
+# --------------------------------------------------------------------------------------
+
+def HostMemSignature(params: HostParams) -> wiring.Signature:
+    """The host's bus into the processor's memories (seen from the host): ``id`` selects a
+    memory of :func:`memory_map`; reads have one cycle of latency; ``rdata`` is the word
+    sign-extended to ``8 * word_bytes`` bits (0 for an unknown id)."""
+    return wiring.Signature({
+        "id": Out(8),
+        "addr": Out(8 * params.addr_bytes),
+        "wdata": Out(8 * params.word_bytes),
+        "we": Out(1),
+        "re": Out(1),
+        "rdata": In(8 * params.word_bytes),
+    })
+
+
+def HostLfsrSignature(cfg: Config) -> wiring.Signature:
+    """The host's port into the direction generators (seen from the host): ``layer`` is
+    the hidden layer ``l`` (1..L-1); ``state`` is its LFSR state (0 for another number);
+    ``load`` replaces it with ``value`` (ignored when ``value`` is 0)."""
+    w = cfg.arith.lfsr_width
+    return wiring.Signature({
+        "layer": Out(8),
+        "value": Out(w),
+        "load": Out(1),
+        "state": In(w),
+    })
+
+
+def HostStatusSignature(cfg: Config) -> wiring.Signature:
+    """The host's control of the sequencer (seen from the host)."""
+    n_out = cfg.model.n_outputs
+    return wiring.Signature({
+        "train": Out(1),
+        "infer": Out(1),
+        "label": Out(range(n_out)),
+        "busy": In(1),
+        "done": In(1),
+        "pred": In(range(n_out)),
+        "steps": In(COUNTER_WIDTH),
+        "cycles": In(COUNTER_WIDTH),
+        "cycles_fwd": In(COUNTER_WIDTH),
+        "cycles_upd": In(COUNTER_WIDTH),
+    })
+
+
+class Host(wiring.Component):
+    """Parses host commands from a byte stream and answers on another.
+
+    One command at a time: the opcode, its argument bytes, the action (a training step
+    or an inference runs to completion before the reply), then the reply bytes. Input
+    words of LOAD_SAMPLE are written to the sample buffer as they complete. See
+    ``docs/HOST-PROTOCOL.md`` for the commands.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (byte counts: :class:`HostParams`).
+
+    Members
+    -------
+    i : ``In(stream.Signature(8))``
+        Command bytes.
+    o : ``Out(stream.Signature(8))``
+        Reply bytes.
+    x_addr : ``Out(range(n_0))``
+        Sample buffer address (input ``j``).
+    x_data : ``Out(act.width)``
+        Input word ``x_j``.
+    x_we : ``Out(1)``
+        Write ``x_data`` to ``x_addr``.
+    mem : ``Out(HostMemSignature(params))``
+        Bus into the memories.
+    lfsr : ``Out(HostLfsrSignature(cfg))``
+        Port into the direction generators.
+    ctl : ``Out(HostStatusSignature(cfg))``
+        Start strobes, the label, and the sequencer's status and counters.
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.params = HostParams.of(cfg)
+        self.commands = host_commands(cfg)
+        super().__init__({
+            "i": In(stream.Signature(8)),
+            "o": Out(stream.Signature(8)),
+            "x_addr": Out(range(max(cfg.model.layers[0], 2))),
+            "x_data": Out(cfg.arith.act.width),
+            "x_we": Out(1),
+            "mem": Out(HostMemSignature(self.params)),
+            "lfsr": Out(HostLfsrSignature(cfg)),
+            "ctl": Out(HostStatusSignature(cfg)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, h, O = self.cfg, self.params, Opcode
+        args_max = max(c.request for c in self.commands if c.code != O.LOAD_SAMPLE)
+        reply_max = max(max(c.response for c in self.commands), 2)
+
+        cmd = Signal(8)
+        arg = Signal(8 * args_max)
+        cnt = Signal(range(max(args_max, h.sample_bytes, h.n_inputs) + 1))
+        word = Signal(8 * h.sample_bytes)
+        wi = Signal(range(h.n_inputs + 1))
+        loaded = Signal()
+        ridx = Signal(range(reply_max + 1))
+
+        got = self.i.valid & self.i.ready
+        byte = self.i.payload
+
+        # Argument fields.
+        a_id = arg[:8]
+        a_addr = arg[8:8 + 8 * h.addr_bytes]
+        a_word = arg[8 + 8 * h.addr_bytes:8 + 8 * (h.addr_bytes + h.word_bytes)]
+        a_lfsr = arg[8:8 + cfg.arith.lfsr_width]
+        m.d.comb += [
+            self.mem.id.eq(a_id), self.mem.addr.eq(a_addr), self.mem.wdata.eq(a_word),
+            self.lfsr.layer.eq(a_id), self.lfsr.value.eq(a_lfsr),
+        ]
+
+        # Argument bytes of the command in `cmd` (LOAD_SAMPLE is handled on its own).
+        n_args = Signal(range(args_max + 1))
+        with m.Switch(cmd):
+            for c in self.commands:
+                if c.code != O.LOAD_SAMPLE:
+                    with m.Case(c.code):
+                        m.d.comb += n_args.eq(c.request)
+
+        # The reply of the command in `cmd`: bytes from live signals, held while idle.
+        rvec = Signal(8 * reply_max)
+        rlen = Signal(range(reply_max + 1))
+        st = self.ctl
+        pred8 = Cat(st.pred, Const(0, 8))[:8]
+        replies = {
+            O.PING: Cat(Const(O.PING, 8), Const(PROTOCOL_VERSION, 8)),
+            O.LOAD_SAMPLE: Const(O.LOAD_SAMPLE, 8),
+            O.TRAIN: Cat(Const(O.TRAIN, 8), pred8),
+            O.INFER: Cat(Const(O.INFER, 8), pred8),
+            O.READ_MEM: Cat(Const(O.READ_MEM, 8), self.mem.rdata),
+            O.WRITE_MEM: Const(O.WRITE_MEM, 8),
+            O.READ_LFSR: Cat(Const(O.READ_LFSR, 8), self.lfsr.state, Const(0, 8 * h.lfsr_bytes - cfg.arith.lfsr_width)),
+            O.WRITE_LFSR: Const(O.WRITE_LFSR, 8),
+            O.STATUS: Cat(Const(O.STATUS, 8), st.busy, loaded, Const(0, 6),
+                          st.steps, st.cycles, st.cycles_fwd, st.cycles_upd, pred8),
+            O.INFO: Cat(Const(O.INFO, 8), Const(PROTOCOL_VERSION, 8), Const(h.n_memories, 8),
+                        Const(h.addr_bytes, 8), Const(h.word_bytes, 8), Const(h.sample_bytes, 8),
+                        Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
+        }
+        lengths = {c.code: c.response for c in self.commands}
+        with m.Switch(cmd):
+            for code, vec in replies.items():
+                assert len(vec) == 8 * lengths[code], (code, len(vec))
+                with m.Case(code):
+                    m.d.comb += [rvec.eq(vec), rlen.eq(lengths[code])]
+            with m.Default():
+                m.d.comb += [rvec.eq(Cat(Const(ERROR_REPLY, 8), cmd)), rlen.eq(2)]
+
+        reply_bytes = Array(rvec[8 * k:8 * (k + 1)] for k in range(reply_max))
+
+        # Sample words complete on their last byte.
+        if h.sample_bytes > 1:
+            full_word = Cat(word[:8 * (h.sample_bytes - 1)], byte)
+        else:
+            full_word = byte
+        m.d.comb += [self.x_addr.eq(wi), self.x_data.eq(full_word[:cfg.arith.act.width])]
+
+        with m.FSM():
+            with m.State("CMD"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(got):
+                    m.d.sync += [cmd.eq(byte), cnt.eq(0), wi.eq(0)]
+                    with m.Switch(byte):
+                        with m.Case(O.LOAD_SAMPLE):
+                            m.next = "SAMPLE"
+                        for c in self.commands:
+                            if c.code != O.LOAD_SAMPLE:
+                                with m.Case(c.code):
+                                    m.next = "ARGS" if c.request else "EXEC"
+                        with m.Default():
+                            m.d.sync += ridx.eq(0)
+                            m.next = "REPLY"
+            with m.State("ARGS"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(got):
+                    m.d.sync += [arg.word_select(cnt, 8).eq(byte), cnt.eq(cnt + 1)]
+                    with m.If(cnt == n_args - 1):
+                        m.next = "EXEC"
+            with m.State("SAMPLE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(got):
+                    with m.If(cnt == h.sample_bytes - 1):
+                        m.d.comb += self.x_we.eq(1)
+                        m.d.sync += [cnt.eq(0), wi.eq(wi + 1)]
+                        with m.If(wi == h.n_inputs - 1):
+                            m.next = "LABEL"
+                    with m.Else():
+                        m.d.sync += [word.word_select(cnt, 8).eq(byte), cnt.eq(cnt + 1)]
+            with m.State("LABEL"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(got):
+                    m.d.sync += [st.label.eq(byte), loaded.eq(1), ridx.eq(0)]
+                    m.next = "REPLY"
+            with m.State("EXEC"):
+                m.d.sync += ridx.eq(0)
+                with m.Switch(cmd):
+                    with m.Case(O.TRAIN):
+                        m.d.comb += st.train.eq(1)
+                        m.next = "WAIT"
+                    with m.Case(O.INFER):
+                        m.d.comb += st.infer.eq(1)
+                        m.next = "WAIT"
+                    with m.Case(O.READ_MEM):
+                        m.d.comb += self.mem.re.eq(1)
+                        m.next = "REPLY"          # rdata is valid from the next cycle on
+                    with m.Case(O.WRITE_MEM):
+                        m.d.comb += self.mem.we.eq(1)
+                        m.next = "REPLY"
+                    with m.Case(O.WRITE_LFSR):
+                        m.d.comb += self.lfsr.load.eq(a_lfsr != 0)
+                        m.next = "REPLY"
+                    with m.Default():
+                        m.next = "REPLY"
+            with m.State("WAIT"):
+                with m.If(st.done):
+                    m.next = "REPLY"
+            with m.State("REPLY"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(reply_bytes[ridx])]
+                with m.If(self.o.ready):
+                    m.d.sync += ridx.eq(ridx + 1)
+                    with m.If(ridx == rlen - 1):
+                        m.next = "CMD"
+        return m

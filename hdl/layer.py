@@ -1,0 +1,467 @@
+"""Layer engine: the forward pass (eq. 1 and eq. 12) and the weight update of one layer.
+
+One :class:`LayerEngine` per layer. It holds the layer's forward weights ``W_l`` banked
+across ``P`` processing elements, its biases ``b_l``, and (hidden layers) the buffers
+``y_l``, ``d_l`` and the mask ``relu'(a_l)`` that the layer above and its own update read.
+The arithmetic is ``docs/ARITHMETIC.md``, section 5, steps 2 and 5, bit for bit
+(:func:`golden.arith.layer_forward`, :func:`golden.arith.weight_update`); the structure is
+described in ``docs/ARCHITECTURE.md``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Const, MemoryData, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ddfa.config import Config
+
+from .fixed import fixed_shape, narrow, round_shift, saturate
+from .layouts import ErrorBeat, MemPortSignature, OutputBeat, addr_width
+
+__all__ = ["ActReadSignature", "LayerEngine", "bank_rows"]
+
+
+def ActReadSignature(cfg: Config, depth: int) -> wiring.Signature:
+    """Read port into a layer's activation buffers ``y`` and ``d``, seen from the reader.
+
+    The reader drives ``addr`` and ``en``; ``y`` and ``d`` hold the words at the address
+    of the last cycle ``en`` was high (one cycle of latency, held while ``en`` is low).
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (``act`` format).
+    depth : int
+        Words in each buffer (the layer's width ``n_l``, or ``n_0`` for the input sample).
+
+    Members
+    -------
+    addr : ``Out(addr_width(depth))``
+        Neuron index ``j``.
+    en : ``Out(1)``
+        Read this cycle.
+    y : ``In(signed(act.width))``
+        ``y_j`` (the activation, or the input ``x_j``).
+    d : ``In(signed(act.width))``
+        ``d_j`` (the directional derivative; zero for the input sample, ``d_0 = 0``).
+    """
+    act = fixed_shape(cfg.arith.act)
+    return wiring.Signature({
+        "addr": Out(addr_width(depth)),
+        "en": Out(1),
+        "y": In(act),
+        "d": In(act),
+    })
+
+
+def bank_rows(values, n_out: int, n_in: int, pes: int) -> list[list[int]]:
+    """Split a row-major ``n_out x n_in`` weight image into the ``pes`` PE banks.
+
+    PE ``p`` holds rows ``i`` with ``i mod pes == p`` at address ``(i div pes) * n_in + j``
+    (``docs/ARITHMETIC.md``, section 7).
+    """
+    values = [int(v) for v in values]
+    if len(values) != n_out * n_in:
+        raise ValueError(f"{len(values)} weights given, {n_out} x {n_in} expected")
+    return [[values[i * n_in + j] for i in range(p, n_out, pes) for j in range(n_in)]
+            for p in range(pes)]
+
+
+class LayerEngine(wiring.Component):
+    """Forward pass and weight update of layer ``l`` with ``P`` processing elements.
+
+    **Banking.** PE ``p`` owns one memory of ``W_l``: rows ``i`` with ``i mod P == p``,
+    at address ``(i div P) * n_{l-1} + j``. Rows are processed in groups of ``P``
+    (group ``r`` holds rows ``r*P .. r*P+P-1``), one column ``j`` per cycle: the word
+    ``y_{l-1,j}`` (and ``d_{l-1,j}``) read from the layer below is broadcast to all PEs.
+
+    **Forward** (``fwd`` strobe). A three-stage pipeline per PE: read ``W[p]`` and the
+    layer below at column ``j``; multiply (each weight read feeds the primal product
+    ``w*y`` and, for ``l >= 2``, the tangent product ``w*d`` in the same cycle); add to
+    the accumulators. At the end of a group the ``P`` accumulators move to a hold
+    register and the next group starts at once, while a serial activation stage
+    (one row a cycle, one rounding unit) computes for each row ``i``::
+
+        a = narrow(acc_a + (b_i << act.frac), weight.frac, act)       eq. 1
+        t = narrow(acc_t, weight.frac, act)        (0 for layer 1)
+        hidden: y = max(a, 0); d = sat([a > 0] * t + v_i, act)        eq. 12
+        output: y = a; d = t
+
+    Hidden layers write ``y``, ``d`` into their buffers (read by the layer above through
+    ``buf``) and ``[a > 0]`` into the mask register. The output layer streams
+    ``(y_L,o, d_L,o)`` to the output unit instead (``y``) and keeps nothing.
+
+    **Update** (``upd`` strobe). The engine takes ``delta_i`` one row at a time (hidden:
+    ``g_i`` from its feedback unit, masked by ``relu'(a_i)``; output: ``e_o`` from the
+    error bus, captured by a FIFO of ``n_L`` words so that the bus never waits for this
+    engine). Each ``delta_i`` updates ``b_i`` at once; every ``P`` rows the same PE
+    pipeline runs a row group again, now as a read-modify-write of ``W``: the primal
+    multiplier forms ``delta_i * y_{l-1,j}`` and the PE writes back
+    ``sat(W_ij - round_shift(delta_i y_j, err.frac + act.frac + lr_shift - weight.frac))``
+    two cycles after the read. The rows of the next group are collected while the current
+    group is written.
+
+    **Host.** While ``busy`` is low the host reads and writes ``W`` and ``b`` through
+    ``host_w`` (address ``{pe, bank address}``: the PE index in the high bits) and
+    ``host_b`` (address ``i``).
+
+    Parameters
+    ----------
+    cfg : Config
+        The validated configuration (formats, layer sizes, ``hardware.pes``).
+    layer : int
+        Layer index, counting from 1.
+    W_init : sequence of int, optional
+        Initial ``W_l``, row-major (``n_l * n_{l-1}`` stored integers); zeros if omitted.
+    b_init : sequence of int, optional
+        Initial ``b_l`` (``n_l`` stored integers); zeros if omitted.
+
+    Members
+    -------
+    fwd : ``In(1)``
+        Start the forward pass (a one-cycle strobe while ``busy`` is low).
+    upd : ``In(1)``
+        Start the weight update (a one-cycle strobe while ``busy`` is low, after the
+        forward pass of this training step).
+    busy : ``Out(1)``
+        A pass is running; high from the cycle after the strobe until the last word of
+        the pass is written.
+    prev : ``Out(ActReadSignature(cfg, n_{l-1}))``
+        Reads ``y_{l-1}`` and ``d_{l-1}`` (the layer below or, for layer 1, the input).
+    v : ``In(n_l)``
+        Hidden layers only: the directions (bit ``i`` set means ``v_i = -1``).
+    v_valid : ``In(1)``
+        Hidden layers only: ``v`` is complete; the activation stage waits for it.
+    buf : ``In(ActReadSignature(cfg, n_l))``
+        Hidden layers only: the layer above reads ``y_l`` and ``d_l`` here.
+    g : ``In(stream.Signature(signed(err.width)))``
+        Hidden layers only: ``g_i`` from the feedback unit, ``i`` in order (update).
+    y : ``Out(stream.Signature(OutputBeat(cfg)))``
+        Output layer only: ``(y_L,o, d_L,o)``, ``o`` in order (forward).
+    bus : ``In(stream.Signature(ErrorBeat(cfg)))``
+        Output layer only: the error bus; ``e_o`` is ``delta_L,o`` (update). Its
+        ``ready`` does not depend on ``valid``.
+    host_w : ``In(MemPortSignature(pe_bits + bank_addr_bits, weight.width))``
+        Host port into the ``W`` banks (address ``{pe, (i div P) * n_{l-1} + j}``).
+    host_b : ``In(MemPortSignature(addr_width(n_l), weight.width))``
+        Host port into ``b``.
+    """
+
+    def __init__(self, cfg: Config, layer: int, *, W_init=None, b_init=None):
+        L = cfg.model.n_layers
+        if not 1 <= layer <= L:
+            raise ValueError(f"layer {layer} is not a layer (1..{L})")
+        self.cfg = cfg
+        self.layer = layer
+        self.n_in = cfg.model.layers[layer - 1]
+        self.n_out = cfg.model.layers[layer]
+        self.pes = cfg.hardware.pes[layer - 1]
+        self.groups = self.n_out // self.pes
+        self.hidden = layer < L
+        self.tangent = layer >= 2
+        self.bank_depth = self.groups * self.n_in
+        self.bank_addr_bits = addr_width(self.bank_depth)
+        self.pe_bits = (self.pes - 1).bit_length()
+
+        W_init = [0] * (self.n_out * self.n_in) if W_init is None else list(W_init)
+        b_init = [0] * self.n_out if b_init is None else [int(v) for v in b_init]
+        if len(b_init) != self.n_out:
+            raise ValueError(f"{len(b_init)} biases given, {self.n_out} expected")
+        w_s = fixed_shape(cfg.arith.weight)
+        #: The contents of the ``W`` banks and of ``b`` (``MemoryData``; a simulation
+        #: testbench reads them with ``ctx.get(engine.W_data[p][addr])``).
+        self.W_data = [MemoryData(shape=w_s, depth=self.bank_depth, init=bank)
+                       for bank in bank_rows(W_init, self.n_out, self.n_in, self.pes)]
+        self.b_data = MemoryData(shape=w_s, depth=self.n_out, init=b_init)
+
+        ar = cfg.arith
+        members = {
+            "fwd": In(1),
+            "upd": In(1),
+            "busy": Out(1),
+            "prev": Out(ActReadSignature(cfg, self.n_in)),
+            "host_w": In(MemPortSignature(self.pe_bits + self.bank_addr_bits, ar.weight.width)),
+            "host_b": In(MemPortSignature(addr_width(self.n_out), ar.weight.width)),
+        }
+        if self.hidden:
+            members.update({
+                "v": In(self.n_out),
+                "v_valid": In(1),
+                "buf": In(ActReadSignature(cfg, self.n_out)),
+                "g": In(stream.Signature(fixed_shape(ar.err))),
+            })
+        else:
+            members.update({
+                "y": Out(stream.Signature(OutputBeat(cfg))),
+                "bus": In(stream.Signature(ErrorBeat(cfg))),
+            })
+        super().__init__(members)
+
+    # Shifts of the weight update (ARITHMETIC.md section 5, step 5).
+    @property
+    def shift_W(self) -> int:
+        a = self.cfg.arith
+        return a.err.frac + a.act.frac + a.lr_shift - a.weight.frac
+
+    @property
+    def shift_b(self) -> int:
+        a = self.cfg.arith
+        return a.err.frac + a.lr_shift - a.weight.frac
+
+    def elaborate(self, platform):
+        m = Module()
+        ar = self.cfg.arith
+        P, R, n_in, n_out = self.pes, self.groups, self.n_in, self.n_out
+        act_s, err_s, w_s = fixed_shape(ar.act), fixed_shape(ar.err), fixed_shape(ar.weight)
+        acc_s = signed(ar.acc_width)
+
+        # ---- memories -------------------------------------------------------------
+        banks = []
+        for p in range(P):
+            mem = Memory(data=self.W_data[p])
+            m.submodules[f"W_pe{p}"] = mem
+            banks.append((mem.read_port(), mem.write_port()))
+        m.submodules.b = b_mem = Memory(data=self.b_data)
+        b_rd, b_wr = b_mem.read_port(), b_mem.write_port()
+
+        # ---- control state --------------------------------------------------------
+        fwd_busy = Signal()
+        upd_busy = Signal()
+        m.d.comb += self.busy.eq(fwd_busy | upd_busy)
+
+        # Stage 0: issue (group r, column j) -> bank address r*n_in + j.
+        s0_active = Signal()
+        s0_upd = Signal()
+        s0_addr = Signal(range(max(self.bank_depth, 2)))
+        s0_j = Signal(range(max(n_in, 2)))
+        # Stage 1: memory words valid. Stage 2: products valid.
+        s1_valid, s1_first, s1_last, s1_upd = Signal(), Signal(), Signal(), Signal()
+        s1_addr = Signal.like(s0_addr)
+        s2_valid, s2_first, s2_last, s2_upd = Signal(), Signal(), Signal(), Signal()
+        s2_addr = Signal.like(s0_addr)
+
+        mul_a_s = signed(max(ar.weight.width, ar.err.width) + ar.act.width)
+        prod_a = [Signal(mul_a_s, name=f"prod_a{p}") for p in range(P)]
+        prod_t = [Signal(signed(ar.weight.width + ar.act.width), name=f"prod_t{p}") for p in range(P)]
+        w_d = [Signal(w_s, name=f"w_d{p}") for p in range(P)]
+        acc_a = [Signal(acc_s, name=f"acc_a{p}") for p in range(P)]
+        acc_t = [Signal(acc_s, name=f"acc_t{p}") for p in range(P)]
+        hold_a = [Signal(acc_s, name=f"hold_a{p}") for p in range(P)]
+        hold_t = [Signal(acc_s, name=f"hold_t{p}") for p in range(P)]
+        hold_valid = Signal()
+
+        # Update: deltas collected P at a time, then latched as the PEs' operands.
+        collect = [Signal(err_s, name=f"collect{p}") for p in range(P)]
+        col_full = Signal()
+        col_cnt = Signal(range(max(P, 2)))
+        col_i = Signal(range(n_out + 1))
+        opd = [Signal(err_s, name=f"delta{p}") for p in range(P)]
+        groups_done = Signal(range(max(R, 2)))
+
+        # Global stall: a finished group waits while the hold register is still in use.
+        en = Signal()
+        m.d.comb += en.eq(~(s2_valid & s2_last & ~s2_upd & hold_valid))
+
+        # ---- stage 0 --------------------------------------------------------------
+        group_ok = Signal()
+        m.d.comb += group_ok.eq(~s0_upd | (s0_j != 0) | col_full)
+        s0_issue = Signal()
+        m.d.comb += s0_issue.eq(s0_active & en & group_ok)
+
+        m.d.comb += [self.prev.addr.eq(s0_j), self.prev.en.eq(en)]
+        with m.If(self.fwd):
+            m.d.sync += [fwd_busy.eq(1), s0_active.eq(1), s0_upd.eq(0), s0_addr.eq(0), s0_j.eq(0)]
+        with m.Elif(self.upd):
+            m.d.sync += [upd_busy.eq(1), s0_active.eq(1), s0_upd.eq(1), s0_addr.eq(0), s0_j.eq(0),
+                         col_i.eq(0), col_cnt.eq(0), groups_done.eq(0)]
+        with m.Elif(s0_issue):
+            m.d.sync += s0_addr.eq(s0_addr + 1)
+            with m.If(s0_j == n_in - 1):
+                m.d.sync += s0_j.eq(0)
+                with m.If(s0_addr == self.bank_depth - 1):
+                    m.d.sync += s0_active.eq(0)
+            with m.Else():
+                m.d.sync += s0_j.eq(s0_j + 1)
+            with m.If(s0_upd & (s0_j == 0)):
+                m.d.sync += [o.eq(c) for o, c in zip(opd, collect)]
+
+        with m.If(en):
+            m.d.sync += [
+                s1_valid.eq(s0_issue), s1_first.eq(s0_j == 0), s1_last.eq(s0_j == n_in - 1),
+                s1_upd.eq(s0_upd), s1_addr.eq(s0_addr),
+                s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
+                s2_upd.eq(s1_upd), s2_addr.eq(s1_addr),
+            ]
+
+        # ---- the PEs: stage 1 (multiply) and stage 2 (accumulate or write back) ----
+        host_pe = Signal(max(self.pe_bits, 1))
+        host_rd = [Signal(w_s, name=f"host_rd{p}") for p in range(P)]
+        nxt_a, nxt_t = [None] * P, [None] * P        # the accumulators' next values
+        s2_wb = Signal()
+        m.d.comb += s2_wb.eq(s2_valid & s2_upd)
+        for p, (rd, wr) in enumerate(banks):
+            host_sel = (self.host_w.addr[self.bank_addr_bits:] == p) if self.pe_bits else Const(1)
+            with m.If(self.busy):
+                m.d.comb += [rd.addr.eq(s0_addr), rd.en.eq(en),
+                             wr.addr.eq(s2_addr), wr.en.eq(s2_wb)]
+            with m.Else():
+                m.d.comb += [rd.addr.eq(self.host_w.addr[:self.bank_addr_bits]), rd.en.eq(self.host_w.re),
+                             wr.addr.eq(self.host_w.addr[:self.bank_addr_bits]),
+                             wr.en.eq(self.host_w.we & host_sel)]
+            m.d.comb += host_rd[p].eq(rd.data)
+
+            w = rd.data
+            # The primal multiplier: W * y (forward) or delta * y (update).
+            op_a = Mux(s1_upd, opd[p], w)
+            with m.If(en):
+                m.d.sync += [prod_a[p].eq(op_a * self.prev.y), w_d[p].eq(w)]
+                if self.tangent:
+                    m.d.sync += prod_t[p].eq(w * self.prev.d)     # the tangent multiplier
+
+            # Stage 2, forward: accumulate; a finished group moves to the hold register.
+            nxt_a[p] = Signal(acc_s, name=f"nxt_a{p}")
+            nxt_t[p] = Signal(acc_s, name=f"nxt_t{p}")
+            m.d.comb += nxt_a[p].eq(Mux(s2_first, 0, acc_a[p]) + prod_a[p])
+            if self.tangent:
+                m.d.comb += nxt_t[p].eq(Mux(s2_first, 0, acc_t[p]) + prod_t[p])
+            with m.If(en & s2_valid & ~s2_upd):
+                m.d.sync += acc_a[p].eq(nxt_a[p])
+                if self.tangent:
+                    m.d.sync += acc_t[p].eq(nxt_t[p])
+            # Stage 2, update: read-modify-write of W_ij.
+            w_new = saturate(w_d[p] - round_shift(prod_a[p], self.shift_W), ar.weight)
+            with m.If(self.busy):
+                m.d.comb += wr.data.eq(w_new)
+            with m.Else():
+                m.d.comb += wr.data.eq(self.host_w.wdata)
+
+        with m.If(self.host_w.re & ~self.busy):
+            m.d.sync += host_pe.eq(self.host_w.addr[self.bank_addr_bits:] if self.pe_bits else 0)
+        m.d.comb += self.host_w.rdata.eq(Array(host_rd)[host_pe] if P > 1 else host_rd[0])
+
+        with m.If(s2_wb & s2_last):
+            m.d.sync += groups_done.eq(groups_done + 1)
+            with m.If(groups_done == R - 1):
+                m.d.sync += upd_busy.eq(0)
+
+        # ---- activation stage (serial, one row a cycle) ---------------------------
+        act_i = Signal(range(max(n_out, 2)))
+        hold_p = Signal(range(max(P, 2)))
+        a1_valid = Signal()
+        a1_acc = Signal(acc_s)
+        a1_t = Signal(acc_s)
+        a1_i = Signal(range(max(n_out, 2)))
+        a1_take = Signal()
+        if self.hidden:
+            m.d.comb += a1_take.eq(1)
+            v_ok = self.v_valid
+        else:
+            m.d.comb += a1_take.eq(self.y.ready)
+            v_ok = Const(1)
+        a0_go = Signal()
+        m.d.comb += a0_go.eq(fwd_busy & hold_valid & (~a1_valid | a1_take) & v_ok)
+
+        with m.If(a0_go):
+            m.d.sync += [a1_valid.eq(1), a1_acc.eq(hold_a[0]), a1_t.eq(hold_t[0]), a1_i.eq(act_i),
+                         act_i.eq(act_i + 1)]
+            m.d.sync += [hold_a[k].eq(hold_a[k + 1]) for k in range(P - 1)]
+            m.d.sync += [hold_t[k].eq(hold_t[k + 1]) for k in range(P - 1)]
+            with m.If(hold_p == P - 1):
+                m.d.sync += [hold_valid.eq(0), hold_p.eq(0)]
+            with m.Else():
+                m.d.sync += hold_p.eq(hold_p + 1)
+        with m.Elif(a1_take):
+            m.d.sync += a1_valid.eq(0)
+        with m.If(self.fwd):
+            m.d.sync += [act_i.eq(0), hold_p.eq(0), hold_valid.eq(0), a1_valid.eq(0)]
+        # A finished group enters the hold register (never while it is in use: see en).
+        with m.If(en & s2_valid & ~s2_upd & s2_last):
+            m.d.sync += hold_valid.eq(1)
+            for p in range(P):
+                m.d.sync += hold_a[p].eq(nxt_a[p])
+                if self.tangent:
+                    m.d.sync += hold_t[p].eq(nxt_t[p])
+
+        # Stage A1: the bias word is on b_rd.data; eq. 1 and eq. 12.
+        a_val = narrow(a1_acc + (b_rd.data.as_signed() << ar.act.frac), ar.weight.frac, ar.act)
+        t_val = narrow(a1_t, ar.weight.frac, ar.act) if self.tangent else Const(0, act_s)
+        a_sig, t_sig = Signal(act_s), Signal(act_s)
+        m.d.comb += [a_sig.eq(a_val), t_sig.eq(t_val)]
+        pos = Signal()
+        m.d.comb += pos.eq(a_sig > 0)
+        with m.If(a1_valid & a1_take & (a1_i == n_out - 1)):
+            m.d.sync += fwd_busy.eq(0)
+
+        if self.hidden:
+            mask = Signal(n_out)
+            m.submodules.y_buf = y_mem = Memory(shape=act_s, depth=n_out, init=[])
+            m.submodules.d_buf = d_mem = Memory(shape=act_s, depth=n_out, init=[])
+            y_wr, d_wr = y_mem.write_port(), d_mem.write_port()
+            y_rd, d_rd = y_mem.read_port(), d_mem.read_port()
+            one = ar.act.one
+            v_i = self.v.bit_select(a1_i, 1)
+            y_val = Mux(pos, a_sig, 0)
+            d_val = saturate(Mux(pos, t_sig, 0) + Mux(v_i, Const(-one, act_s), Const(one, act_s)), ar.act)
+            m.d.comb += [
+                y_wr.addr.eq(a1_i), y_wr.data.eq(y_val), y_wr.en.eq(a1_valid),
+                d_wr.addr.eq(a1_i), d_wr.data.eq(d_val), d_wr.en.eq(a1_valid),
+                y_rd.addr.eq(self.buf.addr), y_rd.en.eq(self.buf.en),
+                d_rd.addr.eq(self.buf.addr), d_rd.en.eq(self.buf.en),
+                self.buf.y.eq(y_rd.data), self.buf.d.eq(d_rd.data),
+            ]
+            with m.If(a1_valid):
+                m.d.sync += mask.bit_select(a1_i, 1).eq(pos)
+        else:
+            m.d.comb += [self.y.valid.eq(a1_valid),
+                         self.y.payload.y.eq(a_sig), self.y.payload.d.eq(t_sig)]
+
+        # ---- update: delta_i in, bias update, row groups for the PEs ---------------
+        collecting = Signal()
+        m.d.comb += collecting.eq(upd_busy & ~col_full & (col_i < n_out))
+        take = Signal()
+        delta_in = Signal(err_s)
+        if self.hidden:
+            m.d.comb += [self.g.ready.eq(collecting), take.eq(collecting & self.g.valid),
+                         delta_in.eq(Mux(mask.bit_select(col_i, 1), self.g.payload, 0))]
+        else:
+            # The error bus never waits for this engine: a FIFO holds all n_L values of e.
+            m.submodules.e_fifo = fifo = SyncFIFOBuffered(width=ar.err.width, depth=n_out)
+            m.d.comb += [fifo.w_data.eq(self.bus.payload.e), fifo.w_en.eq(self.bus.valid),
+                         self.bus.ready.eq(fifo.w_rdy),
+                         fifo.r_en.eq(collecting), take.eq(collecting & fifo.r_rdy),
+                         delta_in.eq(fifo.r_data)]
+        with m.If(take):
+            m.d.sync += [collect[k].eq(collect[k + 1]) for k in range(P - 1)]
+            m.d.sync += [collect[P - 1].eq(delta_in), col_i.eq(col_i + 1)]
+            with m.If(col_cnt == P - 1):
+                m.d.sync += [col_cnt.eq(0), col_full.eq(1)]
+            with m.Else():
+                m.d.sync += col_cnt.eq(col_cnt + 1)
+        with m.If(s0_issue & s0_upd & (s0_j == 0)):
+            m.d.sync += col_full.eq(0)
+        with m.If(self.upd):
+            m.d.sync += col_full.eq(0)
+
+        # Bias: b_i <- sat(b_i - round_shift(delta_i, err.frac + lr_shift - weight.frac)).
+        bu_valid = Signal()
+        bu_delta = Signal(err_s)
+        bu_i = Signal(range(max(n_out, 2)))
+        m.d.sync += [bu_valid.eq(take), bu_delta.eq(delta_in), bu_i.eq(col_i)]
+        b_new = saturate(b_rd.data.as_signed() - round_shift(bu_delta, self.shift_b), ar.weight)
+
+        host_b = self.host_b
+        with m.If(self.busy):
+            m.d.comb += [
+                b_rd.addr.eq(Mux(upd_busy, col_i, act_i)), b_rd.en.eq(a0_go | take),
+                b_wr.addr.eq(bu_i), b_wr.data.eq(b_new), b_wr.en.eq(bu_valid),
+            ]
+        with m.Else():
+            m.d.comb += [
+                b_rd.addr.eq(host_b.addr), b_rd.en.eq(host_b.re),
+                b_wr.addr.eq(host_b.addr), b_wr.data.eq(host_b.wdata), b_wr.en.eq(host_b.we),
+            ]
+        m.d.comb += host_b.rdata.eq(b_rd.data)
+        return m

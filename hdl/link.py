@@ -1,0 +1,473 @@
+"""The frame layer between the UART and the processor's host byte stream.
+
+``docs/HOST-LINK.md`` is the specification; the constants (SYNC, status bytes, error
+codes, the CRC) come from :mod:`ddfa.link_client`, the host side, so both ends read one
+definition.
+
+The link is *store-and-forward*: a request frame is received whole into a buffer and
+checked (known command, the length that command takes, CRC) before its first byte goes
+to the processor. A malformed frame -- bad CRC, wrong length, unknown command, a UART
+framing error or overrun inside it, or a frame cut short (no byte for longer than the
+inter-byte timeout) -- gets an error response and reaches the processor not at all, so
+no weight can change because of line noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ddfa.config import Config
+from ddfa.link_client import CRC_INIT, CRC_POLY, MAX_PAYLOAD, STATUS_ERROR, STATUS_OK, SYNC, LinkErrorCode
+
+__all__ = ["LinkCommand", "Link", "UARTLink", "crc16_byte", "DEFAULT_TIMEOUT_US", "link_commands"]
+
+#: Default inter-byte timeout. USB serial bridges deliver a host's write in bursts with
+#: gaps of a few milliseconds between USB transfers; 20 ms leaves a wide margin and is
+#: still far below a person's patience.
+DEFAULT_TIMEOUT_US = 20_000
+
+
+@dataclass(frozen=True)
+class LinkCommand:
+    """One command the link accepts.
+
+    Parameters
+    ----------
+    code : int
+        The CMD byte; it is also the first byte the processor receives (its opcode).
+    name : str
+        For documentation and error messages.
+    request : int
+        Payload bytes a request frame of this command carries, exactly.
+    response : int
+        Bytes the processor answers with, exactly (may be 0: the response frame then
+        carries only the status byte).
+    """
+
+    code: int
+    name: str
+    request: int
+    response: int
+
+    def __post_init__(self):
+        if not 0 <= self.code <= 0xFF:
+            raise ValueError(f"command {self.name}: code {self.code!r} is not a byte")
+        if not 0 <= self.request <= MAX_PAYLOAD:
+            raise ValueError(f"command {self.name}: request length {self.request} is not 0..{MAX_PAYLOAD}")
+        if not 0 <= self.response <= MAX_PAYLOAD - 1:
+            raise ValueError(f"command {self.name}: response length {self.response} is not 0..{MAX_PAYLOAD - 1}")
+
+
+def link_commands(commands) -> tuple[LinkCommand, ...]:
+    """The link's command table from any objects with ``code``, ``name``, ``request``
+    and ``response`` (such as :func:`hdl.host.host_commands`' ``HostCommand``)."""
+    return tuple(c if isinstance(c, LinkCommand) else
+                 LinkCommand(int(c.code), str(c.name), int(c.request), int(c.response)) for c in commands)
+
+
+def _crc_matrix() -> list[tuple[list[int], list[int]]]:
+    """The byte step of CRC-16/CCITT-FALSE is linear over GF(2): for every output bit,
+    the CRC bits and the byte bits it is the XOR of."""
+    def step(crc: int, byte: int) -> int:
+        c = crc ^ (byte << 8)
+        for _ in range(8):
+            c = ((c << 1) ^ CRC_POLY) if c & 0x8000 else (c << 1)
+        return c & 0xFFFF
+    rows = []
+    for j in range(16):
+        crc_bits = [i for i in range(16) if step(1 << i, 0) >> j & 1]
+        byte_bits = [i for i in range(8) if step(0, 1 << i) >> j & 1]
+        rows.append((crc_bits, byte_bits))
+    return rows
+
+
+_CRC_MATRIX = _crc_matrix()
+
+
+def crc16_byte(crc, byte) -> Value:
+    """CRC-16/CCITT-FALSE of one more byte (MSB first), as a combinational expression:
+    each output bit is an XOR of a fixed set of CRC and byte bits (a flat XOR network;
+    no chain of eight conditional steps for the simulator or synthesis to unfold)."""
+    crc, byte = Value.cast(crc), Value.cast(byte)
+    bits = []
+    for crc_bits, byte_bits in _CRC_MATRIX:
+        terms = [crc[i] for i in crc_bits] + [byte[i] for i in byte_bits]
+        x = terms[0]
+        for t in terms[1:]:
+            x = x ^ t
+        bits.append(x)
+    return Cat(*bits)
+
+
+class Link(wiring.Component):
+    """Frame layer: UART bytes in, checked commands out to the processor, framed
+    responses back.
+
+    Request frame: ``SYNC | CMD | LEN (LE) | PAYLOAD | CRC (BE)``; CRC-16/CCITT-FALSE of
+    ``CMD..PAYLOAD``. Bytes outside a frame (before SYNC) are ignored. After a frame passes
+    every check, the link forwards ``CMD`` then ``PAYLOAD`` on ``cmd`` and, at the same
+    time, sends the response frame ``SYNC | CMD | LEN | STATUS_OK | answer | CRC``, whose
+    answer is the command's ``response`` bytes taken from ``resp``. It returns to looking
+    for SYNC when both are done: one request is in flight at a time.
+
+    A refused frame gets ``SYNC | CMD | 0x0002 | STATUS_ERROR | code | CRC`` and nothing
+    is forwarded. For a bad CRC the response follows the frame's last byte; a bad header
+    (unknown command, wrong length) or a UART error first waits until the line has been
+    quiet for the timeout, discarding the rest of the frame, so that the next frame starts
+    clean; a truncated frame is answered when the timeout expires.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration: its clock sets the timeout in cycles.
+    commands : iterable
+        The commands the processor accepts, with their exact lengths:
+        :class:`LinkCommand` or anything :func:`link_commands` takes (for the processor,
+        ``hdl.host.host_commands(cfg)``).
+    timeout_cycles : int, optional
+        Inter-byte timeout in clock cycles; default :data:`DEFAULT_TIMEOUT_US` at
+        ``cfg.clock_mhz``.
+
+    Members
+    -------
+    rx : ``In(stream.Signature(8))``
+        Bytes from the UART receiver.
+    rx_error : ``In(1)``
+        The UART receiver's framing-error or overrun pulse.
+    tx : ``Out(stream.Signature(8))``
+        Bytes to the UART transmitter.
+    cmd : ``Out(stream.Signature(8))``
+        Checked commands to the processor's host byte stream: CMD, then PAYLOAD.
+    resp : ``In(stream.Signature(8))``
+        The processor's answers.
+    error : ``Out(1)``
+        One-cycle pulse when a frame is refused.
+    busy : ``Out(1)``
+        A frame is being received, checked, forwarded or answered.
+    """
+
+    def __init__(self, cfg: Config, commands: Iterable[LinkCommand], *, timeout_cycles: int | None = None):
+        self.commands: Sequence[LinkCommand] = link_commands(commands)
+        codes = [c.code for c in self.commands]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"duplicate command codes in {codes}")
+        if timeout_cycles is None:
+            timeout_cycles = round(cfg.clock_mhz * DEFAULT_TIMEOUT_US)
+        if timeout_cycles < 1:
+            raise ValueError(f"timeout_cycles must be positive, not {timeout_cycles}")
+        self.timeout_cycles = int(timeout_cycles)
+        self.buffer_depth = max([c.request for c in self.commands] + [1])
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "rx_error": In(1),
+            "tx": Out(stream.Signature(8)),
+            "cmd": Out(stream.Signature(8)),
+            "resp": In(stream.Signature(8)),
+            "error": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        m.submodules.buffer = buf = memory.Memory(shape=8, depth=self.buffer_depth, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port(transparent_for=())
+
+        # -- the command table ------------------------------------------------------------
+        # Counters are as wide as the table needs, not as LEN's 16 bits: the frame's LEN
+        # is compared in full once, then only lengths from the table are counted.
+        max_resp = max([c.response for c in self.commands] + [1])
+        cmd_reg = Signal(8)
+        known = Signal()
+        exp_req = Signal(16)
+        no_args = Signal()
+        resp_len = Signal(range(max_resp + 1))
+        with m.Switch(cmd_reg):
+            for c in self.commands:
+                with m.Case(c.code):
+                    m.d.comb += [known.eq(1), exp_req.eq(c.request), no_args.eq(c.request == 0),
+                                 resp_len.eq(c.response)]
+
+        length = Signal(16)
+        last = Signal(range(self.buffer_depth))      # argument length - 1
+        count = Signal(range(self.buffer_depth))
+        crc = Signal(16)
+        err = Signal(range(8))
+
+        got = self.rx.valid & self.rx.ready
+        byte = self.rx.payload
+        # one CRC unit: receiving and sending never overlap
+        crc_in = Signal(8)
+        crc_next = crc16_byte(crc, crc_in)
+        m.d.comb += crc_in.eq(byte)
+
+        # -- the inter-byte timer: restarts on every byte or UART error ----------------------
+        timer = Signal(range(self.timeout_cycles + 1))
+        timed_out = timer == self.timeout_cycles
+        hunting = Signal()
+        with m.If(hunting | got | self.rx_error):
+            m.d.sync += timer.eq(0)
+        with m.Elif(~timed_out):
+            m.d.sync += timer.eq(timer + 1)
+
+        # -- the forwarder: CMD then the buffered payload to the processor -----------------
+        fwd_start = Signal()
+        fwd_busy = Signal()
+        fcount = Signal(range(self.buffer_depth))
+        m.d.comb += rd.addr.eq(fcount)
+        with m.FSM(name="fwd"):
+            with m.State("IDLE"):
+                with m.If(fwd_start):
+                    m.next = "CMD"
+            with m.State("CMD"):
+                m.d.comb += [fwd_busy.eq(1), self.cmd.valid.eq(1), self.cmd.payload.eq(cmd_reg)]
+                with m.If(self.cmd.ready):
+                    m.d.sync += fcount.eq(0)
+                    m.next = "CMD_DONE"
+            with m.State("CMD_DONE"):
+                # one cycle for the buffer's read latency (address fcount = 0)
+                m.d.comb += fwd_busy.eq(1)
+                with m.If(no_args):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += [fwd_busy.eq(1), self.cmd.valid.eq(1), self.cmd.payload.eq(rd.data)]
+                with m.If(self.cmd.ready):
+                    m.d.sync += fcount.eq(fcount + 1)
+                    with m.If(fcount == last):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += fwd_busy.eq(1)
+                m.next = "DATA"
+
+        # -- the response frame ---------------------------------------------------------------
+        ok = Signal()
+        idx = Signal(range(5))
+        left = Signal(range(max_resp + 1))
+        out_len = Signal(17)
+        m.d.comb += out_len.eq(Mux(ok, resp_len + 1, 2))
+        header = Signal(8)
+        with m.Switch(idx):
+            with m.Case(0):
+                m.d.comb += header.eq(SYNC)
+            with m.Case(1):
+                m.d.comb += header.eq(cmd_reg)
+            with m.Case(2):
+                m.d.comb += header.eq(out_len[:8])
+            with m.Case(3):
+                m.d.comb += header.eq(out_len[8:])
+            with m.Case(4):
+                m.d.comb += header.eq(Mux(ok, STATUS_OK, STATUS_ERROR))
+        tx_byte = Signal(8)
+        m.d.comb += self.tx.payload.eq(tx_byte)
+        sent = self.tx.valid & self.tx.ready
+
+        def refuse(code: LinkErrorCode, drain: bool):
+            m.d.sync += err.eq(code)
+            m.next = "DRAIN" if drain else "REFUSE"
+
+        def uart_error():
+            """Inside a frame a UART error comes first: the byte beside it is suspect."""
+            with m.If(self.rx_error):
+                refuse(LinkErrorCode.UART, drain=True)
+
+        def timeout():
+            with m.Elif(timed_out):
+                refuse(LinkErrorCode.TIMEOUT, drain=False)
+
+        with m.FSM(name="link"):
+            with m.State("HUNT"):
+                m.d.comb += [hunting.eq(1), self.rx.ready.eq(1)]
+                with m.If(got & (byte == SYNC)):
+                    m.d.sync += [crc.eq(CRC_INIT), cmd_reg.eq(0)]
+                    m.next = "CMD"
+            with m.State("CMD"):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                uart_error()
+                with m.Elif(got):
+                    m.d.sync += [cmd_reg.eq(byte), crc.eq(crc_next)]
+                    m.next = "LEN0"
+                timeout()
+            with m.State("LEN0"):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                uart_error()
+                with m.Elif(got):
+                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
+                    m.next = "LEN1"
+                timeout()
+            with m.State("LEN1"):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                uart_error()
+                with m.Elif(got):
+                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0)]
+                    m.next = "CHECK"
+                timeout()
+            with m.State("CHECK"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~known):
+                    refuse(LinkErrorCode.UNKNOWN_CMD, drain=True)
+                with m.Elif(length != exp_req):
+                    refuse(LinkErrorCode.BAD_LENGTH, drain=True)
+                with m.Elif(length == 0):
+                    m.next = "CRC0"
+                with m.Else():
+                    m.d.sync += last.eq(length - 1)
+                    m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                m.d.comb += [wr.addr.eq(count), wr.data.eq(byte), wr.en.eq(got)]
+                uart_error()
+                with m.Elif(got):
+                    m.d.sync += [count.eq(count + 1), crc.eq(crc_next)]
+                    with m.If(count == last):
+                        m.next = "CRC0"
+                timeout()
+            with m.State("CRC0"):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                uart_error()
+                with m.Elif(got):
+                    m.d.sync += crc.eq(crc_next)
+                    m.next = "CRC1"
+                timeout()
+            with m.State("CRC1"):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                uart_error()
+                with m.Elif(got):
+                    m.d.sync += crc.eq(crc_next)
+                    m.next = "VERIFY"
+                timeout()
+            with m.State("VERIFY"):
+                # the CRC over CMD..CRC is zero for an intact frame
+                m.d.comb += self.busy.eq(1)
+                with m.If(crc == 0):
+                    # accepted: forward and answer at the same time
+                    m.d.comb += fwd_start.eq(1)
+                    m.d.sync += [ok.eq(1), left.eq(resp_len), idx.eq(0), crc.eq(CRC_INIT)]
+                    m.next = "TX_HEADER"
+                with m.Else():
+                    refuse(LinkErrorCode.BAD_CRC, drain=False)
+            with m.State("DRAIN"):
+                # discard the rest of a refused frame until the line is quiet
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                with m.If(timed_out):
+                    m.next = "REFUSE"
+            with m.State("REFUSE"):
+                m.d.comb += [self.busy.eq(1), self.error.eq(1)]
+                m.d.sync += [ok.eq(0), left.eq(1), idx.eq(0), crc.eq(CRC_INIT)]
+                m.next = "TX_HEADER"
+            with m.State("TX_HEADER"):
+                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(header), crc_in.eq(tx_byte)]
+                with m.If(sent):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx != 0):
+                        m.d.sync += crc.eq(crc_next)
+                    with m.If(idx == 4):
+                        with m.If(left == 0):
+                            m.next = "TX_CRC0"
+                        with m.Else():
+                            m.next = "TX_BODY"
+            with m.State("TX_BODY"):
+                m.d.comb += [self.busy.eq(1), crc_in.eq(tx_byte)]
+                with m.If(ok):
+                    m.d.comb += [
+                        tx_byte.eq(self.resp.payload),
+                        self.tx.valid.eq(self.resp.valid),
+                        self.resp.ready.eq(self.tx.ready),
+                    ]
+                with m.Else():
+                    m.d.comb += [tx_byte.eq(err), self.tx.valid.eq(1)]
+                with m.If(sent):
+                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.next = "TX_CRC0"
+            with m.State("TX_CRC0"):
+                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(crc[8:])]
+                with m.If(sent):
+                    m.next = "TX_CRC1"
+            with m.State("TX_CRC1"):
+                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(crc[:8])]
+                with m.If(sent):
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~fwd_busy & ~fwd_start):
+                    m.next = "HUNT"
+        return m
+
+
+class UARTLink(wiring.Component):
+    """UART pins to checked command bytes and back: :class:`~hdl.uart.UARTRx` ->
+    :class:`Link` -> ``cmd`` ... ``resp`` -> Link -> :class:`~hdl.uart.UARTTx`.
+
+    A board top connects ``rx``/``tx`` to the platform's ``uart`` resource and ``cmd``/
+    ``resp`` to the processor's host byte streams (``Processor.i``/``Processor.o``).
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration: clock and ``hardware.baud`` give the UART divisor.
+    commands : iterable
+        The command table (see :class:`Link`).
+    divisor : int, optional
+        Clock cycles per bit; default :func:`hdl.uart.uart_divisor` of ``cfg``.
+    timeout_cycles : int, optional
+        The link's inter-byte timeout (see :class:`Link`).
+
+    Members
+    -------
+    rx : ``In(1)``
+        Serial line from the host (idle high).
+    tx : ``Out(1)``
+        Serial line to the host (idle high).
+    cmd : ``Out(stream.Signature(8))``
+        Checked command bytes to the processor.
+    resp : ``In(stream.Signature(8))``
+        The processor's answers.
+    error : ``Out(1)``
+        A frame was refused (pulse).
+    busy : ``Out(1)``
+        A frame is in progress.
+    """
+
+    def __init__(self, cfg: Config, commands, *, divisor: int | None = None, timeout_cycles: int | None = None):
+        from .uart import uart_divisor
+        self.cfg = cfg
+        self.commands = link_commands(commands)
+        self.divisor = uart_divisor(cfg) if divisor is None else divisor
+        self.timeout_cycles = timeout_cycles
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "cmd": Out(stream.Signature(8)),
+            "resp": In(stream.Signature(8)),
+            "error": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        from .uart import UARTRx, UARTTx
+        m = Module()
+        m.submodules.uart_rx = urx = UARTRx(self.divisor)
+        m.submodules.uart_tx = utx = UARTTx(self.divisor)
+        m.submodules.link = link = Link(self.cfg, self.commands, timeout_cycles=self.timeout_cycles)
+        wiring.connect(m, urx.stream, link.rx)
+        wiring.connect(m, link.tx, utx.stream)
+        wiring.connect(m, link.cmd, wiring.flipped(self.cmd))
+        wiring.connect(m, wiring.flipped(self.resp), link.resp)
+        m.d.comb += [
+            urx.rx.eq(self.rx),
+            self.tx.eq(utx.tx),
+            link.rx_error.eq(urx.frame_error | urx.overrun),
+            self.error.eq(link.error),
+            self.busy.eq(link.busy),
+        ]
+        return m

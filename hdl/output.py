@@ -1,0 +1,215 @@
+"""Output/error unit: fixed-point softmax and ``e = p - onehot`` (``docs/ARITHMETIC.md``,
+section 5, step 3), the hardware twin of :func:`golden.arith.output_unit`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ddfa.config import Config
+from golden.arith import exp_table
+
+from .fixed import fixed_shape, round_shift, wire
+from .layouts import ErrorBeat, OutputBeat, addr_width
+
+__all__ = ["OutputUnit"]
+
+
+class OutputUnit(wiring.Component):
+    """Softmax cross-entropy gradient of the output layer, and the prediction.
+
+    For one sample it takes the ``n_L`` beats ``(y_L,o, d_L,o)`` of the output layer and,
+    when training, streams the ``n_L`` beats ``(e_o, d_L,o)`` of the broadcast error bus:
+
+    1. **Capture** (one beat a cycle): ``y`` and ``d`` are written to a small memory;
+       the running maximum of ``y`` and its index (the first one wins ties) are kept.
+       The cycle after the last beat, ``pred_valid`` strobes with ``pred = argmax y``.
+       In inference (``train`` low) that is all.
+    2. **Exponentials** (``n_L + 2`` cycles: one a cycle, 2 of latency): ``z_o = y_o - max y``,
+       ``k_o = round_shift(-z_o, act.frac - exp_frac)``, ``E_o`` = ROM[``k_o``] (0 when
+       ``k_o`` is past the table), ``S = sum E_o``.
+    3. **Division** (``err.frac + 1`` cycles, one quotient bit each, restoring):
+       ``r = floor(2**(exp_bits + err.frac) / S)``.
+    4. **Error** (``n_L + 4`` cycles: one beat a cycle while ``bus.ready`` is high, 4 of latency):
+       ``E_o`` is looked up again, ``p_o = round_shift(E_o * r, exp_bits)`` (the unit's one
+       multiplier) and ``e_o = p_o - one(err) * [o == label]``.
+
+    The exponential ROM holds :func:`golden.arith.exp_table` (``exp_entries`` words of
+    ``exp_bits + 1`` bits); every memory read is registered (block RAM).
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (``arith`` formats and softmax table, ``n_L`` outputs).
+
+    Members
+    -------
+    y : ``In(stream.Signature(OutputBeat(cfg)))``
+        ``n_L`` beats ``(y_L,o, d_L,o)``, ``o`` in order. Ready while idle or capturing.
+    label : ``In(range(n_L))``
+        The sample's label; sampled when the first ``y`` beat transfers.
+    train : ``In(1)``
+        Emit the error bus for this sample; sampled when the first ``y`` beat transfers.
+    bus : ``Out(stream.Signature(ErrorBeat(cfg)))``
+        ``n_L`` beats ``(e_o, d_L,o)``, ``o`` in order, only when training.
+    pred : ``Out(range(n_L))``
+        ``argmax_o y_L,o`` (the lowest index wins ties); held until the next sample.
+    pred_valid : ``Out(1)``
+        One-cycle strobe, the cycle after the last ``y`` beat, when ``pred`` is new.
+    busy : ``Out(1)``
+        From the first ``y`` beat until the last ``bus`` beat transfers (or until
+        ``pred_valid`` has strobed, in inference).
+    """
+
+    def __init__(self, cfg: Config):
+        self._cfg = cfg
+        n = cfg.model.n_outputs
+        super().__init__({
+            "y": In(stream.Signature(OutputBeat(cfg))),
+            "label": In(range(n)),
+            "train": In(1),
+            "bus": Out(stream.Signature(ErrorBeat(cfg))),
+            "pred": Out(range(n)),
+            "pred_valid": Out(1),
+            "busy": Out(1),
+        })
+
+    def cycles(self, train: bool = True) -> int:
+        """Cycles from the first ``y`` beat to ``busy`` low, with ``y`` beats back to back
+        and ``bus.ready`` always high."""
+        ar, n = self._cfg.arith, self._cfg.model.n_outputs
+        if not train:
+            return n + 1
+        return n + (n + 2) + (ar.err.frac + 1) + (n + 4)
+
+    def elaborate(self, platform):
+        cfg, ar = self._cfg, self._cfg.arith
+        n = cfg.model.n_outputs
+        m = Module()
+
+        # -- memories: the captured (y, d) beats and the exponential ROM ------------------
+        m.submodules.yd = yd = Memory(shape=OutputBeat(cfg), depth=n, init=[])
+        yd_w = yd.write_port()
+        yd_r = yd.read_port()
+        table = exp_table(ar).tolist()
+        e_shape = unsigned(ar.exp_bits + 1)
+        m.submodules.rom = rom = Memory(shape=e_shape, depth=len(table), init=table)
+        rom_r = rom.read_port()
+
+        # -- registers --------------------------------------------------------------------
+        cnt = Signal(range(n + 1))                   # capture index
+        ymax = Signal(fixed_shape(ar.act))
+        arg = Signal(range(n))
+        label = Signal(range(n))
+        train = Signal()
+        pred_valid = Signal()
+        s_width = (n << ar.exp_bits).bit_length()    # S <= n * 2**exp_bits
+        S = Signal(s_width)
+        P = Signal(s_width)                          # partial remainder, always < S
+        r = Signal(ar.err.frac + 1)                  # quotient, <= 2**err.frac
+        div_left = Signal(range(ar.err.frac + 1))
+
+        # Pipeline of the exponential and error phases: read (y, d) -> ROM -> product -> bus.
+        rd_o = Signal(range(n + 1))                  # next index to read
+        v1, o1 = Signal(), Signal(range(n))          # (y, d) memory data valid
+        v2, o2 = Signal(), Signal(range(n))          # ROM data valid
+        in2 = Signal()                               # k_o inside the table
+        d2 = Signal(fixed_shape(ar.act))
+        v3, o3 = Signal(), Signal(range(n))          # product valid
+        d3 = Signal(fixed_shape(ar.act))
+        prod = Signal(e_shape.width + len(r))
+        o4 = Signal(range(n))                        # index of the beat on the bus
+
+        m.d.comb += [
+            self.pred.eq(arg),
+            self.pred_valid.eq(pred_valid),
+        ]
+        m.d.sync += pred_valid.eq(0)
+
+        phase_exp = Signal()
+        phase_emit = Signal()
+        adv = Signal()                               # the pipeline moves this cycle
+        m.d.comb += adv.eq(~self.bus.valid | self.bus.ready)
+
+        issue = (phase_exp | phase_emit) & (rd_o < n)
+        minus_z = wire(m, ymax - yd_r.data.y, "minus_z")          # -z_o >= 0
+        k = wire(m, round_shift(minus_z, ar.act.frac - ar.exp_frac), "k")
+        E2 = wire(m, Mux(in2, rom_r.data, 0), "E")
+        p = wire(m, round_shift(prod, ar.exp_bits), "p")
+        m.d.comb += [
+            yd_r.addr.eq(rd_o),
+            yd_r.en.eq(adv),
+            rom_r.addr.eq(k),
+            rom_r.en.eq(adv),
+        ]
+        with m.If(adv):
+            m.d.sync += [
+                v1.eq(issue), o1.eq(rd_o),
+                v2.eq(v1), o2.eq(o1), d2.eq(yd_r.data.d), in2.eq(k < len(table)),
+                v3.eq(v2 & phase_emit), o3.eq(o2), d3.eq(d2),
+                prod.eq(E2 * r),                     # the multiplier: E_o * r
+                self.bus.valid.eq(v3), o4.eq(o3), self.bus.payload.d.eq(d3),
+                self.bus.payload.e.eq(p - Mux(o3 == label, ar.err.one, 0)),
+            ]
+            with m.If(issue):
+                m.d.sync += rd_o.eq(rd_o + 1)
+            with m.If(v2 & phase_exp):
+                m.d.sync += S.eq(S + E2)
+
+        # -- control ----------------------------------------------------------------------
+        with m.FSM():
+            with m.State("CAPTURE"):
+                m.d.comb += [
+                    self.y.ready.eq(1),
+                    self.busy.eq((cnt != 0) | pred_valid),
+                    yd_w.addr.eq(cnt),
+                    yd_w.data.eq(self.y.payload),
+                    yd_w.en.eq(self.y.valid),
+                ]
+                with m.If(self.y.valid):
+                    first = cnt == 0
+                    better = first | (self.y.payload.y > ymax)
+                    with m.If(first):
+                        m.d.sync += [label.eq(self.label), train.eq(self.train)]
+                    with m.If(better):
+                        m.d.sync += [ymax.eq(self.y.payload.y), arg.eq(cnt)]
+                    with m.If(cnt == n - 1):
+                        m.d.sync += [cnt.eq(0), pred_valid.eq(1)]
+                        with m.If(Mux(first, self.train, train)):
+                            m.d.sync += [S.eq(0), rd_o.eq(0)]
+                            m.next = "EXP"
+                    with m.Else():
+                        m.d.sync += cnt.eq(cnt + 1)
+
+            with m.State("EXP"):
+                m.d.comb += [self.busy.eq(1), phase_exp.eq(1)]
+                with m.If(v2 & (o2 == n - 1)):           # the last E_o joins S this cycle
+                    m.d.sync += [
+                        P.eq(1 << (ar.exp_bits - 1)),    # 2**(exp_bits+err.frac) >> (err.frac+1)
+                        r.eq(0),
+                        div_left.eq(ar.err.frac),
+                    ]
+                    m.next = "DIV"
+
+            with m.State("DIV"):
+                m.d.comb += self.busy.eq(1)
+                P2 = Cat(Const(0, 1), P)                 # 2P (the dividend's lower bits are 0)
+                ge = P2 >= S
+                m.d.sync += [
+                    P.eq(Mux(ge, P2 - S, P2)),
+                    r.eq(Cat(ge, r)),
+                    div_left.eq(div_left - 1),
+                ]
+                with m.If(div_left == 0):
+                    m.d.sync += rd_o.eq(0)
+                    m.next = "EMIT"
+
+            with m.State("EMIT"):
+                m.d.comb += [self.busy.eq(1), phase_emit.eq(1)]
+                with m.If(self.bus.valid & self.bus.ready & (o4 == n - 1)):
+                    m.next = "CAPTURE"
+
+        return m

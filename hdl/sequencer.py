@@ -1,0 +1,166 @@
+"""Sequencer: the order of one training step (or one inference) across the processor.
+
+A training step (``docs/ARITHMETIC.md`` section 5; ``docs/ARCHITECTURE.md``, "One training
+step") is:
+
+1. **Directions and forward.** Every hidden layer's direction generator shifts ``n_l``
+   bits into its ``v`` register (all layers at once, one bit a cycle), while the layer
+   engines run their forward passes one after the other, ``l = 1..L``. A hidden layer's
+   activation stage waits for ``v_valid``, so the draw overlaps the first MACs.
+2. **Output.** The output layer's beats stream into the output unit as they are
+   computed; when the output layer is done, every engine is told to start its update.
+3. **Update.** The output unit broadcasts ``(e_o, d_L,o)`` on the error bus; all
+   feedback units and all layer engines then work in parallel, so the update phase takes
+   the cycles of the slowest layer, not their sum.
+4. **Done** when every engine, feedback unit and the output unit is idle.
+
+Inference is the forward pass alone (no draw: the directions and LFSRs are untouched),
+then the output unit's argmax.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ddfa.config import Config
+
+__all__ = ["Sequencer", "COUNTER_WIDTH"]
+
+#: Width of the step and cycle counters (they wrap around).
+COUNTER_WIDTH = 32
+
+
+class Sequencer(wiring.Component):
+    """Starts and waits for the blocks of one training step or one inference.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (layer sizes).
+
+    Members
+    -------
+    train : ``In(1)``
+        Start a training step (a one-cycle strobe while ``busy`` is low).
+    infer : ``In(1)``
+        Start an inference (a one-cycle strobe while ``busy`` is low).
+    busy : ``Out(1)``
+        A step or inference is running.
+    done : ``Out(1)``
+        One-cycle strobe: the step or inference has finished (everything is idle).
+    training : ``Out(1)``
+        The running (or last) operation is a training step; drives the output unit's
+        ``train``.
+    draw : ``Out(H)``
+        Bit ``h``: hidden layer ``h+1``'s direction generator advances and its ``v``
+        register shifts this cycle (``H`` = number of hidden layers).
+    v_valid : ``Out(1)``
+        Every ``v`` register holds this step's directions (always high outside the draw).
+    fwd : ``Out(L)``
+        Bit ``l-1``: start layer ``l``'s forward pass (strobe).
+    upd : ``Out(L)``
+        Bit ``l-1``: start layer ``l``'s weight update (strobe; all layers at once).
+    engine_busy : ``In(L)``
+        Bit ``l-1``: layer ``l``'s engine is busy.
+    feedback_busy : ``In(H)``
+        Bit ``h``: hidden layer ``h+1``'s feedback unit is busy.
+    output_busy : ``In(1)``
+        The output unit is busy.
+    steps : ``Out(32)``
+        Training steps done (wraps around).
+    cycles : ``Out(32)``
+        Cycles of the last step or inference, from the start strobe to ``done``.
+    cycles_fwd : ``Out(32)``
+        Of those, the cycles until the output layer's forward pass ended.
+    cycles_upd : ``Out(32)``
+        Of those, the cycles from then to ``done`` (output unit, error bus, feedback
+        units and weight updates; 0 for an inference).
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.L = cfg.model.n_layers
+        self.hidden_sizes = cfg.model.hidden
+        H = len(self.hidden_sizes)
+        super().__init__({
+            "train": In(1),
+            "infer": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "training": Out(1),
+            "draw": Out(H),
+            "v_valid": Out(1),
+            "fwd": Out(self.L),
+            "upd": Out(self.L),
+            "engine_busy": In(self.L),
+            "feedback_busy": In(H),
+            "output_busy": In(1),
+            "steps": Out(COUNTER_WIDTH),
+            "cycles": Out(COUNTER_WIDTH),
+            "cycles_fwd": Out(COUNTER_WIDTH),
+            "cycles_upd": Out(COUNTER_WIDTH),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, sizes = self.L, self.hidden_sizes
+        n_draw = max(sizes, default=0)
+
+        training = Signal()
+        m.d.comb += self.training.eq(training)
+
+        # Directions: n_l bits per hidden layer, all layers at once.
+        drawing = Signal()
+        k = Signal(range(n_draw + 1))
+        for h, n in enumerate(sizes):
+            m.d.comb += self.draw[h].eq(drawing & (k < n))
+        m.d.comb += self.v_valid.eq(~drawing)
+        with m.If(drawing):
+            m.d.sync += k.eq(k + 1)
+            with m.If(k == n_draw - 1):
+                m.d.sync += drawing.eq(0)
+
+        count = Signal(COUNTER_WIDTH)
+        layer = Signal(range(L + 1))
+        m.d.sync += count.eq(count + 1)
+
+        others_idle = Signal()
+        m.d.comb += others_idle.eq((self.engine_busy == 0) & (self.feedback_busy == 0) & ~self.output_busy)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.train | self.infer):
+                    m.d.comb += self.fwd[0].eq(1)
+                    m.d.sync += [training.eq(self.train), layer.eq(0), count.eq(1)]
+                    if n_draw:
+                        m.d.sync += [drawing.eq(self.train), k.eq(0)]
+                    m.next = "FORWARD"
+            with m.State("FORWARD"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~self.engine_busy.bit_select(layer, 1)):
+                    with m.If(layer == L - 1):
+                        m.d.sync += self.cycles_fwd.eq(count)
+                        with m.If(training):
+                            m.d.comb += self.upd.eq((1 << L) - 1)
+                            m.next = "UPDATE"
+                        with m.Else():
+                            m.next = "PREDICT"
+                    with m.Else():
+                        m.d.comb += self.fwd.eq(Const(1, L) << (layer + 1))
+                        m.d.sync += layer.eq(layer + 1)
+            with m.State("UPDATE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(others_idle):
+                    m.d.sync += [self.steps.eq(self.steps + 1), self.cycles.eq(count),
+                                 self.cycles_upd.eq(count - self.cycles_fwd)]
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+            with m.State("PREDICT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~self.output_busy):
+                    m.d.sync += [self.cycles.eq(count), self.cycles_upd.eq(0)]
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m

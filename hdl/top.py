@@ -1,0 +1,209 @@
+"""The processor: every block wired from the one configuration.
+
+:class:`Processor` is the whole on-chip learner behind a byte-stream host interface
+(``docs/HOST-PROTOCOL.md``); a board top (UART, clocks, pins) wraps it. Its memories
+start in the state of the golden :class:`golden.fixed.FixedModel` of the same
+configuration, so the processor and the golden model agree word for word from reset on.
+See ``docs/ARCHITECTURE.md`` for the block diagram and the cycle budget.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ddfa.config import Config, ConfigError
+
+from .direction import DirectionGenerator
+from .feedback import FeedbackUnit
+from .fixed import extend, fixed_shape
+from .host import Host, HostParams, memory_map
+from .layer import LayerEngine
+from .output import OutputUnit
+from .sequencer import Sequencer
+
+__all__ = ["Processor", "check_hardware"]
+
+
+def check_hardware(cfg: Config) -> None:
+    """Refuse, with a :class:`~ddfa.config.ConfigError` naming the field, a configuration
+    the processor cannot be built for (before anything is elaborated)."""
+    cfg.board                                     # raises for hardware.board = "none"
+    if cfg.arith.rounding != "nearest":
+        raise ConfigError("arith.rounding", f"{cfg.arith.rounding!r} rounding is implemented in the golden "
+                          "model only, not in hardware", "set arith.rounding = \"nearest\" to generate a processor")
+    if cfg.model.algorithm not in ("ddfa", "dfa"):
+        raise ConfigError("model.algorithm", f"the processor runs ddfa and dfa, not {cfg.model.algorithm!r}",
+                          "set model.algorithm = \"ddfa\" (or \"dfa\")")
+    if cfg.model.n_outputs > 256:
+        raise ConfigError("model.layers", f"{cfg.model.n_outputs} classes do not fit the host protocol's "
+                          "one-byte label", "use at most 256 outputs")
+
+
+class Processor(wiring.Component):
+    """The Directional DFA processor: layer engines, feedback units, direction
+    generators, output unit, sequencer and host interface.
+
+    Parameters
+    ----------
+    cfg : Config
+        The validated configuration (with a board; ``arith.rounding = "nearest"``).
+    model : golden.fixed.FixedModel, optional
+        The state the memories and LFSRs start in; by default ``FixedModel(cfg)``'s
+        initial state (``docs/ARITHMETIC.md`` section 6). (LFSRs always reset to their
+        seeds; a model whose LFSRs have moved is refused.)
+
+    Members
+    -------
+    i : ``In(stream.Signature(8))``
+        Host command bytes (``docs/HOST-PROTOCOL.md``).
+    o : ``Out(stream.Signature(8))``
+        Host reply bytes.
+    busy : ``Out(1)``
+        A training step or an inference is running (for a LED).
+
+    Attributes
+    ----------
+    engines, feedback, directions : list
+        The layer engines (layer ``l`` at index ``l-1``), the feedback units and the
+        direction generators (hidden layer ``l`` at index ``l-1``).
+    output, sequencer, host : Component
+        The output unit, the sequencer and the host interface.
+    """
+
+    def __init__(self, cfg: Config, model=None):
+        check_hardware(cfg)
+        if model is None:
+            from golden.fixed import FixedModel
+            model = FixedModel(cfg)
+        if any(s.state != cfg.direction_seed(l) for l, s in enumerate(model.lfsr, start=1)):
+            raise ValueError("the LFSRs of the initial model must be at their seeds")
+        self.cfg = cfg
+        L = cfg.model.n_layers
+        self.engines = [LayerEngine(cfg, l, W_init=model.W[l - 1].reshape(-1).tolist(),
+                                    b_init=model.b[l - 1].tolist()) for l in range(1, L + 1)]
+        self.feedback = [FeedbackUnit(cfg, l, init=model.B[l - 1].reshape(-1).tolist()) for l in range(1, L)]
+        self.directions = [DirectionGenerator(cfg, l) for l in range(1, L)]
+        self.output = OutputUnit(cfg)
+        self.sequencer = Sequencer(cfg)
+        self.host = Host(cfg)
+        self.memories = memory_map(cfg)
+        self.params = HostParams.of(cfg)
+        super().__init__({
+            "i": In(stream.Signature(8)),
+            "o": Out(stream.Signature(8)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, ar = self.cfg, self.cfg.arith
+        L = cfg.model.n_layers
+        H = L - 1
+        eng, fbs, dgs = self.engines, self.feedback, self.directions
+        ou, seq, host = self.output, self.sequencer, self.host
+        for l, e in enumerate(eng, start=1):
+            m.submodules[f"layer{l}"] = e
+        for l, (f, d) in enumerate(zip(fbs, dgs), start=1):
+            m.submodules[f"feedback{l}"] = f
+            m.submodules[f"direction{l}"] = d
+        m.submodules.output = ou
+        m.submodules.sequencer = seq
+        m.submodules.host = host
+
+        wiring.connect(m, wiring.flipped(self.i), host.i)
+        wiring.connect(m, host.o, wiring.flipped(self.o))
+        m.d.comb += self.busy.eq(seq.busy)
+
+        # ---- the input sample x (y_0; d_0 = 0) -----------------------------------------
+        n0 = cfg.model.layers[0]
+        m.submodules.x = x_mem = Memory(shape=fixed_shape(ar.act), depth=n0, init=[])
+        x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
+        m.d.comb += [x_wr.addr.eq(host.x_addr), x_wr.data.eq(host.x_data), x_wr.en.eq(host.x_we),
+                     x_rd.addr.eq(eng[0].prev.addr), x_rd.en.eq(eng[0].prev.en),
+                     eng[0].prev.y.eq(x_rd.data), eng[0].prev.d.eq(0)]
+
+        # ---- layers chained through their activation buffers ---------------------------
+        for l in range(2, L + 1):
+            wiring.connect(m, eng[l - 1].prev, eng[l - 2].buf)
+
+        # ---- directions: n_l bits shift into each v register at the start of a step ----
+        for h in range(H):
+            n = cfg.model.layers[h + 1]
+            v = Signal(n, name=f"v{h + 1}")
+            draw = seq.draw[h]
+            m.d.comb += dgs[h].next.eq(draw)
+            with m.If(draw):
+                m.d.sync += v.eq(Cat(v[1:], dgs[h].bit) if n > 1 else dgs[h].bit)
+            m.d.comb += [eng[h].v.eq(v), eng[h].v_valid.eq(seq.v_valid), fbs[h].v.eq(v)]
+            wiring.connect(m, fbs[h].g, eng[h].g)
+
+        # ---- output layer -> output unit -> error bus broadcast ------------------------
+        wiring.connect(m, eng[L - 1].y, ou.y)
+        m.d.comb += [ou.label.eq(host.ctl.label), ou.train.eq(seq.training)]
+        consumers = [f.bus for f in fbs] + [eng[L - 1].bus]
+        readys = [c.ready for c in consumers]
+        m.d.comb += ou.bus.ready.eq(Cat(*readys).all())
+        for k, c in enumerate(consumers):
+            others = Cat(*(r for j, r in enumerate(readys) if j != k))
+            m.d.comb += [c.valid.eq(ou.bus.valid & (others.all() if len(others) else 1)),
+                         c.payload.eq(ou.bus.payload)]
+
+        # ---- sequencer -----------------------------------------------------------------
+        m.d.comb += [
+            seq.train.eq(host.ctl.train), seq.infer.eq(host.ctl.infer),
+            seq.engine_busy.eq(Cat(*(e.busy for e in eng))),
+            seq.output_busy.eq(ou.busy),
+            host.ctl.busy.eq(seq.busy), host.ctl.done.eq(seq.done), host.ctl.pred.eq(ou.pred),
+            host.ctl.steps.eq(seq.steps), host.ctl.cycles.eq(seq.cycles),
+            host.ctl.cycles_fwd.eq(seq.cycles_fwd), host.ctl.cycles_upd.eq(seq.cycles_upd),
+        ]
+        if H:
+            m.d.comb += seq.feedback_busy.eq(Cat(*(f.busy for f in fbs)))
+        for l, e in enumerate(eng, start=1):
+            m.d.comb += [e.fwd.eq(seq.fwd[l - 1]), e.upd.eq(seq.upd[l - 1])]
+
+        # ---- host access to every memory (by id, see hdl.host.memory_map) -------------
+        bus = host.mem
+        wbits = 8 * self.params.word_bytes
+        rd_id = Signal(8)
+        with m.If(bus.re):
+            m.d.sync += rd_id.eq(bus.id)
+        ports = []                                     # (memory info, port, address)
+        for mem in self.memories:
+            if mem.kind == "W":
+                e = eng[mem.layer - 1]
+                port = e.host_w
+                addr = Cat(bus.addr[:e.bank_addr_bits], Const(mem.pe, e.pe_bits))
+            elif mem.kind == "b":
+                port = eng[mem.layer - 1].host_b
+                addr = bus.addr[:len(port.addr)]
+            else:
+                port = fbs[mem.layer - 1].host
+                addr = bus.addr[:len(port.addr)]
+            ports.append((mem, port, addr))
+        seen = set()
+        for mem, port, addr in ports:                  # defaults, once per port
+            if id(port) not in seen:
+                seen.add(id(port))
+                m.d.comb += [port.addr.eq(bus.addr), port.wdata.eq(bus.wdata)]
+        with m.Switch(bus.id):
+            for mem, port, addr in ports:
+                with m.Case(mem.id):
+                    m.d.comb += [port.addr.eq(addr), port.re.eq(bus.re), port.we.eq(bus.we)]
+        with m.Switch(rd_id):
+            for mem, port, addr in ports:
+                with m.Case(mem.id):
+                    m.d.comb += bus.rdata.eq(extend(port.rdata.as_signed(), wbits))
+
+        # ---- direction generators: the host reads and loads their states ---------------
+        lf = host.lfsr
+        for h in range(H):
+            m.d.comb += [dgs[h].load.eq(lf.load & (lf.layer == h + 1)), dgs[h].load_value.eq(lf.value)]
+        with m.Switch(lf.layer):
+            for h in range(H):
+                with m.Case(h + 1):
+                    m.d.comb += lf.state.eq(dgs[h].state)
+        return m

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Reproduce every float-model figure of docs/RESULTS-float.md, one run at a time.
+#
+#   scripts/reproduce_float.sh            # all experiments (about 1.5 h on 2 cores)
+#   scripts/reproduce_float.sh table1     # or: alignment, speed, hardware, ablation, report
+#
+# Results go to results/<experiment>/*.json (one file per run, written by
+# 'ddfa train --json'), reports (table.md and PNG plots) to results/<experiment>/report/.
+# Batch-64 runs use one torch thread (--threads 1): on a shared 2-core machine a second
+# OpenMP thread loses far more to waiting than it gains; batch-of-one runs use one thread
+# by default. The full 100-epoch protocol of the paper's Table I is printed by
+# 'scripts/reproduce_float.sh full100' (not run: about 100x the reduced protocol).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DDFA_DATA_DIR="${DDFA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+DDFA="${DDFA:-.venv/bin/ddfa}"
+PY="${PY:-.venv/bin/python}"
+SEEDS="${SEEDS:-0 1 2}"
+
+train() {  # train OUT.json ARGS...  (skips runs whose JSON exists; FORCE=1 reruns)
+  local out="$1"; shift
+  if [[ -s "$out" && "${FORCE:-0}" != 1 ]]; then echo "have $out"; return; fi
+  "$DDFA" train --no-progress "$@" --json "$out"
+}
+
+# (a) Table I, reduced protocol: no BN, paper setting (Adam 1e-4, batch 64, Gaussian v,
+#     Adam feedback alpha 1e-4, lr decay 0.95/epoch), 3 epochs x 3 seeds, four algorithms.
+table1() {
+  for spec in "mnist 1x800" "mnist 2x800" "fashion-mnist 2x800"; do
+    set -- $spec
+    for seed in $SEEDS; do
+      for algo in bp dfa dkp ddfa; do
+        train "results/table1/$1-$2-$algo-s$seed.json" --algo "$algo" --dataset "$1" --arch "$2" \
+          --setting paper --epochs 3 --seed "$seed" --threads 1
+      done
+    done
+  done
+  "$DDFA" report results/table1 --out results/table1/report \
+    --title "Reduced Table I (no BN): 3 epochs, paper setting, seeds $SEEDS"
+}
+
+# (b) Gradient alignment after one epoch of MNIST, 3 hidden layers of 800, paper setting.
+alignment() {
+  for seed in $SEEDS; do
+    for algo in bp dfa dkp ddfa; do
+      train "results/alignment/mnist-3x800-$algo-s$seed.json" --algo "$algo" --dataset mnist --arch 3x800 \
+        --setting paper --epochs 1 --seed "$seed" --threads 1
+    done
+  done
+  "$DDFA" report results/alignment --out results/alignment/report \
+    --title "Alignment after one epoch, MNIST 3x800, paper setting"
+}
+
+# (c) Training throughput in one run (paper 2x800 batch 64: DDFA vs BP; hardware 1x800 batch 1).
+speed() {
+  "$PY" scripts/speed_float.py --samples 20000 --repeats 3 --out results/speed/speed.json
+}
+
+# (d) The hardware setting worth building: MNIST 784-128-10, batch of one, SGD eta = 2^-8,
+#     Rademacher v, moving-average feedback alpha = 2^-6, no BN, 3 epochs.
+hardware() {
+  for seed in $SEEDS; do
+    for algo in bp dfa ddfa; do
+      train "results/hardware/mnist-784-128-10-$algo-s$seed.json" --algo "$algo" --dataset mnist \
+        --arch 784-128-10 --setting hardware --lr 0.00390625 --epochs 3 --seed "$seed"
+    done
+  done
+  "$DDFA" report results/hardware --out results/hardware/report \
+    --title "Hardware setting: MNIST 784-128-10, batch 1, SGD 2^-8, Rademacher, EMA 2^-6, 3 epochs"
+}
+
+# (e) Ablation on MNIST 1x800, DDFA, 3 epochs, seed 0: each departure from the paper's
+#     setting alone, then the hardware setting and departures back from it.
+ablation() {
+  local A="--dataset mnist --arch 1x800 --epochs 3 --seed 0"
+  local P="$A --setting paper --threads 1"
+  local H="$A --setting hardware --lr 0.00390625"
+  local d=results/ablation
+  train $d/paper.json                 --algo ddfa $P
+  train $d/paper-dfa.json             --algo dfa  $P
+  train $d/paper-rademacher.json      --algo ddfa $P --directions rademacher
+  for k in 4 6 8 10; do
+    train $d/paper-ema-2e-$k.json     --algo ddfa $P --feedback-update ema --alpha "$($PY -c "print(2**-$k)")"
+  done
+  for k in 2 4 6; do
+    train $d/paper-sgd-2e-$k.json     --algo ddfa $P --optimizer sgd --lr "$($PY -c "print(2**-$k)")"
+  done
+  train $d/paper-batch1.json          --algo ddfa $P --batch-size 1
+  train $d/hardware.json              --algo ddfa $H
+  train $d/hardware-dfa.json          --algo dfa  $H
+  train $d/hardware-gaussian.json     --algo ddfa $H --directions gaussian
+  train $d/hardware-adam-feedback.json --algo ddfa $H --feedback-update adam --alpha 0.0001
+  for k in 4 8 10; do
+    train $d/hardware-ema-2e-$k.json  --algo ddfa $H --alpha "$($PY -c "print(2**-$k)")"
+  done
+  train $d/hardware-batch64.json      --algo ddfa $H --batch-size 64 --lr 0.0625 --threads 1
+  "$PY" scripts/ablation_table.py results/ablation > results/ablation/table.md
+  cat results/ablation/table.md
+}
+
+# The full protocol of the paper's Table I (no BN): 100 epochs x 10 seeds, all four
+# algorithms, MNIST/Fashion-MNIST x 1x800/2x800/3x800/conv. Printed, not run.
+full100() {
+  cat <<'EOF'
+for ds in mnist fashion-mnist; do for arch in 1x800 2x800 3x800 conv; do
+  for seed in 0 1 2 3 4 5 6 7 8 9; do for algo in bp dfa dkp ddfa; do
+    ddfa train --algo $algo --dataset $ds --arch $arch --setting paper --epochs 100 \
+      --seed $seed --threads 1 --no-progress --json results/full100/$ds-$arch-$algo-s$seed.json
+  done; done
+done; done
+ddfa report results/full100 --out results/full100/report
+# (--bn added to every command gives Table II.)
+EOF
+}
+
+report() {
+  for d in table1 alignment hardware; do
+    [[ -d results/$d ]] && "$DDFA" report results/$d --out results/$d/report
+  done
+}
+
+if [[ $# -eq 0 ]]; then set -- table1 alignment hardware ablation speed; fi
+for step in "$@"; do "$step"; done

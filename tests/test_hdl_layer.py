@@ -1,0 +1,227 @@
+"""The layer engine alone against golden.arith.layer_forward and weight_update, bit for bit.
+
+Randomized (seeded) layers of several shapes and PE counts, including fewer columns than
+PEs (the activation stage then stalls the MACs), saturating weights, and random stalls on
+every stream (g and bus producers drop valid, the y consumer drops ready, the directions
+arrive late).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.sim import Simulator
+
+from ddfa.config import Config, ModelConfig, HardwareConfig, ArithConfig, Fixed
+from golden import arith
+from hdl.layer import LayerEngine, bank_rows
+from hdl.fixed import fixed_shape
+
+I64 = torch.int64
+
+
+def small_cfg(layers, pes, **arith_kw) -> Config:
+    """A software-only configuration (no board checks), any layer sizes and PE counts."""
+    ar = ArithConfig(**arith_kw) if arith_kw else ArithConfig()
+    return Config(model=ModelConfig(layers=tuple(layers)),
+                  arith=ar, hardware=HardwareConfig(board="none", pes=tuple(pes)))
+
+
+class Harness(wiring.Component):
+    """The engine plus memories that play the layer below (y_{l-1}, d_{l-1})."""
+
+    def __init__(self, cfg, layer, y_prev, d_prev, **kw):
+        self.engine = LayerEngine(cfg, layer, **kw)
+        self.y_prev, self.d_prev = y_prev, d_prev
+        self.act_shape = fixed_shape(cfg.arith.act)
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = e = self.engine
+        m.submodules.ym = ym = Memory(shape=self.act_shape, depth=len(self.y_prev), init=self.y_prev)
+        m.submodules.dm = dm = Memory(shape=self.act_shape, depth=len(self.d_prev), init=self.d_prev)
+        yr, dr = ym.read_port(), dm.read_port()
+        m.d.comb += [yr.addr.eq(e.prev.addr), yr.en.eq(e.prev.en), e.prev.y.eq(yr.data),
+                     dr.addr.eq(e.prev.addr), dr.en.eq(e.prev.en), e.prev.d.eq(dr.data)]
+        return m
+
+
+def signed_word(x, width):
+    """A host port's raw bits as the stored two's-complement integer."""
+    return x - (1 << width) if x >> (width - 1) else x
+
+
+def rand_fmt(rng, fmt, n, scale=1.0):
+    lo, hi = int(fmt.min * scale), int(fmt.max * scale)
+    return [rng.randint(lo, hi) for _ in range(n)]
+
+
+def run_layer(cfg, layer, seed, stall=0.3, w_scale=0.2, sat=False):
+    rng = random.Random(seed)
+    ar = cfg.arith
+    L = cfg.model.n_layers
+    n_in, n_out = cfg.model.layers[layer - 1], cfg.model.layers[layer]
+    hidden, P = layer < L, cfg.hardware.pes[layer - 1]
+    W = rand_fmt(rng, ar.weight, n_out * n_in, 1.0 if sat else w_scale)
+    b = rand_fmt(rng, ar.weight, n_out, 1.0 if sat else w_scale)
+    y_prev = rand_fmt(rng, ar.act, n_in, 1.0 if sat else 0.1)
+    d_prev = rand_fmt(rng, ar.act, n_in, 1.0 if sat else 0.1) if layer >= 2 else [0] * n_in
+    v_bits = [rng.randint(0, 1) for _ in range(n_out)]
+    v = torch.tensor([(1 - 2 * x) * ar.act.one for x in v_bits], dtype=I64)
+    g = rand_fmt(rng, ar.err, n_out, 1.0 if sat else 0.3)
+    bus_d = rand_fmt(rng, ar.act, n_out)
+
+    # golden
+    Wt = torch.tensor(W, dtype=I64).reshape(n_out, n_in)
+    bt = torch.tensor(b, dtype=I64)
+    a, y, t, d = arith.layer_forward(ar, Wt, bt, torch.tensor(y_prev, dtype=I64),
+                                     torch.tensor(d_prev, dtype=I64) if layer >= 2 else None,
+                                     v if hidden else None, output=not hidden)
+    gt = torch.tensor(g, dtype=I64)
+    delta = torch.where(a > 0, gt, torch.zeros_like(gt)) if hidden else gt
+    W_new, b_new = arith.weight_update(ar, Wt, bt, delta, torch.tensor(y_prev, dtype=I64))
+    # The case must exercise what it checks: some weights change, and a hidden layer has
+    # both active and inactive neurons (relu' masks some deltas, not all).
+    assert (W_new != Wt).any(), "vacuous update: choose another seed"
+    if hidden and n_out > 1:
+        assert (a > 0).any() and (a <= 0).any(), "all neurons on one side of 0: choose another seed"
+
+    dut = Harness(cfg, layer, y_prev, d_prev, W_init=W, b_init=b)
+    e = dut.engine
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    out = {"beats": [], "cycles": {}}
+
+    async def main(ctx):
+        if hidden:
+            ctx.set(e.v, sum(bit << i for i, bit in enumerate(v_bits)))
+        ctx.set(e.fwd, 1)
+        await ctx.tick()
+        ctx.set(e.fwd, 0)
+        n = 1
+        while ctx.get(e.busy):
+            if hidden and n == 2 * n_in // 3:       # the directions arrive late
+                ctx.set(e.v_valid, 1)
+            await ctx.tick()
+            n += 1
+        out["cycles"]["forward"] = n
+        if hidden:
+            ys, ds = [], []
+            for i in range(n_out):
+                ctx.set(e.buf.addr, i)
+                ctx.set(e.buf.en, 1)
+                await ctx.tick()
+                ctx.set(e.buf.en, 0)
+                ys.append(ctx.get(e.buf.y))
+                ds.append(ctx.get(e.buf.d))
+            out["y"], out["d"] = ys, ds
+        ctx.set(e.upd, 1)
+        await ctx.tick()
+        ctx.set(e.upd, 0)
+        n = 1
+        while ctx.get(e.busy):
+            await ctx.tick()
+            n += 1
+        out["cycles"]["update"] = n
+        Wb = []
+        for p in range(P):
+            words = []
+            for a_ in range(e.bank_depth):
+                ctx.set(e.host_w.addr, (p << e.bank_addr_bits) | a_)
+                ctx.set(e.host_w.re, 1)
+                await ctx.tick()
+                words.append(signed_word(ctx.get(e.host_w.rdata), ar.weight.width))
+            Wb.append(words)
+        ctx.set(e.host_w.re, 0)
+        out["W_banks"] = Wb
+        bs = []
+        for i in range(n_out):
+            ctx.set(e.host_b.addr, i)
+            ctx.set(e.host_b.re, 1)
+            await ctx.tick()
+            bs.append(signed_word(ctx.get(e.host_b.rdata), ar.weight.width))
+        out["b"] = bs
+
+    async def producer(ctx):
+        s = e.g if hidden else e.bus
+        for i in range(n_out):
+            while rng.random() < stall:
+                await ctx.tick()
+            ctx.set(s.valid, 1)
+            if hidden:
+                ctx.set(s.payload, g[i])
+            else:
+                ctx.set(s.payload.e, g[i])
+                ctx.set(s.payload.d, bus_d[i])
+            await ctx.tick().until(s.ready)
+            ctx.set(s.valid, 0)
+
+    async def consumer(ctx):
+        for i in range(n_out):
+            while rng.random() < stall:
+                ctx.set(e.y.ready, 0)
+                await ctx.tick()
+            ctx.set(e.y.ready, 1)
+            yy, dd = await ctx.tick().sample(e.y.payload.y, e.y.payload.d).until(e.y.valid)
+            out["beats"].append((yy, dd))
+        ctx.set(e.y.ready, 0)
+
+    sim.add_testbench(main)
+    sim.add_testbench(producer, background=True)
+    if not hidden:
+        sim.add_testbench(consumer, background=True)
+    sim.run()
+
+    if hidden:
+        assert out["y"] == y.tolist(), "y differs"
+        assert out["d"] == d.tolist(), "d differs"
+    else:
+        assert [bt_[0] for bt_ in out["beats"]] == y.tolist(), "y_L differs"
+        assert [bt_[1] for bt_ in out["beats"]] == d.tolist(), "d_L differs"
+    assert out["W_banks"] == bank_rows(W_new.flatten().tolist(), n_out, n_in, P), "W after the update differs"
+    assert out["b"] == b_new.tolist(), "b after the update differs"
+    return out["cycles"]
+
+
+CASES = [
+    # layers, pes, layer, stall probability, seed
+    ((64, 8, 10), (4, 1), 1, 0.3, 1),       # first layer: no tangent MACs
+    ((64, 8, 10), (4, 1), 2, 0.3, 2),       # output layer, one PE
+    ((64, 6, 4, 10), (3, 2, 5), 2, 0.5, 9),  # middle hidden layer with tangents
+    ((64, 6, 4, 10), (3, 2, 5), 3, 0.5, 4),  # output layer, 5 PEs
+    ((64, 3, 10), (1, 10), 2, 0.2, 5),       # fewer columns (3) than PEs (10): activation stalls
+    ((64, 6, 4, 10), (6, 4, 2), 2, 0.0, 6),  # no stalls at all
+    ((64, 4, 10), (4, 10), 1, 0.3, 7),       # one row group (R = 1)
+    ((64, 4, 10), (4, 10), 2, 0.3, 8),       # one row group, 4 columns for 10 PEs
+    ((64, 1, 10), (1, 2), 2, 0.3, 9),        # a single column
+]
+
+
+@pytest.mark.parametrize("layers,pes,layer,stall,seed", CASES)
+def test_layer_engine(layers, pes, layer, stall, seed):
+    cfg = small_cfg(layers, pes)
+    cycles = run_layer(cfg, layer, seed=seed, stall=stall)
+    print(layers, pes, layer, cycles)
+
+
+@pytest.mark.parametrize("layer", [2, 3])
+def test_layer_engine_saturates(layer):
+    """Full-range weights and inputs: every narrowing saturates somewhere."""
+    cfg = small_cfg((64, 5, 4, 10), (5, 2, 2), lr_shift=1, acc_width=40)
+    run_layer(cfg, layer, seed=99 + layer, stall=0.2, sat=True)
+
+
+def test_layer_engine_other_formats():
+    """ulx3s-like 18-bit formats and a negative bias shift (err.frac + lr_shift < weight.frac)."""
+    cfg = small_cfg((64, 4, 3, 10), (2, 3, 2),
+                    act=Fixed(18, 12), err=Fixed(18, 15), weight=Fixed(18, 15), feedback=Fixed(18, 14),
+                    acc_width=48, lr_shift=8)
+    run_layer(cfg, 2, seed=5, stall=0.3, w_scale=0.5)
+    cfg = small_cfg((64, 4, 3, 10), (2, 3, 2), weight=Fixed(16, 14), err=Fixed(12, 9), lr_shift=3)
+    run_layer(cfg, 3, seed=6, stall=0.3, w_scale=0.5, sat=True)

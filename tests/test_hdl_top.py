@@ -1,0 +1,278 @@
+"""The whole processor in Amaranth's simulator against golden.fixed.FixedModel.
+
+Real digits samples go in through the host byte stream (LOAD_SAMPLE, TRAIN); after every
+training step EVERY memory word (all W banks, b, B) is read back through the host stream
+(READ_MEM) and compared with the golden model, exactly, and so are the LFSR states and the
+step counter. Inference (INFER) must agree with FixedModel.predict and change nothing.
+The cycles of each phase are measured and checked against the formula of
+hdl.cycles.step_cycles (docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import torch
+from amaranth.sim import Simulator
+
+from ddfa.config import Config, ModelConfig, HardwareConfig, default_config
+from ddfa.data import load_dataset
+from golden.fixed import FixedModel
+from hdl.cycles import infer_cycles, step_cycles
+from hdl.host import HostProtocol, Opcode, config_hash
+from hdl.top import Processor
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def tiny_cfg(layers=(64, 8, 10), pes=(2, 2), board="icebreaker", **kw) -> Config:
+    return Config(name="tiny", model=ModelConfig(layers=tuple(layers), **kw),
+                  hardware=HardwareConfig(board=board, pes=tuple(pes)))
+
+
+class HostDriver:
+    """Sends commands on the processor's byte stream and reads the replies (with random
+    gaps on both sides, so that the host interface sees backpressure)."""
+
+    def __init__(self, dut: Processor, rng: random.Random | None = None, gap: float = 0.0):
+        self.dut, self.rng, self.gap = dut, rng or random.Random(0), gap
+
+    async def transact(self, ctx, data: bytes, n_reply: int) -> bytes:
+        i, o = self.dut.i, self.dut.o
+        for b in data:
+            if self.gap and self.rng.random() < self.gap:
+                await ctx.tick()
+            ctx.set(i.valid, 1)
+            ctx.set(i.payload, b)
+            await ctx.tick().until(i.ready)
+            ctx.set(i.valid, 0)
+        out = []
+        for _ in range(n_reply):
+            if self.gap and self.rng.random() < self.gap:
+                ctx.set(o.ready, 0)
+                await ctx.tick()
+            ctx.set(o.ready, 1)
+            (b,) = await ctx.tick().sample(o.payload).until(o.valid)
+            out.append(b)
+        ctx.set(o.ready, 0)
+        return bytes(out)
+
+
+async def read_all(ctx, drv: HostDriver, proto: HostProtocol) -> dict[str, list[int]]:
+    """Every memory word, read through READ_MEM, as logical (unbanked) images."""
+    cfg = proto.cfg
+    n = cfg.model.layers
+    words = {}
+    for mem in proto.memories:
+        vals = []
+        for a in range(mem.words):
+            r = await drv.transact(ctx, proto.encode_read_mem(mem.id, a), proto.reply_length(Opcode.READ_MEM))
+            vals.append(proto.decode_word(r, mem.id))
+        words[mem.name] = vals
+    out = {}
+    for l in range(1, cfg.model.n_layers + 1):
+        P = cfg.hardware.pes[l - 1]
+        W = [0] * (n[l] * n[l - 1])
+        for p in range(P):
+            bank = words[f"W{l}_pe{p}"]
+            for r, i in enumerate(range(p, n[l], P)):
+                W[i * n[l - 1]:(i + 1) * n[l - 1]] = bank[r * n[l - 1]:(r + 1) * n[l - 1]]
+        out[f"W{l}"] = W
+        out[f"b{l}"] = words[f"b{l}"]
+        if l < cfg.model.n_layers:
+            out[f"B{l}"] = words[f"B{l}"]
+    return out
+
+
+async def peek_all(ctx, drv: HostDriver, proto: HostProtocol) -> dict[str, list[int]]:
+    """W and b straight from the simulated memories (fast), B through READ_MEM."""
+    dut, cfg = drv.dut, proto.cfg
+    n = cfg.model.layers
+    out = {}
+    for l, e in enumerate(dut.engines, start=1):
+        P = e.pes
+        W = [0] * (n[l] * n[l - 1])
+        for p in range(P):
+            bank = [ctx.get(e.W_data[p][a]) for a in range(e.bank_depth)]
+            for r, i in enumerate(range(p, n[l], P)):
+                W[i * n[l - 1]:(i + 1) * n[l - 1]] = bank[r * n[l - 1]:(r + 1) * n[l - 1]]
+        out[f"W{l}"] = W
+        out[f"b{l}"] = [ctx.get(e.b_data[i]) for i in range(n[l])]
+        if l < cfg.model.n_layers:
+            mem = proto.by_name[f"B{l}"]
+            vals = []
+            for a in range(mem.words):
+                r = await drv.transact(ctx, proto.encode_read_mem(mem.id, a), proto.reply_length(Opcode.READ_MEM))
+                vals.append(proto.decode_word(r, mem.id))
+            out[f"B{l}"] = vals
+    return out
+
+
+async def host_writes(ctx, drv: HostDriver, proto: HostProtocol, gold: FixedModel, rng: random.Random):
+    """PING, an unknown opcode, WRITE_MEM into every memory and WRITE_LFSR, mirrored in
+    the golden model (so that the training that follows checks them too)."""
+    cfg = proto.cfg
+    n = cfg.model.layers
+    assert await drv.transact(ctx, proto.encode_ping(), 2) == bytes([Opcode.PING, 1])
+    assert await drv.transact(ctx, bytes([0x5A]), 2) == bytes([0xFF, 0x5A])
+    for mem in proto.memories:
+        for _ in range(3):
+            a = rng.randrange(mem.words)
+            fmt = cfg.arith.feedback if mem.kind == "B" else cfg.arith.weight
+            word = rng.randint(fmt.min, fmt.max)
+            r = await drv.transact(ctx, proto.encode_write_mem(mem.id, a, word), 1)
+            assert r == bytes([Opcode.WRITE_MEM])
+            r = await drv.transact(ctx, proto.encode_read_mem(mem.id, a), proto.reply_length(Opcode.READ_MEM))
+            assert proto.decode_word(r, mem.id) == word
+            if mem.kind == "W":
+                P = cfg.hardware.pes[mem.layer - 1]
+                i, j = (a // n[mem.layer - 1]) * P + mem.pe, a % n[mem.layer - 1]
+                gold.W[mem.layer - 1][i, j] = word
+            elif mem.kind == "b":
+                gold.b[mem.layer - 1][a] = word
+            else:
+                gold.B[mem.layer - 1].view(-1)[a] = word
+    for l in range(1, cfg.model.n_layers):
+        state = rng.randrange(1, 1 << cfg.arith.lfsr_width)
+        assert await drv.transact(ctx, proto.encode_write_lfsr(l, state), 1) == bytes([Opcode.WRITE_LFSR])
+        assert await drv.transact(ctx, proto.encode_write_lfsr(l, 0), 1) == bytes([Opcode.WRITE_LFSR])  # ignored
+        r = await drv.transact(ctx, proto.encode_read_lfsr(l), proto.reply_length(Opcode.READ_LFSR))
+        assert proto.decode_lfsr(r) == state
+        gold.lfsr[l - 1].state = state
+
+
+def run_processor(cfg: Config, samples, labels, *, readback="host", gap=0.0, infer_every=True, writes=False,
+                  monitor_layers=False):
+    """Train on (samples, labels) through the host stream, comparing every memory word
+    with the golden model after every step: ``readback`` "host" reads every word through
+    READ_MEM, "peek" reads W and b from the simulator and B through READ_MEM, "end" reads
+    every word through READ_MEM after the last step only. Returns the STATUS of each step."""
+    gold = FixedModel(cfg)
+    dut = Processor(cfg)
+    proto = HostProtocol(cfg)
+    drv = HostDriver(dut, random.Random(1), gap)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    res = {"steps": []}
+    x_q = [gold.quantize_input(torch.as_tensor(s)) for s in samples]
+
+    async def tb(ctx):
+        r = await drv.transact(ctx, proto.encode_info(), proto.reply_length(Opcode.INFO))
+        info = proto.decode_info(r)
+        assert info["config_hash"] == config_hash(cfg)
+        assert info["n_memories"] == len(proto.memories)
+        if readback == "host":
+            assert await read_all(ctx, drv, proto) == gold.memory_words(), "initial state differs"
+        if writes:
+            await host_writes(ctx, drv, proto, gold, random.Random(7))
+        for k, (x, label) in enumerate(zip(x_q, labels)):
+            r = await drv.transact(ctx, proto.encode_load_sample(x.tolist(), int(label)), 1)
+            assert r == bytes([Opcode.LOAD_SAMPLE])
+            if infer_every:
+                r = await drv.transact(ctx, proto.encode_infer(), 2)
+                assert proto.decode_class(r, Opcode.INFER) == gold.predict(x), f"inference of sample {k}"
+                st = proto.decode_status(await drv.transact(ctx, proto.encode_status(), proto.reply_length(Opcode.STATUS)))
+                assert (st["steps"], st["cycles"], st["cycles_update"]) == (k, infer_cycles(cfg), 0)
+            out = gold.step(x, int(label))
+            r = await drv.transact(ctx, proto.encode_train(), 2)
+            assert proto.decode_class(r, Opcode.TRAIN) == int(out[f"y{cfg.model.n_layers}"].argmax())
+            st = proto.decode_status(await drv.transact(ctx, proto.encode_status(), proto.reply_length(Opcode.STATUS)))
+            assert st["steps"] == k + 1
+            res["steps"].append(st)
+            for l in range(1, cfg.model.n_layers):
+                r = await drv.transact(ctx, proto.encode_read_lfsr(l), proto.reply_length(Opcode.READ_LFSR))
+                assert proto.decode_lfsr(r) == gold.lfsr[l - 1].state, f"LFSR {l} after step {k + 1}"
+            if readback != "end" or k == len(labels) - 1:
+                got = await (peek_all if readback == "peek" else read_all)(ctx, drv, proto)
+                want = gold.memory_words()
+                for name in want:
+                    assert got[name] == want[name], f"{name} differs after step {k + 1}"
+
+    async def monitor(ctx):
+        """Per layer, the cycles from the upd strobe until its engine and feedback unit
+        are idle (last step)."""
+        seq, L = dut.sequencer, cfg.model.n_layers
+        cyc, start, idle = 0, None, {}
+        while True:
+            await ctx.tick()
+            cyc += 1
+            if ctx.get(seq.upd):
+                start, idle = cyc, {}
+            elif start is not None:
+                for l in range(1, L + 1):
+                    busy = ctx.get(dut.engines[l - 1].busy) or (l < L and ctx.get(dut.feedback[l - 1].busy))
+                    if l not in idle and not busy:
+                        idle[l] = cyc - start
+                res["update_layers"] = dict(idle)
+
+    sim.add_testbench(tb)
+    if monitor_layers:
+        sim.add_testbench(monitor, background=True)
+    t0 = time.perf_counter()
+    sim.run()
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def test_processor_tiny_trains_like_golden(digits):
+    """64-8-10, 2 PEs per layer, icebreaker: 3 steps, full host readback after each."""
+    cfg = tiny_cfg()
+    idx = [0, 1, 2]
+    res = run_processor(cfg, digits.x_train[idx], digits.y_train[idx], gap=0.2, writes=True)
+    st = res["steps"][-1]
+    want = step_cycles(cfg)
+    print(f"\n{cfg.model.layers} pes {cfg.hardware.pes}: cycles {st['cycles']} "
+          f"(forward {st['cycles_forward']}, update {st['cycles_update']}); formula {want}; "
+          f"sim {res['seconds']:.1f} s")
+    assert st["cycles"] == want["total"]
+    assert st["cycles_forward"] == want["forward"]
+    assert st["cycles_update"] == want["update"]
+
+
+def test_processor_three_hidden_layers(digits):
+    """64-8-6-4-10 with random DFA off (DDFA) and mixed PE counts: the update phase takes
+    the slowest layer's cycles, not the sum."""
+    cfg = Config(name="deep", model=ModelConfig(layers=(64, 8, 6, 4, 10)),
+                 hardware=HardwareConfig(board="ulx3s-85f", pes=(4, 3, 2, 5)),
+                 arith=default_config("ulx3s-85f").arith)
+    idx = [3, 4]
+    res = run_processor(cfg, digits.x_train[idx], digits.y_train[idx], readback="end", infer_every=False,
+                        monitor_layers=True)
+    st = res["steps"][-1]
+    want = step_cycles(cfg)
+    print(f"\n{cfg.model.layers} pes {cfg.hardware.pes}: cycles {st['cycles']} "
+          f"(forward {st['cycles_forward']}, update {st['cycles_update']}); measured update per layer "
+          f"{res['update_layers']}; formula {want}; sim {res['seconds']:.1f} s")
+    assert res["update_layers"] == want["update_layers"]
+    assert st["cycles"] == want["total"]
+    assert st["cycles_update"] == want["update"]
+    assert want["update"] == max(want["update_layers"].values()) < sum(want["update_layers"].values())
+
+
+def test_processor_icebreaker_default(digits):
+    """The embedded icebreaker default (64-32-10, PEs 4 and 1): two steps, every word
+    compared after each (W and b peeked, B through the host), cycles as the model says."""
+    cfg = default_config("icebreaker")
+    idx = [5, 6]
+    res = run_processor(cfg, digits.x_train[idx], digits.y_train[idx], readback="peek", infer_every=False)
+    st = res["steps"][-1]
+    want = step_cycles(cfg)
+    print(f"\nicebreaker: cycles {st['cycles']} (forward {st['cycles_forward']}, update {st['cycles_update']}); "
+          f"formula {want}; sim {res['seconds']:.1f} s")
+    assert (st["cycles"], st["cycles_forward"], st["cycles_update"]) == (want["total"], want["forward"], want["update"])
+
+
+def test_processor_random_dfa(digits):
+    """Random DFA (fixed random B, no eq.-17 update): B starts from the golden model's
+    random draw and stays; W and b learn."""
+    cfg = tiny_cfg(layers=(64, 4, 10), pes=(2, 2), algorithm="dfa")
+    idx = [7, 8]
+    B0 = FixedModel(cfg).B[0].clone()
+    assert B0.abs().sum() > 0
+    res = run_processor(cfg, digits.x_train[idx], digits.y_train[idx], readback="end", infer_every=False)
+    assert res["steps"][-1]["cycles"] == step_cycles(cfg)["total"]
