@@ -98,6 +98,7 @@ COMMANDS = {
     "generate": ("ddfa.generate", "write the processor's Verilog, memory images and report"),
     "build": ("ddfa.build", "build the processor's bitstream for a board (open toolchain)"),
     "board": ("ddfa.board", "the supported boards; talk to a programmed board over its UART"),
+    "simulate": ("ddfa.simulate", "run the processor's Verilog in RTL simulation against the golden model"),
 }
 
 

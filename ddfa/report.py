@@ -156,6 +156,7 @@ def plot_accuracy(runs: list[dict], path: Path) -> None:
             ax.fill_between(xs, [x - y for x, y in zip(m, s)], [x + y for x, y in zip(m, s)],
                             color=COLORS[a], alpha=0.15)
         ax.set_title(f"{dataset} {arch} ({proto})", fontsize=9)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
@@ -183,6 +184,7 @@ def plot_alignment(runs: list[dict], path: Path) -> bool:
     for ax, ((dataset, arch, proto), by_algo) in zip(axes.flat, groups.items()):
         algos = [a for a in ("dfa", "dkp", "ddfa") if by_algo.get(a)]
         width = 0.8 / max(1, len(algos))
+        layers = 1
         for j, a in enumerate(algos):
             per_run = [r["alignment_deg"] for r in by_algo[a] if r.get("alignment_deg")]
             if not per_run:
@@ -195,6 +197,7 @@ def plot_alignment(runs: list[dict], path: Path) -> bool:
             xs = [l + 1 + (j - (len(algos) - 1) / 2) * width for l in range(layers)]
             ax.bar(xs, means, width=width, color=COLORS[a], label=LABELS[a])
         ax.set_title(f"{dataset} {arch} ({proto})", fontsize=9)
+        ax.set_xticks(range(1, layers + 1))
         ax.set_xlabel("hidden layer")
         ax.set_ylabel("angle to BP gradient (deg)")
         ax.grid(alpha=0.3, axis="y")

@@ -49,7 +49,14 @@ The CNN (``cfg.model.conv``) is the paper's 15C5-P2-40C5-P2-128-10 (Sec. IV-A): 
 5x5 convolutions with 2x2 max-pooling and a hidden layer of 128. The directions ``v``,
 the feedback projection ``g = B e`` and the DDFA estimate live on each convolution's
 feature maps after the ReLU and before the pooling (where the authors put their hook);
-the tangent of a max-pool is the tangent at the arg-max.
+the tangent of a max-pool is the tangent at the arg-max. (The authors' MNIST code has no
+pooling after its first convolution, so its hidden layer sees 40x10x10 = 4000 inputs; this
+model follows the paper's text, 40x4x4 = 640.)
+
+Measuring, not training: :meth:`FloatModel.alignment` (eq. 20) compares each hidden
+layer's weight gradient with the exact BP gradient of the same batch on the same
+parameters, computed from the same forward pass; ``train_float`` does it on every k-th
+step (:func:`default_align_every`) and excludes its time from ``samples_per_s``.
 """
 
 from __future__ import annotations

@@ -7,13 +7,16 @@ sequencer exactly. Cycles count from the sequencer's start strobe (cycle 0).
 
 Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
 
-* **Forward.** Group ``r``'s accumulators reach the hold register at
-  ``T_r = n_in + 3 + r * max(n_in, P + 1)`` (after the start strobe): the pipeline issues
-  one column a cycle, and stalls only when the serial activation stage (``P`` rows,
-  one a cycle) has not emptied the hold register (``n_in <= P``). The first hidden
-  layer's activation also waits for the directions (``n_draw + 1`` cycles). The engine
-  is idle ``P + 1`` cycles after its last group's activation starts:
-  ``D_l = T_{R-1} + P + 1``; for ``n_in > P`` simply ``D_l = R * n_in + P + 4``.
+* **Forward.** The PE pipeline issues one column a cycle (read, operand registers,
+  product register, accumulate): group ``r``'s sums move from the accumulators to the
+  hold register at ``L_r = n_in + 4 + r * (max(n_in, P) + 1)`` (after the start strobe):
+  the cycle they move, the accumulators are cleared and the next group's first product
+  waits, and it waits longer when the serial activation stage (``P`` rows, one a cycle)
+  has not emptied the hold register (``n_in < P``). The first hidden layer's activation
+  also waits for the directions (``n_draw + 1`` cycles). The activation stage has three
+  steps (bias added, narrowed, written), so the engine is idle ``P + 3`` cycles after
+  its last group moved to the hold register: for ``n_in >= P`` simply
+  ``D_l = R * (n_in + 1) + P + 6``.
   The layers run one after the other: ``forward = sum_l D_l``.
 * **Output unit.** After the last output beat, the softmax takes
   ``OutputUnit.cycles() - 2 n_L`` cycles before the first error-bus beat; then the
@@ -24,7 +27,9 @@ Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
 * **Weight update.** Engine ``l`` collects ``P`` deltas, then runs a row group of
   ``n_in`` read-modify-write cycles while the next ``P`` are collected:
   ``I_r = max(X_{(r+1)P-1} + 1, I_{r-1} + n_in)`` (``X_i``: the cycle ``delta_i`` is
-  taken), and is idle at ``I_{R-1} + n_in + 2``. The output layer takes ``e_o`` from its
+  taken), and is idle at ``I_{R-1} + n_in + 5`` (the last word of ``W`` is written five
+  cycles after its column is issued: read, operands, product and rounded term, word read
+  again and saturated, write). The output layer takes ``e_o`` from its
   FIFO two cycles after the bus beat.
 * **Done** when everything is idle: ``update`` = the slowest of the layers (plus the
   shared softmax and bus), not their sum.
@@ -39,13 +44,22 @@ __all__ = ["step_cycles", "forward_cycles", "infer_cycles"]
 
 def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0) -> int:
     """Cycles from an engine's ``fwd`` strobe to ``busy`` low. ``v_ready``: the cycle
-    (after the strobe) from which ``v_valid`` is high (hidden layer 1 only)."""
-    T = n_in + 3
-    S = max(T, v_ready)
+    (after the strobe) from which ``v_valid`` is high (hidden layer 1 only).
+
+    ``F_r``: the cycle from which the accumulators hold group ``r``; ``L_r``: the cycle
+    the hold register takes it (once the activation stage has emptied it); ``S_r``: the
+    first of the ``P`` cycles in which the activation stage takes its rows. The next
+    group's first product waits until the accumulators are free again (cleared as their
+    group moves on), so group ``r`` ends ``n_in + 1`` cycles after ``L_{r-1}``.
+    """
+    F = n_in + 4
+    L = F
+    S = max(L + 1, v_ready)
     for _ in range(R - 1):
-        T = max(T + n_in, S + P + 1)
-        S = T
-    return S + P + 1
+        F = L + 1 + n_in
+        L = max(F, S + P)
+        S = max(L + 1, v_ready)
+    return S + P + 2
 
 
 def forward_cycles(cfg: Config, train: bool = True) -> list[int]:
@@ -127,7 +141,7 @@ def step_cycles(cfg: Config) -> dict:
                 X.append(x)
                 X_prev = x
             I_prev = max(X_prev + 1, I_prev + n_in)
-        engine_idle = I_prev + n_in + 2
+        engine_idle = I_prev + n_in + 5
         fb_idle = X[-1] + 1 if hidden else 0
         upd_layers[l] = max(engine_idle, fb_idle) - U
     done = max([ou_idle] + [U + c for c in upd_layers.values()])

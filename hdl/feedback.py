@@ -120,7 +120,7 @@ class FeedbackUnit(wiring.Component):
         col = Signal(range(cols))                    # its column o
         m_v, m_last, m_a = Signal(), Signal(), Signal(range(depth))
         a_v, a_last = Signal(), Signal()
-        a_prod = Signal(signed(ar.feedback.width + ar.err.width))
+        a_prod = Signal(signed(ar.feedback.width + ar.err.width), reset_less=True)   # in the SB_MAC16
         acc = Signal(signed(ar.acc_width))
         n_v = Signal()
         total = Signal.like(acc)

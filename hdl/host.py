@@ -18,7 +18,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,7 +27,7 @@ from ddfa.config import Config
 from .layouts import addr_width
 from .sequencer import COUNTER_WIDTH
 
-__all__ = ["Opcode", "PROTOCOL_VERSION", "ERROR_REPLY", "MemoryInfo", "memory_map", "HostCommand",
+__all__ = ["Opcode", "BLOCK_WORDS", "PROTOCOL_VERSION", "ERROR_REPLY", "MemoryInfo", "memory_map", "HostCommand",
            "host_commands", "HostParams", "HostProtocol", "HostMemSignature", "HostLfsrSignature",
            "HostStatusSignature", "Host", "config_hash"]
 
@@ -50,6 +50,12 @@ class Opcode(enum.IntEnum):
     WRITE_LFSR = 0x07
     STATUS = 0x08
     INFO = 0x09
+    READ_BLOCK = 0x0A
+
+
+#: Words one READ_BLOCK returns (a fixed number, so that every reply length stays a
+#: function of the opcode and the configuration alone).
+BLOCK_WORDS = 256
 
 
 # --------------------------------------------------------------------------------------
@@ -147,7 +153,7 @@ class HostCommand:
     response: int
 
 
-STATUS_BYTES = 1 + 1 + 4 * (COUNTER_WIDTH // 8) + 1
+STATUS_BYTES = 1 + 1 + 5 * (COUNTER_WIDTH // 8) + 1
 INFO_BYTES = 1 + 7 + 4
 
 
@@ -166,6 +172,7 @@ def host_commands(cfg: Config) -> tuple[HostCommand, ...]:
         HostCommand(O.WRITE_LFSR, "WRITE_LFSR", 1 + h.lfsr_bytes, 1),
         HostCommand(O.STATUS, "STATUS", 0, STATUS_BYTES),
         HostCommand(O.INFO, "INFO", 0, INFO_BYTES),
+        HostCommand(O.READ_BLOCK, "READ_BLOCK", 1 + h.addr_bytes, 1 + BLOCK_WORDS * h.word_bytes),
     )
 
 
@@ -195,6 +202,7 @@ class HostProtocol:
         self.memories = memory_map(cfg)
         self.by_name = {mem.name: mem for mem in self.memories}
         self.commands = {c.code: c for c in host_commands(cfg)}
+        self.block_words = BLOCK_WORDS
 
     def reply_length(self, opcode: int) -> int:
         return self.commands[opcode].response if opcode in self.commands else 2
@@ -220,6 +228,10 @@ class HostProtocol:
 
     def encode_read_mem(self, mem: int | str, addr: int) -> bytes:
         return bytes([Opcode.READ_MEM, self._id(mem)]) + _le(addr, self.params.addr_bytes)
+
+    def encode_read_block(self, mem: int | str, addr: int) -> bytes:
+        """READ_BLOCK: the :data:`BLOCK_WORDS` words of ``mem`` from ``addr`` on."""
+        return bytes([Opcode.READ_BLOCK, self._id(mem)]) + _le(addr, self.params.addr_bytes)
 
     def encode_write_mem(self, mem: int | str, addr: int, word: int) -> bytes:
         h = self.params
@@ -252,6 +264,14 @@ class HostProtocol:
         raw = int.from_bytes(self._check(reply, Opcode.READ_MEM), "little")
         return _signed(raw & ((1 << self.memories[self._id(mem)].width) - 1), self.memories[self._id(mem)].width)
 
+    def decode_block(self, reply: bytes, mem: int | str) -> list[int]:
+        """The stored (signed) integers of a READ_BLOCK reply from memory ``mem`` (words
+        past the memory's end read as 0)."""
+        body = self._check(reply, Opcode.READ_BLOCK)
+        wb, width = self.params.word_bytes, self.memories[self._id(mem)].width
+        return [_signed(int.from_bytes(body[k:k + wb], "little") & ((1 << width) - 1), width)
+                for k in range(0, len(body), wb)]
+
     def decode_lfsr(self, reply: bytes) -> int:
         return int.from_bytes(self._check(reply, Opcode.READ_LFSR), "little")
 
@@ -260,7 +280,8 @@ class HostProtocol:
         n = COUNTER_WIDTH // 8
         f = lambda k: int.from_bytes(body[1 + k * n:1 + (k + 1) * n], "little")
         return {"busy": bool(body[0] & 1), "sample_loaded": bool(body[0] & 2), "steps": f(0),
-                "cycles": f(1), "cycles_forward": f(2), "cycles_update": f(3), "pred": body[-1]}
+                "cycles": f(1), "cycles_forward": f(2), "cycles_update": f(3), "cycles_error": f(4),
+                "pred": body[-1]}
 
     def decode_info(self, reply: bytes) -> dict:
         body = self._check(reply, Opcode.INFO)
@@ -318,6 +339,7 @@ def HostStatusSignature(cfg: Config) -> wiring.Signature:
         "cycles": In(COUNTER_WIDTH),
         "cycles_fwd": In(COUNTER_WIDTH),
         "cycles_upd": In(COUNTER_WIDTH),
+        "cycles_err": In(COUNTER_WIDTH),
     })
 
 
@@ -373,7 +395,7 @@ class Host(wiring.Component):
         m = Module()
         cfg, h, O = self.cfg, self.params, Opcode
         args_max = max(c.request for c in self.commands if c.code != O.LOAD_SAMPLE)
-        reply_max = max(max(c.response for c in self.commands), 2)
+        reply_max = max(max(c.response for c in self.commands if c.code != O.READ_BLOCK), 2)
 
         cmd = Signal(8)
         arg = Signal(8 * args_max)
@@ -386,6 +408,13 @@ class Host(wiring.Component):
         got = self.i.valid & self.i.ready
         byte = self.i.payload
 
+        # READ_BLOCK: words to go, byte of the word, the word being sent, past the end.
+        bcnt = Signal(range(BLOCK_WORDS + 1))
+        baddr = Signal(8 * h.addr_bytes + BLOCK_WORDS.bit_length())    # never wraps within a block
+        bi = Signal(range(h.word_bytes))
+        bword = Signal(8 * h.word_bytes)
+        boob = Signal()
+
         # Argument fields.
         a_id = arg[:8]
         a_addr = arg[8:8 + 8 * h.addr_bytes]
@@ -395,6 +424,14 @@ class Host(wiring.Component):
             self.mem.id.eq(a_id), self.mem.addr.eq(a_addr), self.mem.wdata.eq(a_word),
             self.lfsr.layer.eq(a_id), self.lfsr.value.eq(a_lfsr),
         ]
+
+        # Words of the addressed memory (READ_BLOCK sends 0 past the end).
+        limit = Signal(range(max(mem.words for mem in memory_map(cfg)) + 1))
+        with m.Switch(a_id):
+            for mem in memory_map(cfg):
+                with m.Case(mem.id):
+                    m.d.comb += limit.eq(mem.words)
+        block_next = lambda a: [baddr.eq(a + 1), boob.eq(a >= limit)]
 
         # Argument bytes of the command in `cmd` (LOAD_SAMPLE is handled on its own).
         n_args = Signal(range(args_max + 1))
@@ -419,7 +456,7 @@ class Host(wiring.Component):
             O.READ_LFSR: Cat(Const(O.READ_LFSR, 8), self.lfsr.state, Const(0, 8 * h.lfsr_bytes - cfg.arith.lfsr_width)),
             O.WRITE_LFSR: Const(O.WRITE_LFSR, 8),
             O.STATUS: Cat(Const(O.STATUS, 8), st.busy, loaded, Const(0, 6),
-                          st.steps, st.cycles, st.cycles_fwd, st.cycles_upd, pred8),
+                          st.steps, st.cycles, st.cycles_fwd, st.cycles_upd, st.cycles_err, pred8),
             O.INFO: Cat(Const(O.INFO, 8), Const(PROTOCOL_VERSION, 8), Const(h.n_memories, 8),
                         Const(h.addr_bytes, 8), Const(h.word_bytes, 8), Const(h.sample_bytes, 8),
                         Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
@@ -490,6 +527,10 @@ class Host(wiring.Component):
                     with m.Case(O.READ_MEM):
                         m.d.comb += self.mem.re.eq(1)
                         m.next = "REPLY"          # rdata is valid from the next cycle on
+                    with m.Case(O.READ_BLOCK):
+                        m.d.comb += self.mem.re.eq(1)
+                        m.d.sync += block_next(a_addr) + [bcnt.eq(BLOCK_WORDS), bi.eq(0)]
+                        m.next = "BLOCK_ECHO"
                     with m.Case(O.WRITE_MEM):
                         m.d.comb += self.mem.we.eq(1)
                         m.next = "REPLY"
@@ -498,6 +539,29 @@ class Host(wiring.Component):
                         m.next = "REPLY"
                     with m.Default():
                         m.next = "REPLY"
+            with m.State("BLOCK_ECHO"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(O.READ_BLOCK)]
+                with m.If(self.o.ready):
+                    m.next = "BLOCK"
+            with m.State("BLOCK"):
+                # Byte 0 of a word comes from the read port (valid from the cycle after the
+                # read, and held), the others from the copy taken with byte 0; the next word
+                # is read when the last byte of this one goes out: one byte every cycle.
+                live = Mux(boob, 0, self.mem.rdata)
+                m.d.comb += [self.o.valid.eq(1),
+                             self.o.payload.eq(Mux(bi == 0, live[:8], bword.word_select(bi, 8)))]
+                with m.If(self.o.ready):
+                    with m.If(bi == 0):
+                        m.d.sync += bword.eq(live)
+                    with m.If(bi == h.word_bytes - 1):
+                        m.d.sync += [bi.eq(0), bcnt.eq(bcnt - 1)]
+                        with m.If(bcnt == 1):
+                            m.next = "CMD"
+                        with m.Else():
+                            m.d.comb += [self.mem.re.eq(1), self.mem.addr.eq(baddr)]
+                            m.d.sync += block_next(baddr)
+                    with m.Else():
+                        m.d.sync += bi.eq(bi + 1)
             with m.State("WAIT"):
                 with m.If(st.done):
                     m.next = "REPLY"

@@ -218,6 +218,12 @@ class LayerEngine(wiring.Component):
         act_s, err_s, w_s = fixed_shape(ar.act), fixed_shape(ar.err), fixed_shape(ar.weight)
         acc_s = signed(ar.acc_width)
 
+        # Datapath registers that are always written before they are read carry no reset
+        # (``reset_less``): Yosys then packs the multipliers' operand and product registers
+        # into the iCE40 SB_MAC16, and no register needs a reset net.
+        def dreg(shape, name):
+            return Signal(shape, name=name, reset_less=True)
+
         # ---- memories -------------------------------------------------------------
         banks = []
         for p in range(P):
@@ -237,33 +243,47 @@ class LayerEngine(wiring.Component):
         s0_upd = Signal()
         s0_addr = Signal(range(max(self.bank_depth, 2)))
         s0_j = Signal(range(max(n_in, 2)))
-        # Stage 1: memory words valid. Stage 2: products valid.
-        s1_valid, s1_first, s1_last, s1_upd = Signal(), Signal(), Signal(), Signal()
-        s1_addr = Signal.like(s0_addr)
-        s2_valid, s2_first, s2_last, s2_upd = Signal(), Signal(), Signal(), Signal()
-        s2_addr = Signal.like(s0_addr)
+        # Stage 1: memory words valid. Stage 2: multiplier operands registered.
+        # Stage 3: products registered (forward: accumulate). Update only: W is read again
+        # at stage 3 (address ``rb_addr``), stage 4 has the rounded update term and the
+        # word, stage 5 writes it (address ``wb_addr``). An update pass visits the bank
+        # addresses in order, so two counters replace a pipeline of addresses.
+        s1_valid, s1_last, s1_upd = Signal(), Signal(), Signal()
+        s2_valid, s2_last, s2_upd = Signal(), Signal(), Signal()
+        s3_valid, s3_last, s3_upd = Signal(), Signal(), Signal()
+        s4_valid, s4_last = Signal(), Signal()
+        s5_valid, s5_last = Signal(), Signal()
+        rb_addr = Signal.like(s0_addr, name="rb_addr")
+        wb_addr = Signal.like(s0_addr, name="wb_addr")
 
-        mul_a_s = signed(max(ar.weight.width, ar.err.width) + ar.act.width)
-        prod_a = [Signal(mul_a_s, name=f"prod_a{p}") for p in range(P)]
-        prod_t = [Signal(signed(ar.weight.width + ar.act.width), name=f"prod_t{p}") for p in range(P)]
-        w_d = [Signal(w_s, name=f"w_d{p}") for p in range(P)]
-        acc_a = [Signal(acc_s, name=f"acc_a{p}") for p in range(P)]
-        acc_t = [Signal(acc_s, name=f"acc_t{p}") for p in range(P)]
-        hold_a = [Signal(acc_s, name=f"hold_a{p}") for p in range(P)]
-        hold_t = [Signal(acc_s, name=f"hold_t{p}") for p in range(P)]
-        hold_valid = Signal()
+        mul_a_s = signed(max(ar.weight.width, ar.err.width))
+        ma = [dreg(mul_a_s, f"ma{p}") for p in range(P)]          # primal operand: W or delta
+        mb = [dreg(act_s, f"mb{p}") for p in range(P)]            # y_{l-1,j}
+        mt = [dreg(w_s, f"mt{p}") for p in range(P)]              # tangent operand: W
+        md = [dreg(act_s, f"md{p}") for p in range(P)]            # d_{l-1,j}
+        prod_a = [dreg(signed(mul_a_s.width + ar.act.width), f"prod_a{p}") for p in range(P)]
+        prod_t = [dreg(signed(ar.weight.width + ar.act.width), f"prod_t{p}") for p in range(P)]
+        acc_a = [dreg(acc_s, f"acc_a{p}") for p in range(P)]
+        acc_t = [dreg(acc_s, f"acc_t{p}") for p in range(P)]
+        hold_a = [dreg(acc_s, f"hold_a{p}") for p in range(P)]
+        hold_t = [dreg(acc_s, f"hold_t{p}") for p in range(P)]
+        acc_full = Signal()         # the accumulators hold a finished group
+        hold_load = Signal()        # ... and move to the hold register (accumulators cleared)
+        hold_valid = Signal()       # the hold register holds a group for the activation stage
 
         # Update: deltas collected P at a time, then latched as the PEs' operands.
-        collect = [Signal(err_s, name=f"collect{p}") for p in range(P)]
+        collect = [dreg(err_s, f"collect{p}") for p in range(P)]
         col_full = Signal()
         col_cnt = Signal(range(max(P, 2)))
         col_i = Signal(range(n_out + 1))
-        opd = [Signal(err_s, name=f"delta{p}") for p in range(P)]
+        opd = [dreg(err_s, f"delta{p}") for p in range(P)]
         groups_done = Signal(range(max(R, 2)))
 
-        # Global stall: a finished group waits while the hold register is still in use.
+        # Global stall: while the accumulators hold a finished group, the next group's
+        # first product waits (at least the cycle the group moves to the hold register and
+        # the accumulators are cleared; longer while the hold register is still in use).
         en = Signal()
-        m.d.comb += en.eq(~(s2_valid & s2_last & ~s2_upd & hold_valid))
+        m.d.comb += [en.eq(~(acc_full & s3_valid & ~s3_upd)), hold_load.eq(acc_full & ~hold_valid)]
 
         # ---- stage 0 --------------------------------------------------------------
         group_ok = Signal()
@@ -290,51 +310,74 @@ class LayerEngine(wiring.Component):
 
         with m.If(en):
             m.d.sync += [
-                s1_valid.eq(s0_issue), s1_first.eq(s0_j == 0), s1_last.eq(s0_j == n_in - 1),
-                s1_upd.eq(s0_upd), s1_addr.eq(s0_addr),
-                s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
-                s2_upd.eq(s1_upd), s2_addr.eq(s1_addr),
+                s1_valid.eq(s0_issue), s1_last.eq(s0_j == n_in - 1), s1_upd.eq(s0_upd),
+                s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_upd.eq(s1_upd),
+                s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_upd.eq(s2_upd),
             ]
+        # Stages 4 and 5 run only in update passes, where the pipeline never stalls.
+        s3_wb = Signal()
+        m.d.comb += s3_wb.eq(s3_valid & s3_upd)
+        m.d.sync += [s4_valid.eq(s3_wb), s4_last.eq(s3_last), s5_valid.eq(s4_valid), s5_last.eq(s4_last)]
+        with m.If(self.upd):
+            m.d.sync += [rb_addr.eq(0), wb_addr.eq(0)]
+        with m.Else():
+            with m.If(s3_wb):
+                m.d.sync += rb_addr.eq(rb_addr + 1)
+            with m.If(s5_valid):
+                m.d.sync += wb_addr.eq(wb_addr + 1)
 
-        # ---- the PEs: stage 1 (multiply) and stage 2 (accumulate or write back) ----
+        # ---- the PEs ----------------------------------------------------------------
         host_pe = Signal(max(self.pe_bits, 1))
         host_rd = [Signal(w_s, name=f"host_rd{p}") for p in range(P)]
-        nxt_a, nxt_t = [None] * P, [None] * P        # the accumulators' next values
-        s2_wb = Signal()
-        m.d.comb += s2_wb.eq(s2_valid & s2_upd)
+        # Forward: W is read at stage 0 (for the multipliers). Update: W is read again at
+        # stage 3, so that the word arrives with the rounded update term (stage 4).
+        # The banks' addresses are the same for every PE: one multiplexer each.
+        host_addr = self.host_w.addr[:self.bank_addr_bits]
+        rd_addr, wr_addr = Signal.like(s0_addr, name="bank_raddr"), Signal.like(s0_addr, name="bank_waddr")
+        rd_en = Signal()
+        m.d.comb += [
+            rd_addr.eq(Mux(self.busy, Mux(upd_busy, rb_addr, s0_addr), host_addr)),
+            rd_en.eq(Mux(self.busy, upd_busy | en, self.host_w.re)),
+            wr_addr.eq(Mux(self.busy, wb_addr, host_addr)),
+        ]
         for p, (rd, wr) in enumerate(banks):
             host_sel = (self.host_w.addr[self.bank_addr_bits:] == p) if self.pe_bits else Const(1)
-            with m.If(self.busy):
-                m.d.comb += [rd.addr.eq(s0_addr), rd.en.eq(en),
-                             wr.addr.eq(s2_addr), wr.en.eq(s2_wb)]
-            with m.Else():
-                m.d.comb += [rd.addr.eq(self.host_w.addr[:self.bank_addr_bits]), rd.en.eq(self.host_w.re),
-                             wr.addr.eq(self.host_w.addr[:self.bank_addr_bits]),
-                             wr.en.eq(self.host_w.we & host_sel)]
+            m.d.comb += [rd.addr.eq(rd_addr), rd.en.eq(rd_en), wr.addr.eq(wr_addr),
+                         wr.en.eq(Mux(self.busy, s5_valid, self.host_w.we & host_sel))]
             m.d.comb += host_rd[p].eq(rd.data)
 
             w = rd.data
-            # The primal multiplier: W * y (forward) or delta * y (update).
-            op_a = Mux(s1_upd, opd[p], w)
+            # Stage 1 -> 2: the multipliers' operands. The primal multiplier forms W * y
+            # (forward) or delta * y (update); the tangent one W * d (layers 2..L).
             with m.If(en):
-                m.d.sync += [prod_a[p].eq(op_a * self.prev.y), w_d[p].eq(w)]
+                m.d.sync += [ma[p].eq(Mux(s1_upd, opd[p], w)), mb[p].eq(self.prev.y),
+                             prod_a[p].eq(ma[p] * mb[p])]                 # stage 2 -> 3
                 if self.tangent:
-                    m.d.sync += prod_t[p].eq(w * self.prev.d)     # the tangent multiplier
+                    m.d.sync += [mt[p].eq(w), md[p].eq(self.prev.d),
+                                 prod_t[p].eq(mt[p] * md[p])]             # the tangent multiplier
 
-            # Stage 2, forward: accumulate; a finished group moves to the hold register.
-            nxt_a[p] = Signal(acc_s, name=f"nxt_a{p}")
-            nxt_t[p] = Signal(acc_s, name=f"nxt_t{p}")
-            m.d.comb += nxt_a[p].eq(Mux(s2_first, 0, acc_a[p]) + prod_a[p])
-            if self.tangent:
-                m.d.comb += nxt_t[p].eq(Mux(s2_first, 0, acc_t[p]) + prod_t[p])
-            with m.If(en & s2_valid & ~s2_upd):
-                m.d.sync += acc_a[p].eq(nxt_a[p])
+            # Stage 3, forward: accumulate. The accumulators are cleared (a synchronous
+            # reset, no multiplexer in front of the adder) when their group moves on.
+            with m.If(en & s3_valid & ~s3_upd):
+                m.d.sync += acc_a[p].eq(acc_a[p] + prod_a[p])
                 if self.tangent:
-                    m.d.sync += acc_t[p].eq(nxt_t[p])
-            # Stage 2, update: read-modify-write of W_ij.
-            w_new = saturate(w_d[p] - round_shift(prod_a[p], self.shift_W), ar.weight)
+                    m.d.sync += acc_t[p].eq(acc_t[p] + prod_t[p])
+            with m.If(hold_load | self.fwd):
+                m.d.sync += acc_a[p].eq(0)
+                if self.tangent:
+                    m.d.sync += acc_t[p].eq(0)
+
+            # Update: stage 3 rounds the term, stage 4 subtracts and saturates, stage 5
+            # writes W_ij back to the address read at stage 3.
+            term = round_shift(prod_a[p], self.shift_W)
+            wb_r = dreg(term.shape(), f"wb_r{p}")
+            wb_w = dreg(w_s, f"wb_w{p}")
+            w_d = Signal(w_s, name=f"w_d{p}")
+            m.d.comb += w_d.eq(rd.data)
+            m.d.sync += [wb_r.eq(term),
+                         wb_w.eq(saturate(w_d - wb_r, ar.weight))]
             with m.If(self.busy):
-                m.d.comb += wr.data.eq(w_new)
+                m.d.comb += wr.data.eq(wb_w)
             with m.Else():
                 m.d.comb += wr.data.eq(self.host_w.wdata)
 
@@ -342,90 +385,102 @@ class LayerEngine(wiring.Component):
             m.d.sync += host_pe.eq(self.host_w.addr[self.bank_addr_bits:] if self.pe_bits else 0)
         m.d.comb += self.host_w.rdata.eq(Array(host_rd)[host_pe] if P > 1 else host_rd[0])
 
-        with m.If(s2_wb & s2_last):
+        with m.If(s5_valid & s5_last):
             m.d.sync += groups_done.eq(groups_done + 1)
             with m.If(groups_done == R - 1):
                 m.d.sync += upd_busy.eq(0)
 
-        # ---- activation stage (serial, one row a cycle) ---------------------------
-        act_i = Signal(range(max(n_out, 2)))
+        # ---- hold register and activation stage (serial, one row a cycle) -----------
+        with m.If(hold_load):
+            m.d.sync += [hold_valid.eq(1), acc_full.eq(0)]
+            m.d.sync += [h.eq(a) for h, a in zip(hold_a, acc_a)]
+            if self.tangent:
+                m.d.sync += [h.eq(a) for h, a in zip(hold_t, acc_t)]
+        with m.If(en & s3_valid & ~s3_upd & s3_last):
+            m.d.sync += acc_full.eq(1)
+
+        act_i = Signal(range(max(n_out, 2)))        # the next row for stage A0
         hold_p = Signal(range(max(P, 2)))
-        a1_valid = Signal()
-        a1_acc = Signal(acc_s)
-        a1_t = Signal(acc_s)
-        a1_i = Signal(range(max(n_out, 2)))
-        a1_take = Signal()
+        a1_valid, a2_valid = Signal(), Signal()
+        a1_i, a2_i = Signal(range(max(n_out, 2))), Signal(range(max(n_out, 2)))
+        a_sum = hold_a[0] + (b_rd.data.as_signed() << ar.act.frac)
+        a1_sum = dreg(a_sum.shape(), "a1_sum")                   # acc + (b << act.frac)
+        a1_t = dreg(act_s, "a1_t")                               # narrow(acc_t)
+        a2_a = dreg(act_s, "a_sig")                              # a_l,i
+        a2_t = dreg(act_s, "t_sig")                              # t_l,i
+        a2_take = Signal()
         if self.hidden:
-            m.d.comb += a1_take.eq(1)
+            m.d.comb += a2_take.eq(1)
             v_ok = self.v_valid
         else:
-            m.d.comb += a1_take.eq(self.y.ready)
+            m.d.comb += a2_take.eq(self.y.ready)
             v_ok = Const(1)
+        act_adv = Signal()
+        m.d.comb += act_adv.eq(~a2_valid | a2_take)
         a0_go = Signal()
-        m.d.comb += a0_go.eq(fwd_busy & hold_valid & (~a1_valid | a1_take) & v_ok)
+        m.d.comb += a0_go.eq(fwd_busy & hold_valid & act_adv & v_ok)
 
+        # A0: the hold register's first row and its bias (b_rd holds b[act_i], read ahead).
         with m.If(a0_go):
-            m.d.sync += [a1_valid.eq(1), a1_acc.eq(hold_a[0]), a1_t.eq(hold_t[0]), a1_i.eq(act_i),
-                         act_i.eq(act_i + 1)]
+            m.d.sync += act_i.eq(act_i + 1)
             m.d.sync += [hold_a[k].eq(hold_a[k + 1]) for k in range(P - 1)]
-            m.d.sync += [hold_t[k].eq(hold_t[k + 1]) for k in range(P - 1)]
+            if self.tangent:
+                m.d.sync += [hold_t[k].eq(hold_t[k + 1]) for k in range(P - 1)]
             with m.If(hold_p == P - 1):
                 m.d.sync += [hold_valid.eq(0), hold_p.eq(0)]
             with m.Else():
                 m.d.sync += hold_p.eq(hold_p + 1)
-        with m.Elif(a1_take):
-            m.d.sync += a1_valid.eq(0)
+        with m.If(act_adv):
+            m.d.sync += [a1_valid.eq(a0_go), a1_i.eq(act_i),
+                         a1_sum.eq(a_sum),
+                         a2_valid.eq(a1_valid), a2_i.eq(a1_i),
+                         a2_a.eq(narrow(a1_sum, ar.weight.frac, ar.act))]          # eq. 1
+            if self.tangent:
+                m.d.sync += [a1_t.eq(narrow(hold_t[0], ar.weight.frac, ar.act)), a2_t.eq(a1_t)]
         with m.If(self.fwd):
-            m.d.sync += [act_i.eq(0), hold_p.eq(0), hold_valid.eq(0), a1_valid.eq(0)]
-        # A finished group enters the hold register (never while it is in use: see en).
-        with m.If(en & s2_valid & ~s2_upd & s2_last):
-            m.d.sync += hold_valid.eq(1)
-            for p in range(P):
-                m.d.sync += hold_a[p].eq(nxt_a[p])
-                if self.tangent:
-                    m.d.sync += hold_t[p].eq(nxt_t[p])
-
-        # Stage A1: the bias word is on b_rd.data; eq. 1 and eq. 12.
-        a_val = narrow(a1_acc + (b_rd.data.as_signed() << ar.act.frac), ar.weight.frac, ar.act)
-        t_val = narrow(a1_t, ar.weight.frac, ar.act) if self.tangent else Const(0, act_s)
-        a_sig, t_sig = Signal(act_s), Signal(act_s)
-        m.d.comb += [a_sig.eq(a_val), t_sig.eq(t_val)]
-        pos = Signal()
-        m.d.comb += pos.eq(a_sig > 0)
-        with m.If(a1_valid & a1_take & (a1_i == n_out - 1)):
+            m.d.sync += [act_i.eq(0), hold_p.eq(0), hold_valid.eq(0), acc_full.eq(0),
+                         a1_valid.eq(0), a2_valid.eq(0)]
+        with m.If(a2_valid & a2_take & (a2_i == n_out - 1)):
             m.d.sync += fwd_busy.eq(0)
 
+        # A2: eq. 12 and the buffers (hidden) or the output stream.
+        pos = Signal()
+        m.d.comb += pos.eq(a2_a > 0)
         if self.hidden:
-            mask = Signal(n_out)
             m.submodules.y_buf = y_mem = Memory(shape=act_s, depth=n_out, init=[])
             m.submodules.d_buf = d_mem = Memory(shape=act_s, depth=n_out, init=[])
             y_wr, d_wr = y_mem.write_port(), d_mem.write_port()
             y_rd, d_rd = y_mem.read_port(), d_mem.read_port()
+            # relu'(a_l,i) = [a_l,i > 0] = [y_l,i != 0]: a second read port into y (the
+            # first is the layer above's, busy with its own update at the same time).
+            k_rd = y_mem.read_port()
             one = ar.act.one
-            v_i = self.v.bit_select(a1_i, 1)
-            y_val = Mux(pos, a_sig, 0)
-            d_val = saturate(Mux(pos, t_sig, 0) + Mux(v_i, Const(-one, act_s), Const(one, act_s)), ar.act)
+            v_i = self.v.bit_select(a2_i, 1)
+            y_val = Mux(pos, a2_a, 0)
+            d_val = saturate(Mux(pos, a2_t, 0) + Mux(v_i, Const(-one, act_s), Const(one, act_s)), ar.act)
             m.d.comb += [
-                y_wr.addr.eq(a1_i), y_wr.data.eq(y_val), y_wr.en.eq(a1_valid),
-                d_wr.addr.eq(a1_i), d_wr.data.eq(d_val), d_wr.en.eq(a1_valid),
+                y_wr.addr.eq(a2_i), y_wr.data.eq(y_val), y_wr.en.eq(a2_valid),
+                d_wr.addr.eq(a2_i), d_wr.data.eq(d_val), d_wr.en.eq(a2_valid),
                 y_rd.addr.eq(self.buf.addr), y_rd.en.eq(self.buf.en),
                 d_rd.addr.eq(self.buf.addr), d_rd.en.eq(self.buf.en),
                 self.buf.y.eq(y_rd.data), self.buf.d.eq(d_rd.data),
             ]
-            with m.If(a1_valid):
-                m.d.sync += mask.bit_select(a1_i, 1).eq(pos)
         else:
-            m.d.comb += [self.y.valid.eq(a1_valid),
-                         self.y.payload.y.eq(a_sig), self.y.payload.d.eq(t_sig)]
+            m.d.comb += [self.y.valid.eq(a2_valid),
+                         self.y.payload.y.eq(a2_a), self.y.payload.d.eq(a2_t)]
 
         # ---- update: delta_i in, bias update, row groups for the PEs ---------------
         collecting = Signal()
         m.d.comb += collecting.eq(upd_busy & ~col_full & (col_i < n_out))
         take = Signal()
         delta_in = Signal(err_s)
+        # The row after col_i: the mask and the bias are read one row ahead.
+        col_next = Signal(range(max(n_out, 2)))
+        m.d.comb += col_next.eq(Mux(self.upd, 0, Mux(take & (col_i < n_out - 1), col_i + 1, col_i)))
         if self.hidden:
+            m.d.comb += [k_rd.addr.eq(col_next), k_rd.en.eq(1)]     # k_rd.data: y[col_i]
             m.d.comb += [self.g.ready.eq(collecting), take.eq(collecting & self.g.valid),
-                         delta_in.eq(Mux(mask.bit_select(col_i, 1), self.g.payload, 0))]
+                         delta_in.eq(Mux(k_rd.data.any(), self.g.payload, 0))]
         else:
             # The error bus never waits for this engine: a FIFO holds all n_L values of e.
             m.submodules.e_fifo = fifo = SyncFIFOBuffered(width=ar.err.width, depth=n_out)
@@ -445,17 +500,22 @@ class LayerEngine(wiring.Component):
         with m.If(self.upd):
             m.d.sync += col_full.eq(0)
 
-        # Bias: b_i <- sat(b_i - round_shift(delta_i, err.frac + lr_shift - weight.frac)).
+        # Bias: b_i <- sat(b_i - round_shift(delta_i, err.frac + lr_shift - weight.frac));
+        # the term is rounded as delta_i is taken, b_i read at the same time.
         bu_valid = Signal()
-        bu_delta = Signal(err_s)
+        bu_term = round_shift(delta_in, self.shift_b)
+        bu_r = dreg(bu_term.shape(), "bu_r")
         bu_i = Signal(range(max(n_out, 2)))
-        m.d.sync += [bu_valid.eq(take), bu_delta.eq(delta_in), bu_i.eq(col_i)]
-        b_new = saturate(b_rd.data.as_signed() - round_shift(bu_delta, self.shift_b), ar.weight)
+        m.d.sync += [bu_valid.eq(take), bu_r.eq(bu_term), bu_i.eq(col_i)]
+        b_new = saturate(b_rd.data.as_signed() - bu_r, ar.weight)
 
+        # Forward: b_rd holds b[act_i] (the address runs one row ahead of act_i).
+        act_next = Signal(range(max(n_out, 2)))
+        m.d.comb += act_next.eq(Mux(a0_go & (act_i < n_out - 1), act_i + 1, act_i))
         host_b = self.host_b
         with m.If(self.busy):
             m.d.comb += [
-                b_rd.addr.eq(Mux(upd_busy, col_i, act_i)), b_rd.en.eq(a0_go | take),
+                b_rd.addr.eq(Mux(upd_busy, col_i, act_next)), b_rd.en.eq(Mux(upd_busy, take, 1)),
                 b_wr.addr.eq(bu_i), b_wr.data.eq(b_new), b_wr.en.eq(bu_valid),
             ]
         with m.Else():

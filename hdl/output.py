@@ -120,7 +120,7 @@ class OutputUnit(wiring.Component):
         d2 = Signal(fixed_shape(ar.act))
         v3, o3 = Signal(), Signal(range(n))          # product valid
         d3 = Signal(fixed_shape(ar.act))
-        prod = Signal(e_shape.width + len(r))
+        prod = Signal(e_shape.width + len(r), reset_less=True)   # in the SB_MAC16
         o4 = Signal(range(n))                        # index of the beat on the bus
 
         m.d.comb += [

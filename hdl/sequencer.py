@@ -71,12 +71,19 @@ class Sequencer(wiring.Component):
     steps : ``Out(32)``
         Training steps done (wraps around).
     cycles : ``Out(32)``
-        Cycles of the last step or inference, from the start strobe to ``done``.
+        Cycles of the last step or inference, from the start strobe to ``done`` (while a
+        step runs: the cycles so far).
     cycles_fwd : ``Out(32)``
         Of those, the cycles until the output layer's forward pass ended.
     cycles_upd : ``Out(32)``
         Of those, the cycles from then to ``done`` (output unit, error bus, feedback
         units and weight updates; 0 for an inference).
+    error_beat : ``In(1)``
+        The error bus carries a beat this cycle (from the output unit).
+    cycles_err : ``Out(32)``
+        Of ``cycles_upd``, those from the end of the forward pass to the first error-bus
+        beat: the softmax and the error (``hdl.cycles.step_cycles``'s ``softmax``; 0 for
+        an inference).
     """
 
     def __init__(self, cfg: Config):
@@ -101,6 +108,8 @@ class Sequencer(wiring.Component):
             "cycles": Out(COUNTER_WIDTH),
             "cycles_fwd": Out(COUNTER_WIDTH),
             "cycles_upd": Out(COUNTER_WIDTH),
+            "error_beat": In(1),
+            "cycles_err": Out(COUNTER_WIDTH),
         })
 
     def elaborate(self, platform):
@@ -122,10 +131,15 @@ class Sequencer(wiring.Component):
             with m.If(k == n_draw - 1):
                 m.d.sync += drawing.eq(0)
 
+        # The cycle counters stop when the step is done, so that they are themselves the
+        # STATUS values until the next step (no copies, no subtractor): ``count`` from the
+        # start strobe (cycles), ``ucount`` from the end of the forward pass (update).
         count = Signal(COUNTER_WIDTH)
+        ucount = Signal(COUNTER_WIDTH)
+        m.d.comb += [self.cycles.eq(count), self.cycles_upd.eq(ucount)]
         layer = Signal(range(L + 1))
-        m.d.sync += count.eq(count + 1)
 
+        first_beat = Signal()              # the first error-bus beat of this step is still to come
         others_idle = Signal()
         m.d.comb += others_idle.eq((self.engine_busy == 0) & (self.feedback_busy == 0) & ~self.output_busy)
 
@@ -133,17 +147,20 @@ class Sequencer(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.train | self.infer):
                     m.d.comb += self.fwd[0].eq(1)
-                    m.d.sync += [training.eq(self.train), layer.eq(0), count.eq(1)]
+                    m.d.sync += [training.eq(self.train), layer.eq(0), count.eq(1), ucount.eq(0),
+                                 self.cycles_err.eq(0)]
                     if n_draw:
                         m.d.sync += [drawing.eq(self.train), k.eq(0)]
                     m.next = "FORWARD"
             with m.State("FORWARD"):
                 m.d.comb += self.busy.eq(1)
+                m.d.sync += count.eq(count + 1)
                 with m.If(~self.engine_busy.bit_select(layer, 1)):
                     with m.If(layer == L - 1):
                         m.d.sync += self.cycles_fwd.eq(count)
                         with m.If(training):
                             m.d.comb += self.upd.eq((1 << L) - 1)
+                            m.d.sync += [first_beat.eq(1), ucount.eq(1)]
                             m.next = "UPDATE"
                         with m.Else():
                             m.next = "PREDICT"
@@ -152,15 +169,19 @@ class Sequencer(wiring.Component):
                         m.d.sync += layer.eq(layer + 1)
             with m.State("UPDATE"):
                 m.d.comb += self.busy.eq(1)
+                with m.If(first_beat & self.error_beat):
+                    m.d.sync += [first_beat.eq(0), self.cycles_err.eq(ucount)]
                 with m.If(others_idle):
-                    m.d.sync += [self.steps.eq(self.steps + 1), self.cycles.eq(count),
-                                 self.cycles_upd.eq(count - self.cycles_fwd)]
+                    m.d.sync += self.steps.eq(self.steps + 1)
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [count.eq(count + 1), ucount.eq(ucount + 1)]
             with m.State("PREDICT"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~self.output_busy):
-                    m.d.sync += [self.cycles.eq(count), self.cycles_upd.eq(0)]
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += count.eq(count + 1)
         return m

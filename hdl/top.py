@@ -159,6 +159,7 @@ class Processor(wiring.Component):
             host.ctl.busy.eq(seq.busy), host.ctl.done.eq(seq.done), host.ctl.pred.eq(ou.pred),
             host.ctl.steps.eq(seq.steps), host.ctl.cycles.eq(seq.cycles),
             host.ctl.cycles_fwd.eq(seq.cycles_fwd), host.ctl.cycles_upd.eq(seq.cycles_upd),
+            host.ctl.cycles_err.eq(seq.cycles_err), seq.error_beat.eq(ou.bus.valid & ou.bus.ready),
         ]
         if H:
             m.d.comb += seq.feedback_busy.eq(Cat(*(f.busy for f in fbs)))

@@ -17,9 +17,13 @@ DDFA="${DDFA:-.venv/bin/ddfa}"
 PY="${PY:-.venv/bin/python}"
 SEEDS="${SEEDS:-0 1 2}"
 
-train() {  # train OUT.json ARGS...  (skips runs whose JSON exists; FORCE=1 reruns)
+train() {  # train OUT.json ARGS...  (skips a run whose JSON records this very command; FORCE=1 reruns)
   local out="$1"; shift
-  if [[ -s "$out" && "${FORCE:-0}" != 1 ]]; then echo "have $out"; return; fi
+  local cmd="ddfa train --no-progress $* --json $out"
+  if [[ "${FORCE:-0}" != 1 && -s "$out" ]] && "$PY" -c 'import json, sys
+sys.exit(json.load(open(sys.argv[1])).get("command") != sys.argv[2])' "$out" "$cmd"; then
+    echo "have $out"; return
+  fi
   "$DDFA" train --no-progress "$@" --json "$out"
 }
 

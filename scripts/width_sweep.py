@@ -8,8 +8,10 @@ so that any width is allowed:
 * ``weight``: the width of W and b, 8..24 bits, keeping the default's integer bits;
 * ``feedback``: the width of B, likewise;
 * ``lr``: ``arith.lr_shift`` around the default, at the default formats;
+* ``weight_frac``, ``feedback_frac``: the binary point at the default width (2 to 6
+  integer bits);
 
-each with ``arith.rounding`` nearest and stochastic (the ``lr`` sweep: nearest only).
+the width sweeps with ``arith.rounding`` nearest and stochastic, the others nearest only.
 Every run records its test accuracy and the largest |W| and |B| reached (to check the
 integer bits). Results go to ``results/width_sweep.json`` (one record per run, written
 after each run; a rerun skips the records already there) and a markdown table
@@ -49,11 +51,19 @@ def variant(base: Config, sweep: str, value: int, rounding: str, seed: int, epoc
     if sweep in ("weight", "feedback"):
         fmt = getattr(a, sweep)
         changes[f"arith.{sweep}"] = Fixed(value, value - (fmt.width - fmt.frac))
+    elif sweep in ("weight_frac", "feedback_frac"):
+        name = sweep.split("_")[0]
+        changes[f"arith.{name}"] = Fixed(getattr(a, name).width, value)
     elif sweep == "lr":
         changes["arith.lr_shift"] = value
     wide = base.replace(**changes, **{"arith.acc_width": 64})
     fan_in = max(max(base.model.layers[:-1]), base.model.layers[-1])
     return wide.replace(**{"arith.acc_width": max(a.acc_width, wide.acc_width_needed(fan_in))})
+
+
+def _fracs(fmt: Fixed) -> range:
+    """Fractional bits around the default at the default width (integer bits 2..6)."""
+    return range(fmt.width - 6, fmt.width - 1)
 
 
 def plan(datasets: list[str], seeds: dict[str, int]):
@@ -63,7 +73,9 @@ def plan(datasets: list[str], seeds: dict[str, int]):
         lr0 = base.arith.lr_shift
         for sweep, values, roundings in (("weight", WIDTHS, ("nearest", "stochastic")),
                                          ("feedback", WIDTHS, ("nearest", "stochastic")),
-                                         ("lr", range(lr0 - 2, lr0 + 3), ("nearest",))):
+                                         ("lr", range(lr0 - 2, lr0 + 3), ("nearest",)),
+                                         ("weight_frac", _fracs(base.arith.weight), ("nearest",)),
+                                         ("feedback_frac", _fracs(base.arith.feedback), ("nearest",))):
             for value in values:
                 for rounding in roundings:
                     for seed in range(seeds[ds]):
@@ -115,12 +127,14 @@ def markdown(records: list[dict]) -> str:
         lines += [f"## {ds} (base `{first['base']}`, {first['epochs']} epoch(s) over {first['train_samples']} "
                   f"training samples, seeds {sorted({r['seed'] for r in rs})})", ""]
         for sweep, label in (("weight", "weight/bias width (bits)"), ("feedback", "feedback width (bits)"),
-                             ("lr", "lr_shift")):
+                             ("lr", "lr_shift"), ("weight_frac", "weight/bias fractional bits"),
+                             ("feedback_frac", "feedback fractional bits")):
             srs = [r for r in rs if r["sweep"] == sweep]
             if not srs:
                 continue
             roundings = list(dict.fromkeys(r["rounding"] for r in srs))
-            fmt_col = {"weight": "weight", "feedback": "feedback"}.get(sweep)
+            fmt_col = {"weight": "weight", "feedback": "feedback", "weight_frac": "weight",
+                       "feedback_frac": "feedback"}.get(sweep)
             head = f"| {label} |" + (" format |" if fmt_col else "") + "".join(f" {x} |" for x in roundings) + \
                 " max abs W | max abs B |"
             lines += [head, "|" + "---|" * (head.count("|") - 1)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 import cocotb
-from cocotb.triggers import ClockCycles, Edge, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 __all__ = ["HostStream", "HostSession", "HostTimeout"]
 
@@ -116,7 +116,7 @@ class HostStream:
         if timeout_cycles is None:
             timeout_cycles = 4 * (len(data) + reply_len) * max(1, 4 * self.stall) + 10_000_000
         try:
-            await with_timeout(Edge(dut.ack), timeout_cycles * self.period_ns, "ns")
+            await with_timeout(dut.ack.value_change, timeout_cycles * self.period_ns, "ns")
         except TimeoutError:
             raise HostTimeout(f"no complete reply after {timeout_cycles} cycles: {len(data)} command bytes, "
                               f"{int(dut.out_count.value)} of {reply_len} reply bytes received") from None

@@ -16,19 +16,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
+import socket
 import sys
+import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ddfa.config import Config
 
+from .golden_link import GoldenOracle, serve
 from .runner import PUBLIC_VLT, SIMULATORS, build_args, get_runner, make_overrides
 
 __all__ = ["Job", "simulate", "build", "processor_sources", "buffer_words", "DEFAULT_BUILD_DIR",
@@ -50,12 +53,14 @@ class Job:
     config: str                       # TOML file of the configuration
     result: str                       # JSON file the bench writes
     samples: str = ""                 # .npz of prepare_samples
+    golden: str = "local"             # Unix socket of the golden model's server, or "local"
     simulator: str = "verilator"
     steps: int = 10
     check_every: int = 1              # full read-back every k steps (and after the last)
     test: int | str | None = None     # test samples to infer at the end ("all": every one)
     data_dir: str | None = None
     stall: int = 0                    # random gaps on the host stream: 0..15 (of 16)
+    initial_check: bool = True        # compare the initial state too
     progress: bool = False
 
 
@@ -162,6 +167,29 @@ def build(simulator: str, sources: list[Path], parameters: dict, build_root: Pat
     return bdir, dt, False
 
 
+def _run_with_oracle(run_bench, oracle, sock: Path) -> None:
+    """Run ``run_bench`` (the simulator) in a thread while this thread serves ``oracle``
+    on the Unix socket ``sock`` to the bench."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(sock))
+    srv.listen(1)
+    srv.settimeout(0.2)
+    th = threading.Thread(target=run_bench, name="ddfa-simulator", daemon=True)
+    th.start()
+    try:
+        while th.is_alive():
+            try:
+                c, _ = srv.accept()
+            except socket.timeout:
+                continue
+            c.settimeout(None)
+            serve(oracle, Connection(c.detach()))
+            break
+        th.join()
+    finally:
+        srv.close()
+
+
 def _quiet(log, fn, **kw):
     """Run a runner step; its console output goes to ``log_file`` (shown on failure)."""
     try:
@@ -175,8 +203,12 @@ def _quiet(log, fn, **kw):
 def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, check_every: int = 1,
              test: int | str | None = None, verilog: str | Path | None = None, waves: bool = False,
              build_dir: str | Path | None = None, data_dir: str | None = None, stall: int = 0,
-             progress: bool = False, log=print) -> dict:
-    """Build (or reuse) and run the bench; the result dict of ``ddfa simulate``."""
+             progress: bool = False, golden: str = "remote", initial_check: bool = True) -> dict:
+    """Build (or reuse) and run the bench; the result dict of ``ddfa simulate``.
+
+    ``golden``: ``"remote"`` serves the golden model from this process
+    (:mod:`sim.golden_link`), ``"local"`` makes the bench build its own.
+    ``initial_check``: also read back and compare the state before the first step."""
     from .perf import figures
     root = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
     root.mkdir(parents=True, exist_ok=True)
@@ -187,43 +219,54 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
     in_words, out_words = buffer_words(cfg)
     params = {"IN_WORDS": in_words, "OUT_WORDS": out_words}
     bdir, t_build, reused = build(simulator, sources, params, root, waves=waves)
-    run_dir = Path(os.environ.get("DDFA_SIM_RUN_DIR", "")) if os.environ.get("DDFA_SIM_RUN_DIR") else None
-    import tempfile
+    run_dir = os.environ.get("DDFA_SIM_RUN_DIR") or None
     with tempfile.TemporaryDirectory(prefix="ddfa-sim-", dir=run_dir) as td:
         td = Path(td)
         (td / "config.toml").write_text(cfg.to_toml())
         data_info = prepare_samples(cfg, steps, test, data_dir, td / "samples.npz")
+        sock = None
+        if golden == "remote":
+            sock_dir = tempfile.mkdtemp(prefix="ddfa-g-")            # short: socket paths are limited
+            sock = Path(sock_dir) / "golden"
         job = Job(config=str(td / "config.toml"), result=str(td / "result.json"), samples=str(td / "samples.npz"),
-                  simulator=simulator,
-                  steps=steps, check_every=check_every, test=test, data_dir=data_dir, stall=stall,
-                  progress=progress)
+                  golden=str(sock) if sock else "local", simulator=simulator, steps=steps,
+                  check_every=check_every, test=test, data_dir=data_dir, stall=stall, progress=progress,
+                  initial_check=initial_check)
         (td / "job.json").write_text(json.dumps(asdict(job)))
-        env = {"DDFA_SIM_JOB": str(td / "job.json"),
-               "PYTHONPATH": os.pathsep.join([str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])),
-               "OMP_NUM_THREADS": "1", "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO")}
-        if data_dir is None and os.environ.get("DDFA_DATA_DIR"):
-            env["DDFA_DATA_DIR"] = os.environ["DDFA_DATA_DIR"]
+        env = {"DDFA_SIM_JOB": str(td / "job.json"), "OMP_NUM_THREADS": "1",
+               "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO")}
         runner = get_runner(simulator)
         log_file = td / "sim.log"
         t1 = time.perf_counter()
-        err = None
-        saved = os.environ.pop("PYTEST_CURRENT_TEST", None)    # the runner must not sys.exit under pytest
+        err: list = []
+
+        def run_bench():
+            try:
+                runner.test(test_module="sim.bench", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                            build_dir=bdir, test_dir=td, extra_env=env, waves=waves, log_file=log_file,
+                            results_xml=str(td / "results.xml"))
+            except (SystemExit, Exception) as exc:      # the result file tells what happened
+                err.append(exc)
+
+        saved = os.environ.pop("PYTEST_CURRENT_TEST", None)    # else the runner sys.exits under pytest
+        if str(REPO) not in sys.path:            # the runner hands this process's sys.path on
+            sys.path.insert(0, str(REPO))
         try:
-            if str(REPO) not in sys.path:        # the runner passes this process's sys.path on
-                sys.path.insert(0, str(REPO))
-            runner.test(test_module="sim.bench", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog", build_dir=bdir, test_dir=td,
-                        extra_env=env, waves=waves, log_file=log_file, results_xml=str(td / "results.xml"),
-                        timescale=build_args(simulator)["timescale"] if simulator == "verilator" else None)
-        except (SystemExit, Exception) as exc:
-            err = exc
+            if sock is None:
+                run_bench()
+            else:
+                _run_with_oracle(run_bench, GoldenOracle(str(td / "config.toml"), str(td / "samples.npz")), sock)
         finally:
             if saved is not None:
                 os.environ["PYTEST_CURRENT_TEST"] = saved
+            if sock is not None:
+                shutil.rmtree(sock.parent, ignore_errors=True)
         t_sim = time.perf_counter() - t1
         log_text = log_file.read_text() if log_file.is_file() else ""
         rf = td / "result.json"
         if not rf.is_file():
-            raise RuntimeError(f"the bench wrote no result ({err!r}); simulator log:\n{log_text[-8000:]}")
+            raise RuntimeError(f"the bench wrote no result ({err[0] if err else None!r}); simulator log:\n"
+                               f"{log_text[-8000:]}")
         result = json.loads(rf.read_text())
         if waves:
             for name in ("dump.vcd", f"{TOPLEVEL}.fst"):

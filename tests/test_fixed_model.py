@@ -408,3 +408,16 @@ def test_train_fixed_schema_and_determinism(digits):
     assert r2["alignment_deg"] == []
     assert r1["config"] == cfg.to_dict() and r1["arch"] == "64-32-10"
     json.dumps(r1)
+
+
+def test_cli_trains_the_fixed_model(tmp_path, monkeypatch, digits):
+    """``ddfa train --model fixed`` calls train_fixed and writes its schema."""
+    from ddfa.cli import main
+    monkeypatch.setattr("ddfa.train.load_dataset", lambda name, data_dir=None: Dataset(
+        "digits", digits.x_train[:200], digits.y_train[:200], digits.x_test[:50], digits.y_test[:50]))
+    out = tmp_path / "r.json"
+    assert main(["train", "--board", "icebreaker", "--model", "fixed", "--epochs", "1", "--no-progress",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["model"] == "fixed" and len(r["state_hash"]) == 64 and r["history"][0]["epoch"] == 1
+    assert main(["train", "--board", "icebreaker", "--model", "fixed", "--algo", "bp", "--no-progress"]) == 2

@@ -232,6 +232,7 @@ def test_processor_tiny_trains_like_golden(digits):
     assert st["cycles"] == want["total"]
     assert st["cycles_forward"] == want["forward"]
     assert st["cycles_update"] == want["update"]
+    assert st["cycles_error"] == want["softmax"]
 
 
 def test_processor_three_hidden_layers(digits):
@@ -276,3 +277,48 @@ def test_processor_random_dfa(digits):
     assert B0.abs().sum() > 0
     res = run_processor(cfg, digits.x_train[idx], digits.y_train[idx], readback="end", infer_every=False)
     assert res["steps"][-1]["cycles"] == step_cycles(cfg)["total"]
+
+
+def test_read_block_and_error_cycles(digits):
+    """READ_BLOCK returns BLOCK_WORDS words from an address on, sign-extended, 0 past the
+    memory's end, under backpressure on both streams; STATUS splits the update phase's
+    first cycles off as the error phase (softmax, hdl.cycles.step_cycles "softmax")."""
+    from hdl.host import BLOCK_WORDS
+    cfg = tiny_cfg(layers=(64, 6, 10), pes=(3, 1))
+    gold = FixedModel(cfg)
+    dut = Processor(cfg)
+    proto = HostProtocol(cfg)
+    drv = HostDriver(dut, random.Random(3), gap=0.3)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    x = gold.quantize_input(digits.x_train[9])
+    label = int(digits.y_train[9])
+    n = cfg.model.layers
+
+    async def tb(ctx):
+        await drv.transact(ctx, proto.encode_load_sample(x.tolist(), label), 1)
+        gold.step(x, label)
+        await drv.transact(ctx, proto.encode_train(), 2)
+        st = proto.decode_status(await drv.transact(ctx, proto.encode_status(), proto.reply_length(Opcode.STATUS)))
+        want = step_cycles(cfg)
+        assert st["cycles_error"] == want["softmax"]
+        assert st["cycles_update"] == want["update"]
+        n_block = proto.reply_length(Opcode.READ_BLOCK)
+        assert n_block == 1 + BLOCK_WORDS * proto.params.word_bytes
+        for mem in proto.memories:
+            if mem.kind == "W":
+                P = cfg.hardware.pes[mem.layer - 1]
+                words = gold.W[mem.layer - 1][mem.pe::P].reshape(-1).tolist()
+            else:
+                words = {"b": gold.b, "B": gold.B}[mem.kind][mem.layer - 1].reshape(-1).tolist()
+            for start in sorted({0, max(0, mem.words - 3)}):
+                r = await drv.transact(ctx, proto.encode_read_block(mem.id, start), n_block)
+                got = proto.decode_block(r, mem.id)
+                expect = (words[start:] + [0] * BLOCK_WORDS)[:BLOCK_WORDS]
+                assert got == expect, f"READ_BLOCK {mem.name} from {start}"
+        # the stream is in step afterwards: an ordinary command still answers
+        r = await drv.transact(ctx, proto.encode_read_mem("b2", 1), proto.reply_length(Opcode.READ_MEM))
+        assert proto.decode_word(r, "b2") == gold.b[1][1]
+
+    sim.add_testbench(tb)
+    sim.run()

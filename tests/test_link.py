@@ -18,7 +18,7 @@ from ddfa.link_client import (CRC_CHECK, STATUS_ERROR, STATUS_OK, SYNC, Frame, F
                               LinkErrorCode, LinkRefused, crc16, decode_frame, encode_frame)
 from hdl.link import Link, LinkCommand, crc16_byte
 
-from .link_loopback import ECHO_COMMANDS, LinkLoopback
+from .link_loopback import LinkLoopback
 from .uart_model import uart_recv, uart_send
 
 CFG = default_config("icebreaker")

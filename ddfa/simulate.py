@@ -1,0 +1,110 @@
+"""``ddfa simulate``: the generated processor in RTL simulation (cocotb, Icarus or
+Verilator), trained step after step on real samples through the host byte stream and
+compared with the fixed-point golden model bit for bit.
+
+Examples
+--------
+::
+
+    ddfa simulate --board icebreaker --simulator verilator --steps 1000 --json out/sim.json
+    ddfa simulate --board icebreaker --simulator verilator --epochs 1 --test all --json out/epoch.json
+    ddfa simulate --board icebreaker --simulator icarus --steps 20 --verilog build/hand-edited --json out/x.json
+
+Every memory word (W, b, B), the LFSR states and the step counter are read back through
+the host protocol every ``--check-every`` steps (default 1: after every step) and after
+the last; every TRAIN and INFER answer is checked too. The first difference stops the run
+and is reported (memory, layer, row, column, step, expected, actual); the command then
+exits with status 1. The JSON has the figures of :func:`sim.perf.figures`
+(``cycles_per_sample``, ``ideal_cycles_per_sample``, ``mac_utilization``,
+``phase_cycles``) and, with ``--test``, the test accuracy of the simulated processor
+next to the golden model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .cli import add_config_args, config_from_args
+from .config import ConfigError
+
+__all__ = ["add_arguments", "run", "summary"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_args(p)
+    p.add_argument("--simulator", choices=["icarus", "verilator"], default="verilator")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, help="training steps (default 10)")
+    g.add_argument("--epochs", type=float, help="training steps as epochs of the training set (1 = every sample once)")
+    p.add_argument("--check-every", type=int, default=1, metavar="K",
+                   help="read back and compare every memory word every K steps and after the last (default 1)")
+    p.add_argument("--test", metavar="N|all", help="after training, infer N test samples (or all) in simulation "
+                   "and report the test accuracy; every answer is compared with the golden model")
+    p.add_argument("--verilog", metavar="DIR", help="simulate the Verilog files (*.v, *.sv) of DIR instead of "
+                   "generating them: hand-edited Verilog, a post-synthesis netlist (top module ddfa_processor)")
+    p.add_argument("--waves", action="store_true", help="record waveforms (VCD for Verilator, FST for Icarus)")
+    p.add_argument("--json", required=True, metavar="PATH", help="write the result here")
+    p.add_argument("--build-dir", metavar="DIR", help="build cache (default build/sim or $DDFA_SIM_BUILD)")
+    p.add_argument("--stall", type=int, default=0, choices=range(16), metavar="0..15",
+                   help="random gaps on both host streams in about k/16 of the cycles (backpressure)")
+    p.add_argument("--golden", choices=["remote", "local"], default="remote",
+                   help="golden model served from this process (default; fast start) or inside the simulator")
+    p.add_argument("--progress", action="store_true", help="log progress in the simulator's log")
+
+
+def summary(r: dict) -> str:
+    lines = [f"ddfa simulate: {r['config']} on {r['simulator']}: {r['steps']} of {r['steps_asked']} steps, "
+             f"{'BIT-EXACT' if r['bit_exact'] else 'MISMATCH'} ({r['checks']} full read-backs, every "
+             f"{r['check_every']} steps)"]
+    if r.get("first_mismatch"):
+        from sim.bench import mismatch_text
+        lines.append("  " + mismatch_text(r["first_mismatch"]))
+    if r.get("cycles_per_sample"):
+        p = r["phase_cycles"]
+        lines.append(f"  {r['cycles_per_sample']:g} cycles per sample (ideal {r['ideal_cycles_per_sample']}; forward "
+                     f"{p['forward']:g}, error {p['error']:g}, update {p['update']:g}), MAC utilisation "
+                     f"{r['mac_utilization']:.3f} ({r['multipliers']} multipliers)")
+    if r.get("test_accuracy") is not None:
+        lines.append(f"  test accuracy {r['test_accuracy']:.4f} on {r['test_samples']} samples "
+                     f"(golden model {r['golden_test_accuracy']:.4f})")
+    build = "reused" if r["build_reused"] else f"{r['build_seconds']:.1f} s"
+    lines.append(f"  simulation {r['sim_seconds']:.1f} s (build {build})")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.board and not args.config:
+        raise ConfigError("--config/--board", "no configuration was given", "give --board NAME or --config FILE")
+    cfg = config_from_args(args)
+    from hdl.top import check_hardware
+    check_hardware(cfg)
+    from sim.simulate import simulate
+    steps = args.steps if args.steps is not None else 10
+    if args.epochs is not None:
+        from ddfa.data import load_dataset
+        n = load_dataset(cfg.model.dataset, args.data_dir).x_train.shape[0]
+        steps = round(args.epochs * n)
+    test = args.test
+    if test is not None and test != "all":
+        try:
+            test = int(test)
+        except ValueError:
+            raise ConfigError("--test", f"{test!r} is neither a number nor all", "write --test 360 or --test all") from None
+    if args.verilog is not None and not Path(args.verilog).is_dir():
+        raise ConfigError("--verilog", f"no directory {args.verilog!r}", "give a directory of .v files")
+    r = simulate(cfg, args.simulator, steps, check_every=args.check_every, test=test, verilog=args.verilog,
+                 waves=args.waves, build_dir=args.build_dir, data_dir=args.data_dir, stall=args.stall,
+                 progress=args.progress, golden=args.golden)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=1) + "\n")
+    print(summary(r))
+    return 0 if r["bit_exact"] else 1
+
+
+if __name__ == "__main__":
+    from .cli import main
+    sys.exit(main(["simulate"] + sys.argv[1:]))

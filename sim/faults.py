@@ -1,0 +1,65 @@
+"""Deliberate faults in the generated Verilog, to show that the bench can fail.
+
+Each fault flips one operator in one module of ``ddfa_processor.v`` (what ``sed`` on a
+copy would do); :func:`inject` writes the faulty copy into a directory that
+``ddfa simulate --verilog DIR`` then checks. ``docs/RESULTS-sim.md`` shows the report
+the bench prints for one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Fault", "FAULTS", "inject", "inject_dir"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    module: str          # the Verilog module (Amaranth's hierarchical name)
+    pattern: str         # regular expression; its first match in that module is replaced
+    replacement: str
+    what: str            # what the change breaks, and where the bench should see it
+
+
+FAULTS: dict[str, Fault] = {
+    # W_l <- W_l - eta delta y^T becomes W + ... in PE 0 of layer 1.
+    "layer1-update-sign": Fault(
+        r"\ddfa_processor.layer1", r"\$signed\(w_d0\) - \$signed\(", r"$signed(w_d0) + $signed(",
+        "layer 1's weight write-back in PE 0 adds the update instead of subtracting it: "
+        "W1 differs once a hidden delta is non-zero (DDFA: from step 2)"),
+    # B <- B + alpha (v d^T - B): the difference v d^T - B becomes v d^T + B.
+    "feedback-ema": Fault(
+        r"\ddfa_processor.feedback1", r"assign diff = \$signed\(vd\) - \$signed\(rp__data\);",
+        r"assign diff = $signed(vd) + $signed(rp__data);",
+        "hidden layer 1's moving average of B adds B instead of subtracting it: B1 differs "
+        "once B is non-zero (DDFA: from step 2)"),
+}
+
+
+def _module_span(text: str, module: str) -> tuple[int, int]:
+    start = text.find(f"module {module} ")
+    if start < 0:
+        raise ValueError(f"no module {module} in the Verilog")
+    end = text.find("endmodule", start)
+    return start, end
+
+
+def inject(text: str, name: str) -> str:
+    """``text`` with fault ``name`` (a key of :data:`FAULTS`) applied; raises
+    ``ValueError`` when the operator is not there (the generator changed)."""
+    f = FAULTS[name]
+    a, b = _module_span(text, f.module)
+    body, n = re.subn(f.pattern, f.replacement, text[a:b], count=1)
+    if n != 1:
+        raise ValueError(f"fault {name}: no match of {f.pattern!r} in {f.module}")
+    return text[:a] + body + text[b:]
+
+
+def inject_dir(verilog: Path, name: str, out: Path) -> Path:
+    """Copy ``verilog`` (a file) with fault ``name`` into directory ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / verilog.name
+    dest.write_text(inject(verilog.read_text(), name))
+    return out

@@ -1,0 +1,136 @@
+"""The generated Verilog on Icarus and Verilator (cocotb), bit for bit against the
+fixed-point golden model: the two embedded defaults on both simulators, 24 randomised
+small configurations, the check interval, backpressure on the host stream, and
+deliberate faults that the bench must catch.
+
+Builds are cached in ``build/sim-tests`` (or ``$DDFA_SIM_BUILD``): a Verilator build
+takes 30 s (a small configuration) to 2 min (ulx3s-85f) here and is reused while the
+Verilog is unchanged. Budget: about 6 minutes with ``-n 2`` and a cold cache on this
+2-core machine, a little over 1 minute with a warm one (``docs/RESULTS-sim.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ddfa.config import default_config
+from hdl.cycles import step_cycles
+from sim.configs import random_config
+from sim.simulate import REPO, simulate
+
+BUILD = Path(os.environ.get("DDFA_SIM_BUILD", REPO / "build" / "sim-tests"))
+DATA = os.environ.get("DDFA_DATA_DIR", str(REPO.parent / "shared" / "data"))
+
+
+def run(cfg, simulator, steps, **kw):
+    r = simulate(cfg, simulator, steps, build_dir=BUILD, data_dir=DATA if cfg.model.dataset != "digits" else None,
+                 **kw)
+    print(f"\n{cfg.name} on {simulator}: {r['steps']} steps, bit_exact {r['bit_exact']}, "
+          f"{r.get('cycles_per_sample')} cycles/sample, sim {r['sim_seconds']} s, build {r['build_seconds']} s "
+          f"(reused {r['build_reused']})")
+    return r
+
+
+def assert_exact(r):
+    assert r["bit_exact"], f"first mismatch: {r['first_mismatch']}"
+    assert r["mismatches"] == 0 and r["steps"] == r["steps_asked"]
+
+
+def assert_cycles(cfg, r):
+    """The STATUS counters agree with hdl.cycles.step_cycles, phase by phase."""
+    want = step_cycles(cfg)
+    assert r["cycles_per_sample_min_max"] == [want["total"]] * 2
+    assert r["phase_cycles"] == {"forward": want["forward"], "error": want["softmax"],
+                                 "update": want["update"] - want["softmax"]}
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_icebreaker_default(simulator):
+    """64-32-10 on digits: training steps with every word compared after each, then a
+    test pass whose answers equal the golden model's."""
+    cfg = default_config("icebreaker")
+    steps, test = (40, 100) if simulator == "verilator" else (4, 10)
+    r = run(cfg, simulator, steps, test=test)
+    assert_exact(r)
+    assert_cycles(cfg, r)
+    assert r["test_accuracy"] == r["golden_test_accuracy"]
+    assert r["checks"] == steps + 2                      # initial, after every step, after the test pass
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_ulx3s_default(simulator):
+    """784-128-10 on MNIST (IDX files from DDFA_DATA_DIR). Icarus runs this design at a
+    few thousand cycles a second, so it does one step and one read-back of the 103,690
+    words (after the step; the TRAIN answer and the initial INFO are checked too)."""
+    cfg = default_config("ulx3s-85f")
+    if simulator == "verilator":
+        r = run(cfg, simulator, 3, test=20)
+        assert r["test_accuracy"] == r["golden_test_accuracy"]
+    else:
+        r = run(cfg, simulator, 1, initial_check=False)
+    assert_exact(r)
+    assert_cycles(cfg, r)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_config(seed):
+    """Randomised small configurations (sim/configs.py: 2-4 layers, random sizes, PE
+    counts, formats, shifts, DDFA or DFA) on Icarus: 3 steps compared after each, a
+    short test pass; every third with random gaps on both host streams."""
+    cfg = random_config(seed)
+    r = run(cfg, "icarus", 3, test=5, stall=5 if seed % 3 == 0 else 0)
+    assert_exact(r)
+    assert_cycles(cfg, r)
+
+
+@pytest.mark.parametrize("seed", [11, 16])
+def test_random_config_verilator(seed):
+    """Two of the randomised configurations (4 and 3 layers) on Verilator too."""
+    cfg = random_config(seed)
+    r = run(cfg, "verilator", 8, check_every=3, test=20)
+    assert_exact(r)
+    assert r["checks"] == 1 + 3 + 1                      # initial, steps 3, 6, 8, after the test pass
+    assert_cycles(cfg, r)
+
+
+def _fault_run(tmp_path, cfg, fault, simulator, steps):
+    """Generate, inject the fault into a copy, and run ``ddfa simulate --verilog DIR``."""
+    from ddfa.cli import main
+    from sim.faults import inject_dir
+    from sim.simulate import processor_sources
+    good = processor_sources(cfg, None, BUILD.resolve())[0]
+    bad = inject_dir(good, fault, tmp_path / "faulty")
+    (tmp_path / "cfg.toml").write_text(cfg.to_toml())
+    out = tmp_path / "r.json"
+    rc = main(["simulate", "--config", str(tmp_path / "cfg.toml"), "--simulator", simulator, "--steps", str(steps),
+               "--verilog", str(bad), "--build-dir", str(BUILD), "--json", str(out)])
+    return rc, json.loads(out.read_text())
+
+
+def test_fault_in_weight_update_is_caught(tmp_path, capsys):
+    """A flipped operator in layer 1's weight write-back (one PE): the run fails at step 2
+    (DDFA's B starts at 0, so the first hidden update is 0), naming W1, the row of that
+    PE, the column, the step, expected and actual; the command exits 1."""
+    cfg = random_config(14)                              # 64-8-10, 4 PEs on layer 1, DDFA
+    rc, r = _fault_run(tmp_path, cfg, "layer1-update-sign", "icarus", 4)
+    assert rc == 1
+    assert not r["bit_exact"] and r["verilog_given"]
+    m = r["first_mismatch"]
+    assert (m["memory"], m["layer"], m["step"]) == ("W1", 1, 2)
+    assert m["bank"] == "W1_pe0" and m["row"] % cfg.hardware.pes[0] == 0
+    assert m["expected"] != m["actual"] and r["steps"] == 2
+    assert "MISMATCH after step 2: W1 (layer 1, row" in capsys.readouterr().out
+
+
+def test_fault_in_feedback_is_caught_on_verilator(tmp_path):
+    """A flipped operator in the moving average of B1, on Verilator: B1 differs after
+    step 2 (B is 0 before step 1, so the first update cannot show it)."""
+    cfg = random_config(17)                              # 64-8-10, DDFA: a small build
+    rc, r = _fault_run(tmp_path, cfg, "feedback-ema", "verilator", 5)
+    assert rc == 1
+    m = r["first_mismatch"]
+    assert (m["memory"], m["layer"], m["step"]) == ("B1", 1, 2)
