@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
-from amaranth.lib import io, wiring
+from amaranth.lib import io, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
 from hdl.link import DEFAULT_TIMEOUT_US, UARTLink, link_commands
@@ -22,7 +23,31 @@ from hdl.uart import uart_divisor
 
 from .pll import BoardClock
 
-__all__ = ["BoardTop", "ProcessorUnavailable", "processor_top"]
+__all__ = ["BoardTop", "ProcessorUnavailable", "StreamSkid", "processor_top"]
+
+
+class StreamSkid(wiring.Component):
+    """A byte stream through two registers (a skid buffer): ``i.ready``, ``o.valid`` and
+    ``o.payload`` all come from registers, so no combinational path crosses it, and it
+    still passes one byte a cycle. Between the link and the processor it keeps the
+    UART's and the link's ready logic out of the processor's timing paths."""
+
+    def __init__(self, width: int = 8):
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal.like(self.i.payload)
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(skid), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
 
 
 class ProcessorUnavailable(RuntimeError):
@@ -69,8 +94,14 @@ class BoardTop(Elaboratable):
         m.submodules.link = link = UARTLink(self.cfg, self.commands, divisor=self.divisor,
                                             timeout_cycles=round(f_sync * DEFAULT_TIMEOUT_US / 1e6))
         m.submodules.core = core = self.core
-        wiring.connect(m, link.cmd, core.i)
-        wiring.connect(m, core.o, link.resp)
+        # Both byte streams through skid buffers: the link's ready and valid logic and the
+        # processor's command decoding then meet only at registers.
+        m.submodules.cmd_skid = cmd_skid = StreamSkid()
+        m.submodules.resp_skid = resp_skid = StreamSkid()
+        wiring.connect(m, link.cmd, cmd_skid.i)
+        wiring.connect(m, cmd_skid.o, core.i)
+        wiring.connect(m, core.o, resp_skid.i)
+        wiring.connect(m, resp_skid.o, link.resp)
         m.d.comb += [link.rx.eq(rx_buf.i), tx_buf.o.eq(link.tx)]
 
         # LEDs, where the board has them: 0 = a frame or a training step in progress,

@@ -7,16 +7,18 @@ sequencer exactly. Cycles count from the sequencer's start strobe (cycle 0).
 
 Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
 
-* **Forward.** The PE pipeline issues one column a cycle (read, operand registers,
-  product register, accumulate): group ``r``'s sums move from the accumulators to the
-  hold register at ``L_r = n_in + 4 + r * (max(n_in, P) + 1)`` (after the start strobe):
+* **Forward.** The engine registers the strobe, then its PE pipeline issues one column
+  a cycle (read, operand registers, product register, accumulate): group ``r``'s sums
+  move from the accumulators to the hold register at
+  ``L_r = n_in + 5 + r * (max(n_in, P) + 1)`` (after the strobe):
   the cycle they move, the accumulators are cleared and the next group's first product
   waits, and it waits longer when the serial activation stage (``P`` rows, one a cycle)
   has not emptied the hold register (``n_in < P``). The first hidden layer's activation
   also waits for the directions (``n_draw + 1`` cycles). The activation stage has three
   steps (bias added, narrowed, written), so the engine is idle ``P + 3`` cycles after
-  its last group moved to the hold register: for ``n_in >= P`` simply
-  ``D_l = R * (n_in + 1) + P + 6``.
+  its last group moved to the hold register: for ``n_in >= P`` (and ``P > 1``) simply
+  ``D_l = R * (n_in + 1) + P + 7``. With ``P = 1`` the activation stage takes the
+  accumulators' row directly (no hold register): ``D_l = R * (n_in + 1) + 7``.
   The layers run one after the other: ``forward = sum_l D_l``.
 * **Output unit.** After the last output beat, the softmax takes
   ``OutputUnit.cycles() - 2 n_L`` cycles before the first error-bus beat; then the
@@ -24,7 +26,8 @@ Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
 * **Feedback unit** (hidden layer ``l``). ``g_i`` is ready ``n_L + (i+1) n_L + 3`` cycles
   after the first bus beat (``FeedbackUnit.cycles()``), one row every ``n_L`` cycles,
   later when the engine has not taken ``g_{i-1}`` (the unit then waits).
-* **Weight update.** Engine ``l`` collects ``P`` deltas, then runs a row group of
+* **Weight update.** Engine ``l`` (from the cycle after its registered ``upd``
+  strobe) collects ``P`` deltas, then runs a row group of
   ``n_in`` read-modify-write cycles while the next ``P`` are collected:
   ``I_r = max(X_{(r+1)P-1} + 1, I_{r-1} + n_in)`` (``X_i``: the cycle ``delta_i`` is
   taken), and is idle at ``I_{R-1} + n_in + 5`` (the last word of ``W`` is written five
@@ -50,15 +53,25 @@ def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0) -> int:
     the hold register takes it (once the activation stage has emptied it); ``S_r``: the
     first of the ``P`` cycles in which the activation stage takes its rows. The next
     group's first product waits until the accumulators are free again (cleared as their
-    group moves on), so group ``r`` ends ``n_in + 1`` cycles after ``L_{r-1}``.
+    group moves on), so group ``r`` ends ``n_in + 1`` cycles after ``L_{r-1}``. With one
+    PE there is no hold register: the activation stage takes the row from the
+    accumulators (``L_r = S_r``).
     """
-    F = n_in + 4
-    L = F
-    S = max(L + 1, v_ready)
+    F = n_in + 5
+    if P == 1:                       # no hold register: the activation takes the row at once
+        S = max(F, v_ready)
+        L = S
+    else:
+        L = F
+        S = max(L + 1, v_ready)
     for _ in range(R - 1):
         F = L + 1 + n_in
-        L = max(F, S + P)
-        S = max(L + 1, v_ready)
+        if P == 1:
+            S = max(F, v_ready)
+            L = S
+        else:
+            L = max(F, S + P)
+            S = max(L + 1, v_ready)
     return S + P + 2
 
 
@@ -126,7 +139,7 @@ def step_cycles(cfg: Config) -> dict:
         else:
             V = bus[0] + 2                           # e_0 out of the FIFO
             step = 1
-        X_prev, I_prev = None, U + 1 - n_in          # so that I_0 >= U + 1
+        X_prev, I_prev = None, U + 2 - n_in          # so that I_0 >= U + 2
         X = []
         for r in range(R):
             for p in range(P):

@@ -133,17 +133,23 @@ class FeedbackUnit(wiring.Component):
         issue = running & (ra < depth)
 
         # -- stage M: one read of B_io serves both the MAC and the update ------------------
+        # The update is finished one cycle later (stage W, which writes B_io back): the
+        # difference and ``B_io`` are registered at the end of stage M. Every address is
+        # read once per step, so the later write changes nothing else.
         B = rp.data
         sd = wire(m, Mux(v[0], -d, d), "vd_raw")          # sign(v_i) * d_o: a sign flip
         vd = wire(m, round_shift(sd, ar.act.frac - ar.feedback.frac), "vd")
         diff = wire(m, vd - B, "diff")                          # one bit wider than both
-        step = wire(m, round_shift(diff, ar.alpha_shift), "step")
-        B_new = wire(m, saturate(B + step, ar.feedback), "B_new")
+        w_diff = Signal(diff.shape(), name="w_diff", reset_less=True)
+        w_B = Signal.like(B, name="w_B", reset_less=True)
+        w_v, w_a = Signal(), Signal(range(depth))
+        step = wire(m, round_shift(w_diff, ar.alpha_shift), "step")
+        B_new = wire(m, saturate(w_B + step, ar.feedback), "B_new")
 
         with m.If(running):
             m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.addr.eq(col), br.en.eq(adv)]
             if self.update:
-                m.d.comb += [wp.addr.eq(m_a), wp.data.eq(B_new), wp.en.eq(m_v & adv)]
+                m.d.comb += [wp.addr.eq(w_a), wp.data.eq(B_new), wp.en.eq(w_v)]
         with m.Else():                               # idle: the host's port
             m.d.comb += [
                 rp.addr.eq(self.host.addr), rp.en.eq(self.host.re),
@@ -156,6 +162,7 @@ class FeedbackUnit(wiring.Component):
 
         with m.If(self.g.ready):
             m.d.sync += self.g.valid.eq(0)
+        m.d.sync += [w_v.eq(running & m_v & adv), w_a.eq(m_a), w_diff.eq(diff), w_B.eq(B)]   # M -> W
         with m.If(adv):
             m.d.sync += [m_v.eq(issue), m_a.eq(ra), m_last.eq(col == cols - 1)]
             with m.If(issue):

@@ -100,8 +100,39 @@ def saturate(value, fmt: Fixed) -> Value:
 
 def narrow(value, s: int, fmt: Fixed) -> Value:
     """Every narrowing of the datapath: :func:`round_shift` by ``s``, then
-    :func:`saturate` to ``fmt``."""
-    return saturate(round_shift(value, s), fmt)
+    :func:`saturate` to ``fmt``.
+
+    For a signed value and ``s > 0`` the circuit is arranged for speed (the result is
+    the same): with ``q = value >> s`` and the rounding increment ``inc``, whether
+    ``q + inc`` fits ``fmt`` is decided from the bits of ``q`` and ``inc`` alone (``q``
+    fits and is not ``fmt.max`` with ``inc``, or ``q`` is ``fmt.min - 1`` with ``inc``),
+    so only the low ``fmt.width`` bits of ``q + inc`` need an adder, and the overflow
+    test does not wait for its carry chain.
+    """
+    value = Value.cast(value)
+    if s <= 0 or not value.shape().signed:
+        return saturate(round_shift(value, s), fmt)
+    value = extend(value, s + 1)
+    q = value[s:].as_signed()
+    w = fmt.width
+    half = value[s - 1]
+    rest = value[:s - 1].any() if s > 1 else Const(0, 1)
+    inc = half & (rest | q[0])
+    if len(q) < w:                                # q + inc always fits
+        return extend(q + inc, w).as_signed()
+    low = q[:w]
+    hi = q[w - 1:]                                # all equal <=> q fits
+    fits_q = ~hi.any() | hi.all()
+    at_max = ~hi.any() & low[:w - 1].all()        # q == fmt.max
+    if len(hi) >= 2:
+        below_min = hi[1:].all() & ~hi[0] & low[:w - 1].all()    # q == fmt.min - 1
+    else:
+        below_min = Const(0, 1)
+    fits = Mux(inc, (fits_q & ~at_max) | below_min, fits_q)
+    r = (low + inc)[:w]
+    vmax = Const(fmt.max, unsigned(w))
+    vmin = Const(fmt.min & ((1 << w) - 1), unsigned(w))
+    return Mux(fits, r, Mux(q[-1], vmin, vmax)).as_signed()
 
 
 def wire(m, expr, name: str) -> Signal:

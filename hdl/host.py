@@ -18,7 +18,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -433,17 +433,11 @@ class Host(wiring.Component):
                     m.d.comb += limit.eq(mem.words)
         block_next = lambda a: [baddr.eq(a + 1), boob.eq(a >= limit)]
 
-        # Argument bytes of the command in `cmd` (LOAD_SAMPLE is handled on its own).
-        n_args = Signal(range(args_max + 1))
-        with m.Switch(cmd):
-            for c in self.commands:
-                if c.code != O.LOAD_SAMPLE:
-                    with m.Case(c.code):
-                        m.d.comb += n_args.eq(c.request)
-
-        # The reply of the command in `cmd`: bytes from live signals, held while idle.
-        rvec = Signal(8 * reply_max)
-        rlen = Signal(range(reply_max + 1))
+        # Decoded once, when the command byte arrives (registers, so that no timing path
+        # runs from `cmd` through the whole command table): the index of the last argument
+        # byte, the index of the last reply byte, and the command as one bit per reply.
+        n_last = Signal(range(args_max + 1))
+        r_last = Signal(range(reply_max + 1))
         st = self.ctl
         pred8 = Cat(st.pred, Const(0, 8))[:8]
         replies = {
@@ -462,15 +456,33 @@ class Host(wiring.Component):
                         Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
         }
         lengths = {c.code: c.response for c in self.commands}
-        with m.Switch(cmd):
-            for code, vec in replies.items():
-                assert len(vec) == 8 * lengths[code], (code, len(vec))
-                with m.Case(code):
-                    m.d.comb += [rvec.eq(vec), rlen.eq(lengths[code])]
-            with m.Default():
-                m.d.comb += [rvec.eq(Cat(Const(ERROR_REPLY, 8), cmd)), rlen.eq(2)]
+        replies[None] = Cat(Const(ERROR_REPLY, 8), cmd)           # an unknown opcode
+        is_reply = {code: Signal(name=f"is_reply_{code if code is not None else 'error'}")
+                    for code in replies}
+        # The reply byte `ridx` of each reply (selected by `ridx` first, then by command),
+        # taken into `rbyte` the cycle before it is offered (REPLY alternates: fetch, offer).
+        choices = []
+        for code, vec in replies.items():
+            assert code is None or len(vec) == 8 * lengths[code], (code, len(vec))
+            nb = len(vec) // 8
+            sel = Signal(8, name=f"reply_byte_{code if code is not None else 'error'}")
+            if nb == 1:
+                m.d.comb += sel.eq(vec)
+            else:
+                with m.Switch(ridx):
+                    for k in range(nb):
+                        with m.Case(k):
+                            m.d.comb += sel.eq(vec[8 * k:8 * (k + 1)])
+            choices.append(Mux(is_reply[code], sel, 0))
+        reply_byte = Signal(8)
+        m.d.comb += reply_byte.eq(Cat(*[Cat(*[c[b] for c in choices]).any() for b in range(8)]))
+        rbyte = Signal(8)
+        rphase = Signal()          # REPLY: 0 fetch reply byte `ridx` into rbyte, 1 offer it
 
-        reply_bytes = Array(rvec[8 * k:8 * (k + 1)] for k in range(reply_max))
+        # The start strobes leave, and the sequencer's done strobe enters, through a
+        # register: no timing path runs through both the host and the sequencer.
+        done = Signal()
+        m.d.sync += [done.eq(st.done), st.train.eq(0), st.infer.eq(0)]
 
         # Sample words complete on their last byte.
         if h.sample_bytes > 1:
@@ -484,6 +496,19 @@ class Host(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(got):
                     m.d.sync += [cmd.eq(byte), cnt.eq(0), wi.eq(0)]
+                    m.d.sync += [f.eq(0) for f in is_reply.values()]
+                    with m.Switch(byte):
+                        for code in replies:
+                            if code is not None:
+                                with m.Case(code):
+                                    m.d.sync += [is_reply[code].eq(1), r_last.eq(lengths[code] - 1)]
+                        with m.Default():
+                            m.d.sync += [is_reply[None].eq(1), r_last.eq(1)]
+                    with m.Switch(byte):
+                        for c in self.commands:
+                            if c.code != O.LOAD_SAMPLE and c.request:
+                                with m.Case(c.code):
+                                    m.d.sync += n_last.eq(c.request - 1)
                     with m.Switch(byte):
                         with m.Case(O.LOAD_SAMPLE):
                             m.next = "SAMPLE"
@@ -498,7 +523,7 @@ class Host(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(got):
                     m.d.sync += [arg.word_select(cnt, 8).eq(byte), cnt.eq(cnt + 1)]
-                    with m.If(cnt == n_args - 1):
+                    with m.If(cnt == n_last):
                         m.next = "EXEC"
             with m.State("SAMPLE"):
                 m.d.comb += self.i.ready.eq(1)
@@ -519,10 +544,10 @@ class Host(wiring.Component):
                 m.d.sync += ridx.eq(0)
                 with m.Switch(cmd):
                     with m.Case(O.TRAIN):
-                        m.d.comb += st.train.eq(1)
+                        m.d.sync += st.train.eq(1)
                         m.next = "WAIT"
                     with m.Case(O.INFER):
-                        m.d.comb += st.infer.eq(1)
+                        m.d.sync += st.infer.eq(1)
                         m.next = "WAIT"
                     with m.Case(O.READ_MEM):
                         m.d.comb += self.mem.re.eq(1)
@@ -563,12 +588,15 @@ class Host(wiring.Component):
                     with m.Else():
                         m.d.sync += bi.eq(bi + 1)
             with m.State("WAIT"):
-                with m.If(st.done):
+                with m.If(done):
                     m.next = "REPLY"
             with m.State("REPLY"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(reply_bytes[ridx])]
-                with m.If(self.o.ready):
-                    m.d.sync += ridx.eq(ridx + 1)
-                    with m.If(ridx == rlen - 1):
-                        m.next = "CMD"
+                with m.If(~rphase):
+                    m.d.sync += [rbyte.eq(reply_byte), rphase.eq(1)]
+                with m.Else():
+                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(rbyte)]
+                    with m.If(self.o.ready):
+                        m.d.sync += [ridx.eq(ridx + 1), rphase.eq(0)]
+                        with m.If(ridx == r_last):
+                            m.next = "CMD"
         return m

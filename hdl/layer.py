@@ -236,7 +236,11 @@ class LayerEngine(wiring.Component):
         # ---- control state --------------------------------------------------------
         fwd_busy = Signal()
         upd_busy = Signal()
-        m.d.comb += self.busy.eq(fwd_busy | upd_busy)
+        # The strobes are registered first (the sequencer's decision logic ends there);
+        # ``busy`` is high from the cycle after a strobe, as before.
+        fwd_q, upd_q = Signal(), Signal()
+        m.d.sync += [fwd_q.eq(self.fwd), upd_q.eq(self.upd)]
+        m.d.comb += self.busy.eq(fwd_busy | upd_busy | fwd_q | upd_q)
 
         # Stage 0: issue (group r, column j) -> bank address r*n_in + j.
         s0_active = Signal()
@@ -248,7 +252,7 @@ class LayerEngine(wiring.Component):
         # at stage 3 (address ``rb_addr``), stage 4 has the rounded update term and the
         # word, stage 5 writes it (address ``wb_addr``). An update pass visits the bank
         # addresses in order, so two counters replace a pipeline of addresses.
-        s1_valid, s1_last, s1_upd = Signal(), Signal(), Signal()
+        s1_valid, s1_first, s1_last, s1_upd = Signal(), Signal(), Signal(), Signal()
         s2_valid, s2_last, s2_upd = Signal(), Signal(), Signal()
         s3_valid, s3_last, s3_upd = Signal(), Signal(), Signal()
         s4_valid, s4_last = Signal(), Signal()
@@ -271,19 +275,24 @@ class LayerEngine(wiring.Component):
         hold_load = Signal()        # ... and move to the hold register (accumulators cleared)
         hold_valid = Signal()       # the hold register holds a group for the activation stage
 
-        # Update: deltas collected P at a time, then latched as the PEs' operands.
+        # Update: deltas collected P at a time, then latched as the PEs' operands (the
+        # primal multipliers' operand registers, which hold them for the whole row group).
         collect = [dreg(err_s, f"collect{p}") for p in range(P)]
         col_full = Signal()
         col_cnt = Signal(range(max(P, 2)))
         col_i = Signal(range(n_out + 1))
-        opd = [dreg(err_s, f"delta{p}") for p in range(P)]
         groups_done = Signal(range(max(R, 2)))
 
         # Global stall: while the accumulators hold a finished group, the next group's
         # first product waits (at least the cycle the group moves to the hold register and
         # the accumulators are cleared; longer while the hold register is still in use).
         en = Signal()
-        m.d.comb += [en.eq(~(acc_full & s3_valid & ~s3_upd)), hold_load.eq(acc_full & ~hold_valid)]
+        a0_go = Signal()            # the activation stage takes a row (see below)
+        # With one PE there is no hold register: the activation stage takes the
+        # accumulators' row itself.
+        bypass = P == 1
+        m.d.comb += [en.eq(~(acc_full & s3_valid & ~s3_upd)),
+                     hold_load.eq(acc_full & ~hold_valid if not bypass else 0)]
 
         # ---- stage 0 --------------------------------------------------------------
         group_ok = Signal()
@@ -292,9 +301,10 @@ class LayerEngine(wiring.Component):
         m.d.comb += s0_issue.eq(s0_active & en & group_ok)
 
         m.d.comb += [self.prev.addr.eq(s0_j), self.prev.en.eq(en)]
-        with m.If(self.fwd):
-            m.d.sync += [fwd_busy.eq(1), s0_active.eq(1), s0_upd.eq(0), s0_addr.eq(0), s0_j.eq(0)]
-        with m.Elif(self.upd):
+        with m.If(fwd_q):
+            m.d.sync += [fwd_busy.eq(1), s0_active.eq(1), s0_upd.eq(0), s0_addr.eq(0), s0_j.eq(0),
+                         col_i.eq(0)]
+        with m.Elif(upd_q):
             m.d.sync += [upd_busy.eq(1), s0_active.eq(1), s0_upd.eq(1), s0_addr.eq(0), s0_j.eq(0),
                          col_i.eq(0), col_cnt.eq(0), groups_done.eq(0)]
         with m.Elif(s0_issue):
@@ -305,12 +315,11 @@ class LayerEngine(wiring.Component):
                     m.d.sync += s0_active.eq(0)
             with m.Else():
                 m.d.sync += s0_j.eq(s0_j + 1)
-            with m.If(s0_upd & (s0_j == 0)):
-                m.d.sync += [o.eq(c) for o, c in zip(opd, collect)]
 
         with m.If(en):
             m.d.sync += [
-                s1_valid.eq(s0_issue), s1_last.eq(s0_j == n_in - 1), s1_upd.eq(s0_upd),
+                s1_valid.eq(s0_issue), s1_first.eq(s0_j == 0), s1_last.eq(s0_j == n_in - 1),
+                s1_upd.eq(s0_upd),
                 s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_upd.eq(s1_upd),
                 s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_upd.eq(s2_upd),
             ]
@@ -318,7 +327,7 @@ class LayerEngine(wiring.Component):
         s3_wb = Signal()
         m.d.comb += s3_wb.eq(s3_valid & s3_upd)
         m.d.sync += [s4_valid.eq(s3_wb), s4_last.eq(s3_last), s5_valid.eq(s4_valid), s5_last.eq(s4_last)]
-        with m.If(self.upd):
+        with m.If(upd_q):
             m.d.sync += [rb_addr.eq(0), wb_addr.eq(0)]
         with m.Else():
             with m.If(s3_wb):
@@ -328,7 +337,7 @@ class LayerEngine(wiring.Component):
 
         # ---- the PEs ----------------------------------------------------------------
         host_pe = Signal(max(self.pe_bits, 1))
-        host_rd = [Signal(w_s, name=f"host_rd{p}") for p in range(P)]
+        w_d = [Signal(w_s, name=f"w_d{p}") for p in range(P)]      # the banks' read data
         # Forward: W is read at stage 0 (for the multipliers). Update: W is read again at
         # stage 3, so that the word arrives with the rounded update term (stage 4).
         # The banks' addresses are the same for every PE: one multiplexer each.
@@ -344,14 +353,17 @@ class LayerEngine(wiring.Component):
             host_sel = (self.host_w.addr[self.bank_addr_bits:] == p) if self.pe_bits else Const(1)
             m.d.comb += [rd.addr.eq(rd_addr), rd.en.eq(rd_en), wr.addr.eq(wr_addr),
                          wr.en.eq(Mux(self.busy, s5_valid, self.host_w.we & host_sel))]
-            m.d.comb += host_rd[p].eq(rd.data)
+            m.d.comb += w_d[p].eq(rd.data)
 
             w = rd.data
             # Stage 1 -> 2: the multipliers' operands. The primal multiplier forms W * y
-            # (forward) or delta * y (update); the tangent one W * d (layers 2..L).
+            # (forward) or delta * y (update: the operand register takes delta_i from the
+            # collected deltas with a group's first column and holds it for the group);
+            # the tangent one W * d (layers 2..L).
             with m.If(en):
-                m.d.sync += [ma[p].eq(Mux(s1_upd, opd[p], w)), mb[p].eq(self.prev.y),
-                             prod_a[p].eq(ma[p] * mb[p])]                 # stage 2 -> 3
+                with m.If(~s1_upd | s1_first):
+                    m.d.sync += ma[p].eq(Mux(s1_upd, collect[p], w))
+                m.d.sync += [mb[p].eq(self.prev.y), prod_a[p].eq(ma[p] * mb[p])]   # stage 2 -> 3
                 if self.tangent:
                     m.d.sync += [mt[p].eq(w), md[p].eq(self.prev.d),
                                  prod_t[p].eq(mt[p] * md[p])]             # the tangent multiplier
@@ -362,20 +374,19 @@ class LayerEngine(wiring.Component):
                 m.d.sync += acc_a[p].eq(acc_a[p] + prod_a[p])
                 if self.tangent:
                     m.d.sync += acc_t[p].eq(acc_t[p] + prod_t[p])
-            with m.If(hold_load | self.fwd):
+            # (They are zero when a forward pass starts: every group is cleared as it moves.)
+            with m.If(hold_load | (a0_go if bypass else 0)):
                 m.d.sync += acc_a[p].eq(0)
                 if self.tangent:
                     m.d.sync += acc_t[p].eq(0)
 
             # Update: stage 3 rounds the term, stage 4 subtracts and saturates, stage 5
             # writes W_ij back to the address read at stage 3.
-            term = round_shift(prod_a[p], self.shift_W)
-            wb_r = dreg(term.shape(), f"wb_r{p}")
+            # |delta y| <= 2^(len - 2), so the rounded term needs len - shift_W + 1 bits.
+            wb_r = dreg(signed(len(prod_a[p]) - self.shift_W + 1), f"wb_r{p}")
             wb_w = dreg(w_s, f"wb_w{p}")
-            w_d = Signal(w_s, name=f"w_d{p}")
-            m.d.comb += w_d.eq(rd.data)
-            m.d.sync += [wb_r.eq(term),
-                         wb_w.eq(saturate(w_d - wb_r, ar.weight))]
+            m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)),
+                         wb_w.eq(saturate(w_d[p] - wb_r, ar.weight))]
             with m.If(self.busy):
                 m.d.comb += wr.data.eq(wb_w)
             with m.Else():
@@ -383,7 +394,7 @@ class LayerEngine(wiring.Component):
 
         with m.If(self.host_w.re & ~self.busy):
             m.d.sync += host_pe.eq(self.host_w.addr[self.bank_addr_bits:] if self.pe_bits else 0)
-        m.d.comb += self.host_w.rdata.eq(Array(host_rd)[host_pe] if P > 1 else host_rd[0])
+        m.d.comb += self.host_w.rdata.eq(Array(w_d)[host_pe] if P > 1 else w_d[0])
 
         with m.If(s5_valid & s5_last):
             m.d.sync += groups_done.eq(groups_done + 1)
@@ -403,7 +414,8 @@ class LayerEngine(wiring.Component):
         hold_p = Signal(range(max(P, 2)))
         a1_valid, a2_valid = Signal(), Signal()
         a1_i, a2_i = Signal(range(max(n_out, 2))), Signal(range(max(n_out, 2)))
-        a_sum = hold_a[0] + (b_rd.data.as_signed() << ar.act.frac)
+        src_a, src_t = (acc_a[0], acc_t[0]) if bypass else (hold_a[0], hold_t[0])
+        a_sum = src_a + (b_rd.data.as_signed() << ar.act.frac)
         a1_sum = dreg(a_sum.shape(), "a1_sum")                   # acc + (b << act.frac)
         a1_t = dreg(act_s, "a1_t")                               # narrow(acc_t)
         a2_a = dreg(act_s, "a_sig")                              # a_l,i
@@ -417,8 +429,7 @@ class LayerEngine(wiring.Component):
             v_ok = Const(1)
         act_adv = Signal()
         m.d.comb += act_adv.eq(~a2_valid | a2_take)
-        a0_go = Signal()
-        m.d.comb += a0_go.eq(fwd_busy & hold_valid & act_adv & v_ok)
+        m.d.comb += a0_go.eq(fwd_busy & (acc_full if bypass else hold_valid) & act_adv & v_ok)
 
         # A0: the hold register's first row and its bias (b_rd holds b[act_i], read ahead).
         with m.If(a0_go):
@@ -426,6 +437,8 @@ class LayerEngine(wiring.Component):
             m.d.sync += [hold_a[k].eq(hold_a[k + 1]) for k in range(P - 1)]
             if self.tangent:
                 m.d.sync += [hold_t[k].eq(hold_t[k + 1]) for k in range(P - 1)]
+            if bypass:
+                m.d.sync += acc_full.eq(0)
             with m.If(hold_p == P - 1):
                 m.d.sync += [hold_valid.eq(0), hold_p.eq(0)]
             with m.Else():
@@ -436,8 +449,8 @@ class LayerEngine(wiring.Component):
                          a2_valid.eq(a1_valid), a2_i.eq(a1_i),
                          a2_a.eq(narrow(a1_sum, ar.weight.frac, ar.act))]          # eq. 1
             if self.tangent:
-                m.d.sync += [a1_t.eq(narrow(hold_t[0], ar.weight.frac, ar.act)), a2_t.eq(a1_t)]
-        with m.If(self.fwd):
+                m.d.sync += [a1_t.eq(narrow(src_t, ar.weight.frac, ar.act)), a2_t.eq(a1_t)]
+        with m.If(fwd_q):
             m.d.sync += [act_i.eq(0), hold_p.eq(0), hold_valid.eq(0), acc_full.eq(0),
                          a1_valid.eq(0), a2_valid.eq(0)]
         with m.If(a2_valid & a2_take & (a2_i == n_out - 1)):
@@ -474,9 +487,10 @@ class LayerEngine(wiring.Component):
         m.d.comb += collecting.eq(upd_busy & ~col_full & (col_i < n_out))
         take = Signal()
         delta_in = Signal(err_s)
-        # The row after col_i: the mask and the bias are read one row ahead.
+        # The mask is read one row ahead (col_i is 0 from the forward pass on, so the
+        # word for row 0 is there when the update starts).
         col_next = Signal(range(max(n_out, 2)))
-        m.d.comb += col_next.eq(Mux(self.upd, 0, Mux(take & (col_i < n_out - 1), col_i + 1, col_i)))
+        m.d.comb += col_next.eq(Mux(take & (col_i < n_out - 1), col_i + 1, col_i))
         if self.hidden:
             m.d.comb += [k_rd.addr.eq(col_next), k_rd.en.eq(1)]     # k_rd.data: y[col_i]
             m.d.comb += [self.g.ready.eq(collecting), take.eq(collecting & self.g.valid),
@@ -497,7 +511,7 @@ class LayerEngine(wiring.Component):
                 m.d.sync += col_cnt.eq(col_cnt + 1)
         with m.If(s0_issue & s0_upd & (s0_j == 0)):
             m.d.sync += col_full.eq(0)
-        with m.If(self.upd):
+        with m.If(upd_q):
             m.d.sync += col_full.eq(0)
 
         # Bias: b_i <- sat(b_i - round_shift(delta_i, err.frac + lr_shift - weight.frac));

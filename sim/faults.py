@@ -21,14 +21,18 @@ class Fault:
     pattern: str         # regular expression; its first match in that module is replaced
     replacement: str
     what: str            # what the change breaks, and where the bench should see it
+    every_copy: bool = False   # also replace the other occurrences of the matched text
 
 
 FAULTS: dict[str, Fault] = {
-    # W_l <- W_l - eta delta y^T becomes W + ... in PE 0 of layer 1.
+    # The first subtraction in layer 1's engine becomes an addition, in every copy Yosys
+    # made of it (the saturation logic evaluates the same expression several times). The
+    # engine's forward datapath only adds, so this is one of the update's W - eta delta y
+    # (one PE's weight write-back) or b - eta delta, whichever the generator emits first.
     "layer1-update-sign": Fault(
-        r"\ddfa_processor.layer1", r"\$signed\(w_d0\) - \$signed\(", r"$signed(w_d0) + $signed(",
-        "layer 1's weight write-back in PE 0 adds the update instead of subtracting it: "
-        "W1 differs once a hidden delta is non-zero (DDFA: from step 2)"),
+        r"\ddfa_processor.layer1", r"(\$signed\([^()]*\)) - (\$signed\([^()]*\))", r"\1 + \2",
+        "layer 1's update adds the change instead of subtracting it (one write-back): W1 or b1 "
+        "differs once a hidden delta is non-zero (DDFA: from step 2)", every_copy=True),
     # B <- B + alpha (v d^T - B): the difference v d^T - B becomes v d^T + B.
     "feedback-ema": Fault(
         r"\ddfa_processor.feedback1", r"assign diff = \$signed\(vd\) - \$signed\(rp__data\);",
@@ -51,9 +55,14 @@ def inject(text: str, name: str) -> str:
     ``ValueError`` when the operator is not there (the generator changed)."""
     f = FAULTS[name]
     a, b = _module_span(text, f.module)
-    body, n = re.subn(f.pattern, f.replacement, text[a:b], count=1)
-    if n != 1:
+    body = text[a:b]
+    m = re.search(f.pattern, body)
+    if m is None:
         raise ValueError(f"fault {name}: no match of {f.pattern!r} in {f.module}")
+    if f.every_copy:
+        body = body.replace(m.group(0), m.expand(f.replacement))
+    else:
+        body = body[:m.start()] + m.expand(f.replacement) + body[m.end():]
     return text[:a] + body + text[b:]
 
 

@@ -80,6 +80,11 @@ class GoldenOracle:
     def golden_seconds(self) -> float:
         return round(self.seconds, 3)
 
+    def state_hash(self) -> str:
+        """:meth:`golden.fixed.FixedModel.state_hash` (what ``ddfa train --model fixed``
+        reports for the same steps)."""
+        return self.model.state_hash()
+
 
 def serve(oracle: GoldenOracle, conn: Connection) -> None:
     """Answer ``(method, args)`` requests with ``("ok", value)`` or ``("error", text)``
@@ -141,6 +146,9 @@ class RemoteGolden:
 
     def golden_seconds(self) -> float:
         return self._call("golden_seconds")
+
+    def state_hash(self) -> str:
+        return self._call("state_hash")
 
     def close(self) -> None:
         try:

@@ -277,7 +277,11 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
                         result["waves"] = str(dest)
         result["log_tail"] = [l for l in log_text.splitlines() if "MISMATCH" in l][:5]
     result.update(data_info)
+    h = hashlib.sha256()
+    for p in sources:
+        h.update(p.read_bytes())
     result.update({
+        "verilog_sha256": h.hexdigest(),
         "simulator": simulator, "dataset": cfg.model.dataset, "config": cfg.name, "verilog": [str(p) for p in sources],
         "verilog_given": verilog is not None,
         "build_dir": str(bdir), "build_reused": reused, "build_seconds": round(t_build, 2),

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The fixed-point golden model's results (docs/RESULTS-fixed.md), one run at a time.
+# Usage: DDFA_DATA_DIR=../shared/data scripts/fixed_results.sh [digits|mnist|speed|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DDFA_DATA_DIR="${DDFA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+DDFA=".venv/bin/ddfa"
+PY=".venv/bin/python"
+what="${1:-all}"
+mkdir -p results
+
+if [[ $what == digits || $what == all ]]; then
+  # Digits, icebreaker default, 10 epochs, batch of one: fixed point against the float
+  # model in the hardware setting (same config, init, sample order), seeds 0-4.
+  for seed in 0 1 2 3 4; do
+    $DDFA train --board icebreaker --model fixed --seed $seed --no-progress \
+      --json results/fixed-digits-icebreaker-ddfa-s$seed.json
+    $DDFA train --board icebreaker --model float --seed $seed --no-progress \
+      --json results/float-digits-icebreaker-ddfa-s$seed.json
+  done
+  # Determinism: the same run again gives the same state hash.
+  $DDFA train --board icebreaker --model fixed --seed 0 --no-progress \
+    --json results/fixed-digits-icebreaker-ddfa-s0-rerun.json
+fi
+
+if [[ $what == mnist || $what == all ]]; then
+  # MNIST, ulx3s-85f default, 3 epochs: DDFA against random DFA through the same model.
+  $DDFA train --board ulx3s-85f --model fixed --no-progress --json results/fixed-mnist-ulx3s-ddfa.json
+  $DDFA train --board ulx3s-85f --model fixed --algo dfa --no-progress --json results/fixed-mnist-ulx3s-dfa.json
+  $DDFA train --board ulx3s-85f --model float --no-progress --json results/float-mnist-ulx3s-ddfa.json
+fi
+
+if [[ $what == speed || $what == all ]]; then
+  $PY scripts/fixed_speed.py
+fi
+
+$PY scripts/fixed_summary.py
