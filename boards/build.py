@@ -23,7 +23,7 @@ from .platforms import make_platform
 from .toolchain import find_programmer, find_tool, toolchain_env, ToolchainError
 
 __all__ = ["BuildResult", "BuildFailed", "build", "parse_nextpnr_report", "parse_nextpnr_log",
-           "summarise_resources", "program", "link_samples_per_s"]
+           "summarise_resources", "program", "link_samples_per_s", "toolchain_overrides"]
 
 # nextpnr cell type -> the summary's name, per family
 _RESOURCES = {
@@ -168,6 +168,27 @@ def cycles_per_sample(cfg: Config) -> int | None:
     return total or None
 
 
+def toolchain_overrides(family: str, name: str) -> dict:
+    """The options ``build`` gives Amaranth's build plan for ``family`` (besides
+    nextpnr's report and seed):
+
+    * iCE40: ``synth_ice40 -dsp`` (multipliers to SB_MAC16).
+    * Both: before synthesis, the processor's memory read ports are marked "undefined on
+      a collision with the write port" (Yosys ``COLLISION_X_MASK``). Amaranth's memories
+      return the old word when a port reads the address another port writes in the same
+      cycle; the block RAMs do not guarantee that, so Yosys would otherwise build a
+      bypass (registers, comparators and multiplexers, about 60 LCs per memory on the
+      iCE40, in the read data's timing path) for every memory. No memory of the
+      processor is ever read and written at one address in one cycle where the word
+      read is used (``docs/ARCHITECTURE.md``, "Block RAM"); the UART link's buffer keeps
+      the default.
+    """
+    out = {"script_after_read": f"setparam -set COLLISION_X_MASK 1'1 {name}.core*/t:$memrd_v2"}
+    if family == "ice40":
+        out["synth_opts"] = "-dsp"
+    return out
+
+
 def build(cfg: Config, top, out_dir: str | Path, *, name: str = "ddfa_top", seed: int | None = None,
           verbose: bool = False, with_cycles: bool = True) -> BuildResult:
     """Build ``top`` (an Elaboratable for ``cfg.board``) into ``out_dir``.
@@ -186,9 +207,8 @@ def build(cfg: Config, top, out_dir: str | Path, *, name: str = "ddfa_top", seed
     nextpnr_opts = ["--report", report, "--timing-allow-fail"]
     if seed is not None:
         nextpnr_opts += ["--seed", str(seed)]
-    overrides = {"nextpnr_opts": " ".join(nextpnr_opts), "verbose": verbose}
-    if family == "ice40":
-        overrides["synth_opts"] = "-dsp"
+    overrides = {"nextpnr_opts": " ".join(nextpnr_opts), "verbose": verbose,
+                 **toolchain_overrides(family, name)}
     t0 = time.monotonic()
     plan = platform.prepare(top, name, **overrides)
     try:

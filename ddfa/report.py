@@ -71,11 +71,27 @@ def load_results(paths: list[str]) -> list[dict]:
     return runs
 
 
+def _number(x: float) -> str:
+    """``2^-8`` for powers of two below 1, else ``%g``."""
+    if 0 < x < 1 and math.log2(x).is_integer():
+        return f"2^{int(math.log2(x))}"
+    return f"{x:g}"
+
+
 def _protocol(r: dict) -> str:
-    epochs = len(r.get("history") or []) or r.get("config", {}).get("train", {}).get("epochs")
+    """Setting, epochs, and every training choice the run set explicitly."""
+    train = r.get("config", {}).get("train", {})
+    epochs = len(r.get("history") or []) or train.get("epochs")
     parts = [r.get("setting", "?"), f"{epochs} ep"]
     if r.get("batchnorm"):
         parts.append("BN")
+    for key, label in (("lr", "lr"), ("batch_size", "batch"), ("optimizer", ""), ("directions", ""),
+                       ("feedback_update", "feedback"), ("alpha", "alpha"), ("init", "init")):
+        value = train.get(key)
+        if value is None or (key == "init" and value == "default"):
+            continue
+        text = _number(value) if isinstance(value, float) else str(value)
+        parts.append(f"{label} {text}".strip())
     if r.get("model", "float") != "float":
         parts.append(r["model"])
     return ", ".join(parts)

@@ -29,12 +29,13 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ddfa.config import Config, ConfigError
 
 from .alignment import angle_deg
-from .arith import (directions, feedback_unit, layer_forward, narrow, output_unit, quantize,
+from .arith import (directions, exp_table, feedback_unit, layer_forward, narrow, output_unit, quantize,
                     weight_update)
 from .order import derived_seed, epoch_orders
 from .streams import LfsrStream, Xorshift32Stream, sr_seed
@@ -269,6 +270,74 @@ class FixedModel:
         self.steps += 1
         return out
 
+    def train_step(self, x_q: np.ndarray, label: int) -> np.ndarray:
+        """The training step of :meth:`step`, computed with numpy on the same memories:
+        the same integers, three times faster on small layers (numpy's per-operation
+        overhead is a third of torch's). It returns only ``y_L``.
+
+        :meth:`step` is the reference: it calls the block functions of
+        :mod:`golden.arith` one by one. This is the same sequence written out with the
+        same formulas (``round_shift`` as ``q + (r + q[0] > half)``, saturation as a
+        clamp); ``tests/test_fixed_fast.py`` runs both side by side, for DDFA and DFA,
+        nearest and stochastic rounding, one to three hidden layers and random formats,
+        and demands equal memories, LFSR states and outputs after every step.
+        """
+        ar, L, n = self.ar, self.L, self.sizes
+        act, err, wt, fb = ar.act, ar.err, ar.weight, ar.feedback
+        W = [w.numpy() for w in self.W]
+        b = [x.numpy() for x in self.b]
+        B = [x.numpy() for x in self.B]
+        v = [(1 - 2 * lf.bits_array(n[l])) * act.one for l, lf in enumerate(self.lfsr, start=1)]   # 5.1
+        y, d = x_q, None
+        ys, as_ = [x_q], []
+        for l in range(L):                                                   # 5.2, eqs. 1, 12
+            a = _sat(_rs(W[l] @ y + (b[l] << act.frac), wt.frac), act)
+            t = np.zeros_like(a) if d is None else _sat(_rs(W[l] @ d, wt.frac), act)
+            if l == L - 1:
+                y, d = a, t
+            else:
+                y = np.maximum(a, 0)
+                d = _sat(np.where(a > 0, t, 0) + v[l], act)
+            ys.append(y)
+            as_.append(a)
+        k = _rs(-(y - y.max()), act.frac - ar.exp_frac)                     # 5.3, softmax
+        E = np.where(k < ar.exp_entries, self._table[np.minimum(k, ar.exp_entries - 1)], 0)
+        r = (1 << (ar.exp_bits + err.frac)) // int(E.sum())
+        e = _rs(E * r, ar.exp_bits)
+        e[label] -= err.one                                                  # e = p - onehot
+        rand = [x.words(self._words(l)) for l, x in enumerate(self.xorshift, start=1)] if self.stochastic else None
+        deltas = []
+        for l in range(L - 1):                                               # 5.4, eqs. 6, 17
+            g = _sat(_rs(B[l] @ e, fb.frac), err)
+            if self.ddfa:
+                vd = _rs(np.where(v[l] < 0, -1, 1)[:, None] * d[None, :], act.frac - fb.frac)
+                if rand is None:
+                    step = _rs(vd - B[l], ar.alpha_shift)
+                else:
+                    nW = n[l + 1] * (n[l] + 1)
+                    step = _rss(vd - B[l], ar.alpha_shift, rand[l][nW:].reshape(B[l].shape))
+                self.B[l] = torch.from_numpy(_sat(B[l] + step, fb))
+            deltas.append(np.where(as_[l] > 0, g, 0))
+        deltas.append(e)
+        s_W = err.frac + act.frac + ar.lr_shift - wt.frac                   # 5.5, eqs. 2-4
+        s_b = err.frac + ar.lr_shift - wt.frac
+        for l in range(L):
+            prod = np.multiply.outer(deltas[l], ys[l])
+            if rand is None:
+                dW, db = _rs(prod, s_W), _rs(deltas[l], s_b)
+            else:
+                m = prod.size
+                dW = _rss(prod, s_W, rand[l][:m].reshape(prod.shape))
+                db = _rss(deltas[l], s_b, rand[l][m:m + n[l + 1]])
+            self.W[l] = torch.from_numpy(_sat(W[l] - dW, wt))
+            self.b[l] = torch.from_numpy(_sat(b[l] - db, wt))
+        self.steps += 1
+        return y
+
+    @property
+    def _table(self) -> np.ndarray:
+        return exp_table(self.ar).numpy()
+
     def _words(self, l: int) -> int:
         """Stochastic-rounding words layer ``l`` draws per step (section 4.2): one per
         rounded update term, W row-major, then b, then (DDFA hidden layers) B row-major."""
@@ -391,6 +460,26 @@ class FixedModel:
         return model
 
 
+def _rs(x: np.ndarray, s: int) -> np.ndarray:
+    """:func:`golden.arith.round_shift` on numpy int64 (nearest, ties to even)."""
+    if s <= 0:
+        return x << (-s)
+    q = x >> s
+    return q + (((x & ((1 << s) - 1)) + (q & 1)) > (1 << (s - 1)))
+
+
+def _rss(x: np.ndarray, s: int, r: np.ndarray) -> np.ndarray:
+    """:func:`golden.arith.round_shift_stochastic` on numpy int64."""
+    if s <= 0:
+        return x << (-s)
+    return (x + (r & ((1 << s) - 1))) >> s
+
+
+def _sat(x: np.ndarray, fmt) -> np.ndarray:
+    """:func:`golden.arith.saturate` on numpy int64."""
+    return np.minimum(np.maximum(x, fmt.min), fmt.max)
+
+
 def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
@@ -474,7 +563,8 @@ def train_fixed(cfg: Config, dataset, progress: bool = True, align_every: int | 
         ``train_loss`` and ``train_accuracy`` of the online predictions made during the
         epoch's training steps, before each update, ``test_loss``, ``test_accuracy``,
         ``alignment_deg`` per hidden layer, ``lr``, ``train_seconds``),
-        ``samples_per_s`` (training steps only), ``alignment_deg`` (last epoch),
+        ``samples_per_s`` (training steps only: no evaluation, no alignment probe
+        steps), ``alignment_deg`` (per hidden layer, mean over the last epoch),
         ``align_every``, ``train_seconds``, ``state_hash``, ``config``
         (``cfg.to_dict()``), ``model`` (``"fixed"``), ``algo``, ``dataset``, ``arch``,
         ``seed``.
@@ -495,12 +585,13 @@ def _train_fixed(cfg, dataset, progress, align_every, log, return_model):
     ar, L = cfg.arith, model.L
     scale = 2.0 ** -ar.act.frac
     x_train = model.quantize_input(dataset.x_train)
+    x_np = x_train.numpy()
     y_train = dataset.y_train
     x_test = model.quantize_input(dataset.x_test)
     n = x_train.shape[0]
     if align_every is None:
         align_every = max(1, math.ceil(n / 100))
-    history, total_time = [], 0.0
+    history, total_time, probe_samples = [], 0.0, 0
     orders = epoch_orders(n, cfg.model.seed)
     bar = tqdm(total=cfg.train.epochs * n, unit="sample", unit_scale=True, disable=not progress,
                desc=f"fixed {cfg.model.algorithm} {cfg.model.dataset}", leave=False)
@@ -508,28 +599,29 @@ def _train_fixed(cfg, dataset, progress, align_every, log, return_model):
     for epoch in range(cfg.train.epochs):
         order = next(orders)
         ys = y_train[order]
-        xs, labels = x_train[order].unbind(0), ys.tolist()
+        xs, labels = x_np[order.numpy()], ys.tolist()
         logits = []
         angles, probe_time = [], 0.0
         start = time.perf_counter()
-        step = model.step
-        with torch.inference_mode():                           # no autograd bookkeeping: ~20% faster
+        fast = model.train_step                                # = model.step, in numpy (tested equal)
+        with torch.inference_mode():
             for k in range(n):
                 if align_every and k % align_every == 0 and L > 1:
+                    t0 = time.perf_counter()                   # probe steps are not timed
                     Ws, bs = list(model.W), list(model.b)      # the step replaces, never mutates
-                    o = step(xs[k], labels[k])
-                    t0 = time.perf_counter()
+                    o = model.step(torch.from_numpy(xs[k]), labels[k])
                     angles.append(_bp_angles(model, Ws, bs, o, labels[k]))
                     probe_time += time.perf_counter() - t0
+                    probe_samples += 1
+                    logits.append(o[key].numpy())
                 else:
-                    o = step(xs[k], labels[k])
-                logits.append(o[key])
+                    logits.append(fast(xs[k], labels[k]))
                 if k % 256 == 255:
                     bar.update(256)
         elapsed = time.perf_counter() - start - probe_time
         bar.update(n % 256)
         total_time += elapsed
-        lf = torch.stack(logits).double() * scale
+        lf = torch.from_numpy(np.stack(logits)).double() * scale
         test_logits = model.logits(x_test).double() * scale
         entry = dict(epoch=epoch + 1,
                      train_loss=round(float(F.cross_entropy(lf, ys)), 6),
@@ -546,7 +638,7 @@ def _train_fixed(cfg, dataset, progress, align_every, log, return_model):
     result = dict(model="fixed", algo=cfg.model.algorithm, dataset=cfg.model.dataset,
                   arch="-".join(map(str, cfg.model.layers)), seed=cfg.model.seed,
                   test_accuracy=history[-1]["test_accuracy"], history=history,
-                  samples_per_s=round(cfg.train.epochs * n / total_time, 1) if total_time > 0 else None,
+                  samples_per_s=round((cfg.train.epochs * n - probe_samples) / total_time, 1) if total_time > 0 else None,
                   alignment_deg=history[-1]["alignment_deg"], align_every=align_every,
                   train_seconds=round(total_time, 3), rounding=ar.rounding,
                   state_hash=model.state_hash(), config=cfg.to_dict())

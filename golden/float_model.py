@@ -63,6 +63,8 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -237,30 +239,34 @@ class Directions:
     """Random directions ``v_l`` with ``E[v v^T] = I``, one per hidden neuron and sample.
 
     ``"gaussian"``: ``N(0, 1)`` (the paper); ``"rademacher"``: +1/-1 with equal
-    probability (the hardware). Drawn from one generator in blocks of ``block`` samples,
-    so that a training step costs no generator call of its own.
+    probability (the hardware). One generator fills blocks of ``block`` samples, one block
+    ahead, in a background thread, so that drawing costs a training step nothing but a
+    slice: the generator runs in parallel with the MACs, as the hardware's per-layer
+    PRNGs do. The stream does not depend on timing: blocks are generated one after the
+    other, in order, from the one generator. A draw that does not fit in what is left of
+    the current block takes the next block (a draw larger than a block gets a block of
+    its own size, generated after the pending one).
     """
+
+    _SHIFTS = torch.arange(8, dtype=torch.uint8)
 
     def __init__(self, shapes: list[tuple[int, ...]], kind: str, generator: torch.Generator,
                  block: int = 2048):
         if kind not in ("gaussian", "rademacher"):
             raise ConfigError("train.directions", f"unknown choice {kind!r}", "use gaussian or rademacher")
         self.shapes, self.kind, self.g, self.block = shapes, kind, generator, block
-        self.buffers: list[Tensor] = [torch.empty(0)] * len(shapes)
+        self.buffers: list[Tensor] = []
         self.pos = 0
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddfa-directions")
+        weakref.finalize(self, self._worker.shutdown, wait=False)
+        self._pending = self._worker.submit(self._generate, block)
 
-    def _refill(self, n: int) -> None:
-        rows = max(self.block, n)
-        bufs = []
+    def _generate(self, rows: int) -> list[Tensor]:
+        out = []
         for shape in self.shapes:
             size = (rows,) + tuple(shape)
-            if self.kind == "gaussian":
-                bufs.append(torch.randn(size, generator=self.g))
-            else:
-                bufs.append(self._rademacher(size))
-        self.buffers, self.pos = bufs, 0
-
-    _SHIFTS = torch.arange(8, dtype=torch.uint8)
+            out.append(torch.randn(size, generator=self.g) if self.kind == "gaussian" else self._rademacher(size))
+        return out
 
     def _rademacher(self, size) -> Tensor:
         """+1/-1 from the bits of uniform random bytes (bit k of byte j is element
@@ -270,10 +276,17 @@ class Directions:
         bits = (octets.unsqueeze(1) >> self._SHIFTS) & 1
         return bits.view(-1)[:total].view(size).to(torch.float32).mul_(2).sub_(1)
 
+    def _next_block(self, n: int) -> None:
+        block = self._pending.result()
+        if block[0].shape[0] < n:
+            block = self._generate(n)
+        self.buffers, self.pos = block, 0
+        self._pending = self._worker.submit(self._generate, self.block)
+
     def draw(self, n: int) -> list[Tensor]:
         """Directions for ``n`` samples: one tensor ``(n, *shape_l)`` per hidden layer."""
         if not self.buffers or self.pos + n > self.buffers[0].shape[0]:
-            self._refill(n)
+            self._next_block(n)
         p = self.pos
         self.pos += n
         return [b[p:p + n] for b in self.buffers]
@@ -324,7 +337,8 @@ class FloatModel:
         self.alpha = cfg.alpha
         self.weight_decay = cfg.weight_decay
         self.directions = None
-        self.probe_seconds = 0.0          # time spent measuring alignment (not training)
+        self.probe_seconds = 0.0          # wall time spent measuring alignment (not training)
+        self.probe_cpu_seconds = 0.0      # and its CPU time
         if self.algorithm == "ddfa":
             self.directions = Directions([l.out_shape for l in self.hidden],
                                          cfg.directions,
@@ -605,9 +619,10 @@ class FloatModel:
         deltas = self.deltas(fwd, e)
         angles = None
         if probe:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             angles = self.alignment(fwd, e, deltas)
             self.probe_seconds += time.perf_counter() - t0
+            self.probe_cpu_seconds += time.process_time() - c0
         if self.algorithm in ("dkp", "ddfa"):
             self.update_feedback(fwd, e)
         self.update_weights(fwd, deltas)
@@ -677,7 +692,9 @@ def train_float(cfg: Config, dataset, progress: bool = True, align_every: int | 
         ``test_accuracy``, ``history`` (per epoch ``epoch``, ``train_loss``,
         ``train_accuracy``, ``test_accuracy``, ``test_loss``, ``alignment_deg``, ``lr``),
         ``samples_per_s`` (training steps only: the time of test evaluation and of the
-        alignment measurements is excluded),
+        alignment measurements is excluded), ``samples_per_cpu_s`` (the same per second of
+        the process's CPU time, all its threads counted: less sensitive to other jobs on a
+        shared machine),
         ``alignment_deg`` (per hidden layer, mean over the last epoch), ``train_seconds``.
     """
     saved_threads = torch.get_num_threads()
@@ -701,7 +718,7 @@ def _train(cfg, dataset, progress, align_every, log, return_model):
     if align_every is None:
         align_every = default_align_every(steps)
     eye = torch.eye(cfg.model.n_outputs)
-    history, total_samples, total_time = [], 0, 0.0
+    history, total_samples, total_time, total_cpu = [], 0, 0.0, 0.0
     orders = epoch_orders(n, cfg.model.seed)
     bar = tqdm(total=cfg.train.epochs * n, unit="sample", unit_scale=True, disable=not progress,
                desc=f"{cfg.model.algorithm} {cfg.model.dataset}", leave=False)
@@ -712,8 +729,8 @@ def _train(cfg, dataset, progress, align_every, log, return_model):
         onehots = eye[ys]
         logits_all = torch.empty(n, cfg.model.n_outputs)
         angles, trained = [], 0
-        model.probe_seconds = 0.0
-        start, shown = time.perf_counter(), 0
+        model.probe_seconds = model.probe_cpu_seconds = 0.0
+        start, cpu_start, shown = time.perf_counter(), time.process_time(), 0
         for k in range(steps):
             lo, hi = k * bs, min(n, (k + 1) * bs)
             if cfg.train.batchnorm and hi - lo < 2:
@@ -729,6 +746,7 @@ def _train(cfg, dataset, progress, align_every, log, return_model):
                 bar.update(hi - shown)
                 shown = hi
         elapsed = time.perf_counter() - start - model.probe_seconds
+        total_cpu += time.process_time() - cpu_start - model.probe_cpu_seconds
         bar.update(n - shown)
         total_time += elapsed
         total_samples += trained
@@ -745,6 +763,7 @@ def _train(cfg, dataset, progress, align_every, log, return_model):
     bar.close()
     result = dict(test_accuracy=history[-1]["test_accuracy"], history=history,
                   samples_per_s=round(total_samples / total_time, 1) if total_time > 0 else None,
+                  samples_per_cpu_s=round(total_samples / total_cpu, 1) if total_cpu > 0 else None,
                   alignment_deg=history[-1]["alignment_deg"], align_every=align_every,
                   train_seconds=round(total_time, 3), torch_threads=torch.get_num_threads())
     return (result, model) if return_model else result

@@ -459,25 +459,28 @@ class Host(wiring.Component):
         replies[None] = Cat(Const(ERROR_REPLY, 8), cmd)           # an unknown opcode
         is_reply = {code: Signal(name=f"is_reply_{code if code is not None else 'error'}")
                     for code in replies}
-        # The reply byte `ridx` of each reply (selected by `ridx` first, then by command),
-        # taken into `rbyte` the cycle before it is offered (REPLY alternates: fetch, offer).
+        # The reply byte `ridx` of each reply (selected by `ridx` first, then by command).
+        # A byte takes three cycles of REPLY (the UART needs thousands): the long replies'
+        # bytes are selected into registers, then the command's byte into `rbyte`, then
+        # `rbyte` is offered; no timing path runs through both multiplexers.
         choices = []
         for code, vec in replies.items():
             assert code is None or len(vec) == 8 * lengths[code], (code, len(vec))
             nb = len(vec) // 8
             sel = Signal(8, name=f"reply_byte_{code if code is not None else 'error'}")
+            dom = m.d.comb if nb <= 2 else m.d.sync
             if nb == 1:
-                m.d.comb += sel.eq(vec)
+                dom += sel.eq(vec)
             else:
                 with m.Switch(ridx):
                     for k in range(nb):
                         with m.Case(k):
-                            m.d.comb += sel.eq(vec[8 * k:8 * (k + 1)])
+                            dom += sel.eq(vec[8 * k:8 * (k + 1)])
             choices.append(Mux(is_reply[code], sel, 0))
         reply_byte = Signal(8)
         m.d.comb += reply_byte.eq(Cat(*[Cat(*[c[b] for c in choices]).any() for b in range(8)]))
         rbyte = Signal(8)
-        rphase = Signal()          # REPLY: 0 fetch reply byte `ridx` into rbyte, 1 offer it
+        rphase = Signal(2)         # REPLY: 0 select, 1 take reply byte `ridx` into rbyte, 2 offer it
 
         # The start strobes leave, and the sequencer's done strobe enters, through a
         # register: no timing path runs through both the host and the sequencer.
@@ -570,14 +573,16 @@ class Host(wiring.Component):
                     m.next = "BLOCK"
             with m.State("BLOCK"):
                 # Byte 0 of a word comes from the read port (valid from the cycle after the
-                # read, and held), the others from the copy taken with byte 0; the next word
-                # is read when the last byte of this one goes out: one byte every cycle.
+                # read, and held), the others from a copy taken with byte 0 that shifts one
+                # byte a cycle; the next word is read when the last byte of this one goes
+                # out: one byte every cycle.
                 live = Mux(boob, 0, self.mem.rdata)
-                m.d.comb += [self.o.valid.eq(1),
-                             self.o.payload.eq(Mux(bi == 0, live[:8], bword.word_select(bi, 8)))]
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(bi == 0, live[:8], bword[:8]))]
                 with m.If(self.o.ready):
                     with m.If(bi == 0):
-                        m.d.sync += bword.eq(live)
+                        m.d.sync += bword.eq(live >> 8)
+                    with m.Else():
+                        m.d.sync += bword.eq(bword >> 8)
                     with m.If(bi == h.word_bytes - 1):
                         m.d.sync += [bi.eq(0), bcnt.eq(bcnt - 1)]
                         with m.If(bcnt == 1):
@@ -591,8 +596,10 @@ class Host(wiring.Component):
                 with m.If(done):
                     m.next = "REPLY"
             with m.State("REPLY"):
-                with m.If(~rphase):
-                    m.d.sync += [rbyte.eq(reply_byte), rphase.eq(1)]
+                with m.If(rphase == 0):
+                    m.d.sync += rphase.eq(1)
+                with m.Elif(rphase == 1):
+                    m.d.sync += [rbyte.eq(reply_byte), rphase.eq(2)]
                 with m.Else():
                     m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(rbyte)]
                     with m.If(self.o.ready):

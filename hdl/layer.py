@@ -487,12 +487,15 @@ class LayerEngine(wiring.Component):
         m.d.comb += collecting.eq(upd_busy & ~col_full & (col_i < n_out))
         take = Signal()
         delta_in = Signal(err_s)
-        # The mask is read one row ahead (col_i is 0 from the forward pass on, so the
-        # word for row 0 is there when the update starts).
-        col_next = Signal(range(max(n_out, 2)))
-        m.d.comb += col_next.eq(Mux(take & (col_i < n_out - 1), col_i + 1, col_i))
+        # The mask is read one row ahead: row 0 with the strobe, row i + 1 as delta_i is
+        # taken (the address is a register, col_ra = col_i + 1; the read enable says when).
+        col_ra = Signal(range(max(n_out, 2)))
+        with m.If(upd_q):
+            m.d.sync += col_ra.eq(min(1, n_out - 1))
+        with m.Elif(take & (col_ra != n_out - 1)):
+            m.d.sync += col_ra.eq(col_ra + 1)
         if self.hidden:
-            m.d.comb += [k_rd.addr.eq(col_next), k_rd.en.eq(1)]     # k_rd.data: y[col_i]
+            m.d.comb += [k_rd.addr.eq(Mux(upd_q, 0, col_ra)), k_rd.en.eq(upd_q | take)]   # y[col_i]
             m.d.comb += [self.g.ready.eq(collecting), take.eq(collecting & self.g.valid),
                          delta_in.eq(Mux(k_rd.data.any(), self.g.payload, 0))]
         else:
@@ -523,13 +526,18 @@ class LayerEngine(wiring.Component):
         m.d.sync += [bu_valid.eq(take), bu_r.eq(bu_term), bu_i.eq(col_i)]
         b_new = saturate(b_rd.data.as_signed() - bu_r, ar.weight)
 
-        # Forward: b_rd holds b[act_i] (the address runs one row ahead of act_i).
-        act_next = Signal(range(max(n_out, 2)))
-        m.d.comb += act_next.eq(Mux(a0_go & (act_i < n_out - 1), act_i + 1, act_i))
+        # Forward: b_rd holds b[act_i]: b[0] is read with the strobe, b[i + 1] as row i
+        # goes (the address is a register, act_ra = act_i + 1; the read enable says when).
+        act_ra = Signal(range(max(n_out, 2)))
+        with m.If(fwd_q):
+            m.d.sync += act_ra.eq(min(1, n_out - 1))
+        with m.Elif(a0_go & (act_ra != n_out - 1)):
+            m.d.sync += act_ra.eq(act_ra + 1)
         host_b = self.host_b
         with m.If(self.busy):
             m.d.comb += [
-                b_rd.addr.eq(Mux(upd_busy, col_i, act_next)), b_rd.en.eq(Mux(upd_busy, take, 1)),
+                b_rd.addr.eq(Mux(upd_busy, col_i, Mux(fwd_q, 0, act_ra))),
+                b_rd.en.eq(Mux(upd_busy, take, fwd_q | a0_go)),
                 b_wr.addr.eq(bu_i), b_wr.data.eq(b_new), b_wr.en.eq(bu_valid),
             ]
         with m.Else():

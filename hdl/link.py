@@ -253,8 +253,8 @@ class Link(wiring.Component):
         ok = Signal()
         idx = Signal(range(5))
         left = Signal(range(max_resp + 1))
-        out_len = Signal(17)
-        m.d.comb += out_len.eq(Mux(ok, resp_len + 1, 2))
+        out_len = Signal(17)                 # LEN of the response, set with `ok` (a register:
+                                             # the header bytes then need no adder)
         header = Signal(8)
         with m.Switch(idx):
             with m.Case(0):
@@ -351,7 +351,8 @@ class Link(wiring.Component):
                 with m.If(crc == 0):
                     # accepted: forward and answer at the same time
                     m.d.comb += fwd_start.eq(1)
-                    m.d.sync += [ok.eq(1), left.eq(resp_len), idx.eq(0), crc.eq(CRC_INIT)]
+                    m.d.sync += [ok.eq(1), left.eq(resp_len), idx.eq(0), crc.eq(CRC_INIT),
+                                 out_len.eq(resp_len + 1)]
                     m.next = "TX_HEADER"
                 with m.Else():
                     refuse(LinkErrorCode.BAD_CRC, drain=False)
@@ -362,7 +363,7 @@ class Link(wiring.Component):
                     m.next = "REFUSE"
             with m.State("REFUSE"):
                 m.d.comb += [self.busy.eq(1), self.error.eq(1)]
-                m.d.sync += [ok.eq(0), left.eq(1), idx.eq(0), crc.eq(CRC_INIT)]
+                m.d.sync += [ok.eq(0), left.eq(1), idx.eq(0), crc.eq(CRC_INIT), out_len.eq(2)]
                 m.next = "TX_HEADER"
             with m.State("TX_HEADER"):
                 m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(header), crc_in.eq(tx_byte)]

@@ -4,7 +4,7 @@ section 5, step 3), the hardware twin of :func:`golden.arith.output_unit`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,6 +16,27 @@ from .fixed import fixed_shape, round_shift, wire
 from .layouts import ErrorBeat, OutputBeat, addr_width
 
 __all__ = ["OutputUnit"]
+
+
+def _round_shift_int(x: int, s: int) -> int:
+    """:func:`golden.arith.round_shift` on one Python integer."""
+    if s <= 0:
+        return x << (-s)
+    q = x >> s
+    return q + (((x & ((1 << s) - 1)) + (q & 1)) > (1 << (s - 1)))
+
+
+def _table_threshold(n: int, s: int) -> int:
+    """The least ``m >= 0`` with ``round_shift(m, s) >= n``: ``round_shift(m, s) < n``
+    exactly when ``m < C`` (``round_shift`` never decreases as ``m`` grows)."""
+    lo, hi = 0, (n + 1) << max(s, 0)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _round_shift_int(mid, s) >= n:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 class OutputUnit(wiring.Component):
@@ -137,6 +158,12 @@ class OutputUnit(wiring.Component):
         issue = (phase_exp | phase_emit) & (rd_o < n)
         minus_z = wire(m, ymax - yd_r.data.y, "minus_z")          # -z_o >= 0
         k = wire(m, round_shift(minus_z, ar.act.frac - ar.exp_frac), "k")
+        # k_o < len(table) <=> -z_o < C (k is monotone in -z_o) <=> y_o > max y - C: one
+        # comparison with a threshold taken from ymax the cycle before (ymax holds still
+        # from the last captured beat on), not a subtraction, a rounding and a comparison.
+        C = _table_threshold(len(table), ar.act.frac - ar.exp_frac)
+        thr = Signal(signed(ar.act.width + C.bit_length() + 1))
+        m.d.sync += thr.eq(ymax - C)
         E2 = wire(m, Mux(in2, rom_r.data, 0), "E")
         p = wire(m, round_shift(prod, ar.exp_bits), "p")
         m.d.comb += [
@@ -148,7 +175,7 @@ class OutputUnit(wiring.Component):
         with m.If(adv):
             m.d.sync += [
                 v1.eq(issue), o1.eq(rd_o),
-                v2.eq(v1), o2.eq(o1), d2.eq(yd_r.data.d), in2.eq(k < len(table)),
+                v2.eq(v1), o2.eq(o1), d2.eq(yd_r.data.d), in2.eq(yd_r.data.y > thr),
                 v3.eq(v2 & phase_emit), o3.eq(o2), d3.eq(d2),
                 prod.eq(E2 * r),                     # the multiplier: E_o * r
                 self.bus.valid.eq(v3), o4.eq(o3), self.bus.payload.d.eq(d3),

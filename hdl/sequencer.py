@@ -133,21 +133,34 @@ class Sequencer(wiring.Component):
 
         # The cycle counters stop when the step is done, so that they are themselves the
         # STATUS values until the next step (no copies, no subtractor): ``count`` from the
-        # start strobe (cycles), ``ucount`` from the end of the forward pass (update).
+        # start strobe (cycles), ``ucount`` from the end of the forward pass (update). They
+        # count every cycle of their states, done included (so their enables do not wait
+        # for the units' busy signals): ``count`` starts at 0 and ends at the cycles; the
+        # forward cycles and the cycles to the first error beat are taken one cycle late.
         count = Signal(COUNTER_WIDTH)
         ucount = Signal(COUNTER_WIDTH)
         m.d.comb += [self.cycles.eq(count), self.cycles_upd.eq(ucount)]
         layer = Signal(range(L + 1))
+        fwd_end = Signal()                 # the forward pass ended last cycle
+        err_now = Signal()                 # the first error-bus beat was last cycle
 
         first_beat = Signal()              # the first error-bus beat of this step is still to come
         others_idle = Signal()
         m.d.comb += others_idle.eq((self.engine_busy == 0) & (self.feedback_busy == 0) & ~self.output_busy)
+        step_done = Signal()               # a training step ended last cycle: count it
+        m.d.sync += [fwd_end.eq(0), err_now.eq(0), step_done.eq(0)]
+        with m.If(step_done):
+            m.d.sync += self.steps.eq(self.steps + 1)
+        with m.If(fwd_end):
+            m.d.sync += self.cycles_fwd.eq(count)
+        with m.If(err_now):
+            m.d.sync += self.cycles_err.eq(ucount)
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.train | self.infer):
                     m.d.comb += self.fwd[0].eq(1)
-                    m.d.sync += [training.eq(self.train), layer.eq(0), count.eq(1), ucount.eq(0),
+                    m.d.sync += [training.eq(self.train), layer.eq(0), count.eq(0), ucount.eq(0),
                                  self.cycles_err.eq(0)]
                     if n_draw:
                         m.d.sync += [drawing.eq(self.train), k.eq(0)]
@@ -157,10 +170,10 @@ class Sequencer(wiring.Component):
                 m.d.sync += count.eq(count + 1)
                 with m.If(~self.engine_busy.bit_select(layer, 1)):
                     with m.If(layer == L - 1):
-                        m.d.sync += self.cycles_fwd.eq(count)
+                        m.d.sync += fwd_end.eq(1)
                         with m.If(training):
                             m.d.comb += self.upd.eq((1 << L) - 1)
-                            m.d.sync += [first_beat.eq(1), ucount.eq(1)]
+                            m.d.sync += first_beat.eq(1)
                             m.next = "UPDATE"
                         with m.Else():
                             m.next = "PREDICT"
@@ -169,19 +182,17 @@ class Sequencer(wiring.Component):
                         m.d.sync += layer.eq(layer + 1)
             with m.State("UPDATE"):
                 m.d.comb += self.busy.eq(1)
+                m.d.sync += [count.eq(count + 1), ucount.eq(ucount + 1)]
                 with m.If(first_beat & self.error_beat):
-                    m.d.sync += [first_beat.eq(0), self.cycles_err.eq(ucount)]
+                    m.d.sync += [first_beat.eq(0), err_now.eq(1)]
                 with m.If(others_idle):
-                    m.d.sync += self.steps.eq(self.steps + 1)
+                    m.d.sync += step_done.eq(1)
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += [count.eq(count + 1), ucount.eq(ucount + 1)]
             with m.State("PREDICT"):
                 m.d.comb += self.busy.eq(1)
+                m.d.sync += count.eq(count + 1)
                 with m.If(~self.output_busy):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += count.eq(count + 1)
         return m

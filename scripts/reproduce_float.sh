@@ -2,7 +2,8 @@
 # Reproduce every float-model figure of docs/RESULTS-float.md, one run at a time.
 #
 #   scripts/reproduce_float.sh            # all experiments (about 1.5 h on 2 cores)
-#   scripts/reproduce_float.sh table1     # or: alignment, speed, hardware, ablation, report
+#   scripts/reproduce_float.sh table1     # or: alignment, hardware, hardware_sweep, ablation,
+#                                         #     speed, report (re-render), full100 (print)
 #
 # Results go to results/<experiment>/*.json (one file per run, written by
 # 'ddfa train --json'), reports (table.md and PNG plots) to results/<experiment>/report/.
@@ -39,6 +40,9 @@ table1() {
       done
     done
   done
+  report_table1
+}
+report_table1() {
   "$DDFA" report results/table1 --out results/table1/report \
     --title "Reduced Table I (no BN): 3 epochs, paper setting, seeds $SEEDS"
 }
@@ -51,6 +55,9 @@ alignment() {
         --setting paper --epochs 1 --seed "$seed" --threads 1
     done
   done
+  report_alignment
+}
+report_alignment() {
   "$DDFA" report results/alignment --out results/alignment/report \
     --title "Alignment after one epoch, MNIST 3x800, paper setting"
 }
@@ -69,8 +76,34 @@ hardware() {
         --arch 784-128-10 --setting hardware --lr 0.00390625 --epochs 3 --seed "$seed"
     done
   done
+  report_hardware
+}
+report_hardware() {
   "$DDFA" report results/hardware --out results/hardware/report \
     --title "Hardware setting: MNIST 784-128-10, batch 1, SGD 2^-8, Rademacher, EMA 2^-6, 3 epochs"
+}
+
+# (d') Sensitivity of (d): two more seeds, the learning rate one step either side, and
+#      the feedback rate one notch slower (same network, 3 epochs, batch of one).
+hardware_sweep() {
+  local d=results/hardware-sweep H="--dataset mnist --arch 784-128-10 --setting hardware --epochs 3"
+  for seed in 3 4; do
+    for algo in dfa ddfa; do
+      train $d/lr2e-8-$algo-s$seed.json --algo $algo $H --lr 0.00390625 --seed $seed
+    done
+  done
+  for seed in $SEEDS; do
+    for algo in dfa ddfa; do
+      train $d/lr2e-7-$algo-s$seed.json --algo $algo $H --lr 0.0078125 --seed $seed
+      train $d/lr2e-9-$algo-s$seed.json --algo $algo $H --lr 0.001953125 --seed $seed
+    done
+    train $d/lr2e-8-alpha2e-8-ddfa-s$seed.json --algo ddfa $H --lr 0.00390625 --alpha 0.00390625 --seed $seed
+  done
+  report_hardware_sweep
+}
+report_hardware_sweep() {
+  "$DDFA" report results/hardware results/hardware-sweep --out results/hardware-sweep/report \
+    --title "Hardware setting, MNIST 784-128-10: sensitivity to seed, learning rate and alpha"
 }
 
 # (e) Ablation on MNIST 1x800, DDFA, 3 epochs, seed 0: each departure from the paper's
@@ -98,6 +131,9 @@ ablation() {
     train $d/hardware-ema-2e-$k.json  --algo ddfa $H --alpha "$($PY -c "print(2**-$k)")"
   done
   train $d/hardware-batch64.json      --algo ddfa $H --batch-size 64 --lr 0.0625 --threads 1
+  report_ablation
+}
+report_ablation() {
   "$PY" scripts/ablation_table.py results/ablation > results/ablation/table.md
   cat results/ablation/table.md
 }
@@ -117,11 +153,9 @@ ddfa report results/full100 --out results/full100/report
 EOF
 }
 
-report() {
-  for d in table1 alignment hardware; do
-    [[ -d results/$d ]] && "$DDFA" report results/$d --out results/$d/report
-  done
+report() {  # re-render every table and plot from the results JSON already there
+  report_table1; report_alignment; report_hardware; report_hardware_sweep; report_ablation
 }
 
-if [[ $# -eq 0 ]]; then set -- table1 alignment hardware ablation speed; fi
+if [[ $# -eq 0 ]]; then set -- table1 alignment hardware hardware_sweep ablation speed; fi
 for step in "$@"; do "$step"; done

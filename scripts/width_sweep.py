@@ -66,16 +66,20 @@ def _fracs(fmt: Fixed) -> range:
     return range(fmt.width - 6, fmt.width - 1)
 
 
-def plan(datasets: list[str], seeds: dict[str, int]):
+def plan(datasets: list[str], seeds: dict[str, int], sweeps: set[str] | None = None, lr_shift: int | None = None):
     for ds in datasets:
         base_name, epochs = BASES[ds]
         base = default_config(base_name)
+        if lr_shift is not None:
+            base = base.replace(**{"arith.lr_shift": lr_shift})
         lr0 = base.arith.lr_shift
         for sweep, values, roundings in (("weight", WIDTHS, ("nearest", "stochastic")),
                                          ("feedback", WIDTHS, ("nearest", "stochastic")),
                                          ("lr", range(lr0 - 2, lr0 + 3), ("nearest",)),
                                          ("weight_frac", _fracs(base.arith.weight), ("nearest",)),
                                          ("feedback_frac", _fracs(base.arith.feedback), ("nearest",))):
+            if sweeps is not None and sweep not in sweeps:
+                continue
             for value in values:
                 for rounding in roundings:
                     for seed in range(seeds[ds]):
@@ -88,7 +92,8 @@ def run(args) -> None:
     done = {(r["dataset"], r["sweep"], r["value"], r["rounding"], r["seed"]) for r in records}
     seeds = {"digits": args.digits_seeds, "mnist": args.mnist_seeds}
     data = {}
-    for ds, base, sweep, value, rounding, seed, epochs in plan(args.datasets.split(","), seeds):
+    sweeps = set(args.sweeps.split(",")) if args.sweeps else None
+    for ds, base, sweep, value, rounding, seed, epochs in plan(args.datasets.split(","), seeds, sweeps, args.lr_shift):
         key = (ds, sweep, value, rounding, seed)
         if key in done:
             continue
@@ -124,8 +129,10 @@ def markdown(records: list[dict]) -> str:
     for ds in dict.fromkeys(r["dataset"] for r in records):
         rs = [r for r in records if r["dataset"] == ds]
         first = rs[0]
+        lrs = sorted({r["lr_shift"] for r in rs if r["sweep"] != "lr"})
         lines += [f"## {ds} (base `{first['base']}`, {first['epochs']} epoch(s) over {first['train_samples']} "
-                  f"training samples, seeds {sorted({r['seed'] for r in rs})})", ""]
+                  f"training samples, seeds {sorted({r['seed'] for r in rs})}; width and binary-point sweeps "
+                  f"at lr_shift {', '.join(map(str, lrs))})", ""]
         for sweep, label in (("weight", "weight/bias width (bits)"), ("feedback", "feedback width (bits)"),
                              ("lr", "lr_shift"), ("weight_frac", "weight/bias fractional bits"),
                              ("feedback_frac", "feedback fractional bits")):
@@ -164,6 +171,9 @@ def main(argv=None) -> int:
     p.add_argument("--mnist-samples", type=int, default=20000, help="training samples of the reduced MNIST")
     p.add_argument("--out", default=str(ROOT / "results" / "width_sweep.json"))
     p.add_argument("--md", default=str(ROOT / "results" / "width_sweep.md"))
+    p.add_argument("--sweeps", help="only these sweeps (comma-separated: weight, feedback, lr, weight_frac, "
+                   "feedback_frac)")
+    p.add_argument("--lr-shift", type=int, help="arith.lr_shift of the base configurations (default: theirs)")
     p.add_argument("--table-only", action="store_true", help="only rewrite the markdown from the JSON")
     args = p.parse_args(argv)
     if args.table_only:

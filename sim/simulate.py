@@ -39,6 +39,7 @@ __all__ = ["Job", "simulate", "build", "processor_sources", "buffer_words", "DEF
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_TOP = Path(__file__).resolve().parent / "hdl" / "ddfa_sim_top.v"
+SIM_DUMP = Path(__file__).resolve().parent / "hdl" / "ddfa_sim_dump.v"       # Icarus waveforms
 TOPLEVEL = "ddfa_sim_top"
 #: Where builds are cached unless told otherwise (``--build-dir``, ``$DDFA_SIM_BUILD``).
 DEFAULT_BUILD_DIR = Path(os.environ.get("DDFA_SIM_BUILD", "build/sim"))
@@ -141,7 +142,7 @@ def build(simulator: str, sources: list[Path], parameters: dict, build_root: Pat
         raise ValueError(f"unknown simulator {simulator!r}; use one of {', '.join(SIMULATORS)}")
     h = hashlib.sha256()
     h.update(json.dumps([simulator, waves, parameters, build_args(simulator)], sort_keys=True).encode())
-    for p in sources + [SIM_TOP, Path(__file__).with_name("runner.py"), PUBLIC_VLT]:
+    for p in sources + [SIM_TOP, SIM_DUMP, Path(__file__).with_name("runner.py"), PUBLIC_VLT]:
         h.update(p.read_bytes())
     key = h.hexdigest()[:16]
     bdir = (build_root / f"{simulator}-{key}").resolve()
@@ -153,9 +154,14 @@ def build(simulator: str, sources: list[Path], parameters: dict, build_root: Pat
     tmp = bdir.with_name(bdir.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     kw = build_args(simulator)
+    extra = [SIM_TOP]
+    if simulator == "icarus" and waves:          # our own dump module (see sim/hdl/ddfa_sim_dump.v)
+        extra.append(SIM_DUMP)
+        kw["build_args"] = kw.get("build_args", []) + ["-s", "ddfa_sim_dump"]
     with make_overrides():
-        _quiet(log, runner.build, sources=[str(p) for p in sources] + [str(SIM_TOP)], hdl_toplevel=TOPLEVEL,
-               build_dir=tmp, parameters=parameters, waves=waves, always=True, log_file=tmp / "build.log", **kw)
+        _quiet(log, runner.build, sources=[str(p) for p in sources + extra], hdl_toplevel=TOPLEVEL,
+               build_dir=tmp, parameters=parameters, waves=waves and simulator != "icarus", always=True,
+               log_file=tmp / "build.log", **kw)
     dt = time.perf_counter() - t0
     (tmp / "ddfa-build.json").write_text(json.dumps({"simulator": simulator, "sources": [str(p) for p in sources],
                                                      "parameters": parameters, "waves": waves,
@@ -283,7 +289,7 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
     result.update({
         "verilog_sha256": h.hexdigest(),
         "simulator": simulator, "dataset": cfg.model.dataset, "config": cfg.name, "verilog": [str(p) for p in sources],
-        "verilog_given": verilog is not None,
+        "verilog_given": verilog is not None, "configuration": cfg.to_dict(),
         "build_dir": str(bdir), "build_reused": reused, "build_seconds": round(t_build, 2),
         "generate_seconds": round(t_gen, 2), "sim_seconds": round(t_sim, 2),
     })

@@ -372,3 +372,19 @@ def test_zero_init_stalls(algo):
 def test_batchnorm_needs_a_batch():
     with pytest.raises(ConfigError, match="train.batchnorm"):
         FloatModel(make_cfg("ddfa", **{"train.batchnorm": True}))
+
+
+def test_directions_stream_is_blocks_in_order():
+    """Drawing in steps returns the generator's blocks in order, whatever the timing of
+    the background thread; Rademacher directions are +-1 with E[v v^T] = I."""
+    from golden.float_model import Directions
+    d = Directions([(5,), (3,)], "gaussian", torch.Generator().manual_seed(7), block=256)
+    rows = torch.cat([d.draw(64)[0] for _ in range(6)])           # 4 draws per block
+    g = torch.Generator().manual_seed(7)
+    first = torch.randn(256, 5, generator=g)
+    torch.randn(256, 3, generator=g)
+    second = torch.randn(256, 5, generator=g)
+    assert torch.equal(rows[:256], first) and torch.equal(rows[256:], second[:128])
+    r = Directions([(16,)], "rademacher", torch.Generator().manual_seed(1), block=4096).draw(4096)[0]
+    assert set(r.unique().tolist()) == {-1.0, 1.0}
+    assert (r.T @ r / 4096 - torch.eye(16)).abs().max() < 0.1

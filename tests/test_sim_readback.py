@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+import torch
 
 from ddfa.config import default_config
 from golden.fixed import FixedModel
@@ -53,7 +53,7 @@ def test_read_plan_round_trip(cfg):
     model's logical memories; the plan reads in blocks, one command per 256 words."""
     model = FixedModel(cfg)
     if cfg.model.algorithm == "ddfa":                     # make B non-zero, negative words too
-        model.B = [b - 3 * (b.numel() - 1 - __import__("torch").arange(b.numel()).view_as(b)) for b in model.B]
+        model.B = [b - 3 * torch.arange(b.numel()).view_as(b) for b in model.B]
     proto = HostProtocol(cfg)
     plan = read_plan(proto)
     assert plan.block
