@@ -14,40 +14,16 @@ from __future__ import annotations
 
 from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
-from amaranth.lib import io, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import io, wiring
 
 from ddfa.config import Config
 from hdl.link import DEFAULT_TIMEOUT_US, UARTLink, link_commands
+from hdl.skid import StreamSkid
 from hdl.uart import uart_divisor
 
 from .pll import BoardClock
 
-__all__ = ["BoardTop", "ProcessorUnavailable", "StreamSkid", "processor_top"]
-
-
-class StreamSkid(wiring.Component):
-    """A byte stream through two registers (a skid buffer): ``i.ready``, ``o.valid`` and
-    ``o.payload`` all come from registers, so no combinational path crosses it, and it
-    still passes one byte a cycle. Between the link and the processor it keeps the
-    UART's and the link's ready logic out of the processor's timing paths."""
-
-    def __init__(self, width: int = 8):
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
-
-    def elaborate(self, platform):
-        m = Module()
-        skid = Signal.like(self.i.payload)
-        skid_valid = Signal()
-        m.d.comb += self.i.ready.eq(~skid_valid)
-        with m.If(~self.o.valid | self.o.ready):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(skid), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
-        with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
-        return m
+__all__ = ["BoardTop", "ProcessorUnavailable", "processor_top"]
 
 
 class ProcessorUnavailable(RuntimeError):

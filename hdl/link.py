@@ -461,7 +461,11 @@ class UARTLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
         m.submodules.link = link = Link(self.cfg, self.commands, timeout_cycles=self.timeout_cycles)
         wiring.connect(m, urx.stream, link.rx)
-        wiring.connect(m, link.tx, utx.stream)
+        # A skid buffer keeps the transmitter's ready logic out of the link's timing paths.
+        from .skid import StreamSkid
+        m.submodules.tx_skid = tx_skid = StreamSkid()
+        wiring.connect(m, link.tx, tx_skid.i)
+        wiring.connect(m, tx_skid.o, utx.stream)
         wiring.connect(m, link.cmd, wiring.flipped(self.cmd))
         wiring.connect(m, wiring.flipped(self.resp), link.resp)
         m.d.comb += [

@@ -113,17 +113,18 @@ def _fault_run(tmp_path, cfg, fault, simulator, steps):
 
 
 def test_fault_in_weight_update_is_caught(tmp_path, capsys):
-    """A flipped operator in layer 1's update (sim/faults.py): the run fails at step 2
-    (DDFA's B starts at 0, so the first hidden update is 0), naming the memory (W1 or b1),
+    """A flipped operator in layer 1's update (sim/faults.py): the run fails at step 2 or
+    later (DDFA's B starts at 0, so the first hidden update is 0; a later one can still
+    round to zero), naming the memory (W1 or b1),
     the layer, row, column, step, expected and actual; the command exits 1."""
     cfg = random_config(14)                              # 64-8-10, 4 PEs on layer 1, DDFA
     rc, r = _fault_run(tmp_path, cfg, "layer1-update-sign", "icarus", 4)
     assert rc == 1
     assert not r["bit_exact"] and r["verilog_given"]
     m = r["first_mismatch"]
-    assert m["memory"] in ("W1", "b1") and (m["layer"], m["step"]) == (1, 2)
-    assert m["row"] is not None and m["expected"] != m["actual"] and r["steps"] == 2
-    assert f"MISMATCH after step 2: {m['memory']} (layer 1, row {m['row']}" in capsys.readouterr().out
+    assert m["memory"] in ("W1", "b1") and m["layer"] == 1 and 2 <= m["step"] <= 4
+    assert m["row"] is not None and m["expected"] != m["actual"] and r["steps"] == m["step"]
+    assert f"MISMATCH after step {m['step']}: {m['memory']} (layer 1, row {m['row']}" in capsys.readouterr().out
 
 
 def test_fault_in_feedback_is_caught_on_verilator(tmp_path):
