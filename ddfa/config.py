@@ -179,12 +179,12 @@ class TrainConfig:
 class ArithConfig:
     """The hardware's arithmetic: see ``docs/ARITHMETIC.md``, which every field follows."""
 
-    act: Fixed = Fixed(16, 10)        # a, y, t, d, v (and the input x)
+    act: Fixed = Fixed(16, 9)         # a, y, t, d, v (and the input x)
     err: Fixed = Fixed(16, 13)        # p, e, g, delta
     weight: Fixed = Fixed(16, 12)     # W, b
     feedback: Fixed = Fixed(16, 12)   # B
     acc_width: int = 40               # MAC accumulators
-    lr_shift: int = 7                 # eta = 2**-lr_shift
+    lr_shift: int = 6                 # eta = 2**-lr_shift
     alpha_shift: int = 6              # alpha = 2**-alpha_shift (eq. 17)
     rounding: str = "nearest"         # weight/bias update rounding: "nearest" | "stochastic"
     exp_frac: int = 5                 # softmax table index: z quantised to 2**-exp_frac

@@ -221,6 +221,7 @@ class Record:
 @dataclass
 class Forward:
     records: list[Record]
+    v_all: Tensor | None = None      # the directions of all hidden layers, side by side
 
     @property
     def y_L(self) -> Tensor:
@@ -234,6 +235,21 @@ class Forward:
 # --------------------------------------------------------------------------------------
 # Directions v
 # --------------------------------------------------------------------------------------
+
+class _Inline:
+    """Runs a submitted call when its result is asked for (no background thread)."""
+
+    def submit(self, fn, *args):
+        return _Deferred(fn, args)
+
+
+class _Deferred:
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def result(self):
+        return self.fn(*self.args)
+
 
 class Directions:
     """Random directions ``v_l`` with ``E[v v^T] = I``, one per hidden neuron and sample.
@@ -251,22 +267,27 @@ class Directions:
     _SHIFTS = torch.arange(8, dtype=torch.uint8)
 
     def __init__(self, shapes: list[tuple[int, ...]], kind: str, generator: torch.Generator,
-                 block: int = 2048):
+                 block: int = 2048, prefetch: bool = True):
         if kind not in ("gaussian", "rademacher"):
             raise ConfigError("train.directions", f"unknown choice {kind!r}", "use gaussian or rademacher")
         self.shapes, self.kind, self.g, self.block = shapes, kind, generator, block
-        self.buffers: list[Tensor] = []
+        self.buffer: Tensor | None = None
         self.pos = 0
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddfa-directions")
-        weakref.finalize(self, self._worker.shutdown, wait=False)
+        if prefetch:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddfa-directions")
+            weakref.finalize(self, self._worker.shutdown, wait=False)
+        else:
+            self._worker = _Inline()
         self._pending = self._worker.submit(self._generate, block)
 
-    def _generate(self, rows: int) -> list[Tensor]:
-        out = []
+    def _generate(self, rows: int) -> Tensor:
+        """One block: each layer's ``(rows, n_l)`` drawn in turn, side by side in one
+        ``(rows, sum n_l)`` matrix (so that all layers' feedback targets take one matmul)."""
+        parts = []
         for shape in self.shapes:
-            size = (rows,) + tuple(shape)
-            out.append(torch.randn(size, generator=self.g) if self.kind == "gaussian" else self._rademacher(size))
-        return out
+            size = (rows, math.prod(shape))
+            parts.append(torch.randn(size, generator=self.g) if self.kind == "gaussian" else self._rademacher(size))
+        return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
 
     def _rademacher(self, size) -> Tensor:
         """+1/-1 from the bits of uniform random bytes (bit k of byte j is element
@@ -278,18 +299,31 @@ class Directions:
 
     def _next_block(self, n: int) -> None:
         block = self._pending.result()
-        if block[0].shape[0] < n:
+        if block.shape[0] < n:
             block = self._generate(n)
-        self.buffers, self.pos = block, 0
+        self.buffer, self.pos = block, 0
         self._pending = self._worker.submit(self._generate, self.block)
 
-    def draw(self, n: int) -> list[Tensor]:
-        """Directions for ``n`` samples: one tensor ``(n, *shape_l)`` per hidden layer."""
-        if not self.buffers or self.pos + n > self.buffers[0].shape[0]:
+    def draw_stacked(self, n: int) -> Tensor:
+        """Directions for ``n`` samples, all hidden layers side by side: ``(n, sum n_l)``."""
+        if self.buffer is None or self.pos + n > self.buffer.shape[0]:
             self._next_block(n)
         p = self.pos
         self.pos += n
-        return [b[p:p + n] for b in self.buffers]
+        return self.buffer[p:p + n]
+
+    def split(self, v_all: Tensor) -> list[Tensor]:
+        """Per-layer views ``(n, *shape_l)`` of a stacked draw."""
+        out, off = [], 0
+        for shape in self.shapes:
+            k = math.prod(shape)
+            out.append(v_all[:, off:off + k].view((v_all.shape[0],) + tuple(shape)))
+            off += k
+        return out
+
+    def draw(self, n: int) -> list[Tensor]:
+        """Directions for ``n`` samples: one tensor ``(n, *shape_l)`` per hidden layer."""
+        return self.split(self.draw_stacked(n))
 
 
 # --------------------------------------------------------------------------------------
@@ -370,12 +404,20 @@ class FloatModel:
             layer = Layer(kind, W, b, hidden, pool=pool, flatten=flatten, out_shape=out_shape,
                           bn=BatchNorm(wshape[0], conv=kind == "conv") if (bn and hidden) else None)
             layers.append(layer)
-        n_L = L[-1]
-        for layer in layers[:-1]:
-            if self.cfg.model.algorithm == "dfa":
-                layer.B = _uniform((layer.n_out, n_L), math.sqrt(6.0 / layer.n_out), self.g_feedback)
-            elif self.cfg.model.algorithm in ("dkp", "ddfa"):
-                layer.B = torch.zeros(layer.n_out, n_L)
+        # All hidden layers' feedback matrices are row blocks (views) of one stacked matrix
+        # B_all (sum n_l x n_L): one matmul projects e to every hidden layer at once, as
+        # the broadcast error bus does in the hardware.
+        self.B_all = None
+        if self.cfg.model.algorithm in ("dfa", "dkp", "ddfa"):
+            n_L = L[-1]
+            self.B_all = torch.zeros(sum(l.n_out for l in layers[:-1]), n_L)
+            off = 0
+            for layer in layers[:-1]:
+                layer.B = self.B_all[off:off + layer.n_out]
+                off += layer.n_out
+                if self.cfg.model.algorithm == "dfa":
+                    bound = math.sqrt(6.0 / layer.n_out)
+                    layer.B.uniform_(-bound, bound, generator=self.g_feedback)
         return layers
 
     def _init_forward(self, wshape) -> tuple[Tensor, Tensor]:
@@ -396,7 +438,7 @@ class FloatModel:
         return ps
 
     def feedback_params(self) -> list[Tensor]:
-        return [l.B for l in self.hidden] if self.algorithm in ("dkp", "ddfa") else []
+        return [self.B_all] if self.algorithm in ("dkp", "ddfa") else []
 
     def _make_optimizers(self) -> None:
         """One Adam (fused) for whatever Adam updates: the forward parameters (paper
@@ -441,8 +483,10 @@ class FloatModel:
         if tangents is None:
             tangents = train and self.algorithm == "ddfa"
         N = x.shape[0]
+        v_all = None
         if tangents and v is None:
-            v = self.directions.draw(N)
+            v_all = self.directions.draw_stacked(N)
+            v = self.directions.split(v_all)
         u, du = (x.view(N, 1, 28, 28) if self.cfg.model.conv else x), None   # y_0 = x, d_0 = 0
         records, k = [], 0
         for layer in self.layers:
@@ -475,7 +519,7 @@ class FloatModel:
             else:
                 rec.d = t                                     # d_L = t_L
             records.append(rec)
-        return Forward(records)
+        return Forward(records, v_all)
 
     @torch.no_grad()
     def predict(self, x: Tensor, batch: int = 2000) -> Tensor:
@@ -488,7 +532,7 @@ class FloatModel:
     def output_error(y_L: Tensor, onehot: Tensor) -> Tensor:
         """``e = (softmax(y_L) - onehot) / N``: dL/dy_L of the mean cross-entropy."""
         e = torch.softmax(y_L, 1).sub_(onehot)
-        return e if y_L.shape[0] == 1 else e.div_(y_L.shape[0])
+        return e if y_L.shape[0] == 1 else e.div_(float(y_L.shape[0]))
 
     def _local_delta(self, layer: Layer, rec: Record, g: Tensor) -> tuple[Tensor, tuple | None]:
         """From the error ``g`` at ``y_l`` to ``delta_l`` at ``a_l`` (eq. 4), through the
@@ -515,10 +559,12 @@ class FloatModel:
         return out[::-1]
 
     def dfa_deltas(self, fwd: Forward, e: Tensor) -> list[tuple[Tensor, tuple | None]]:
-        """DFA-family errors: ``g_l = B_l e`` (eq. 6) then eq. 4; ``delta_L = e``."""
-        out = []
+        """DFA-family errors: ``g_l = B_l e`` (eq. 6) then eq. 4; ``delta_L = e``. One
+        matmul projects ``e`` to all hidden layers (``B_all e``)."""
+        g_all, out, off = e @ self.B_all.T, [], 0
         for layer, rec in zip(self.hidden, fwd.records):
-            g = (e @ layer.B.T).view_as(rec.y)
+            g = g_all[:, off:off + layer.n_out].view_as(rec.y)
+            off += layer.n_out
             out.append(self._local_delta(layer, rec, g))
         out.append((e, None))
         return out
@@ -528,38 +574,43 @@ class FloatModel:
 
     # -- feedback learning -------------------------------------------------------------
 
-    def feedback_targets(self, fwd: Forward) -> list[Tensor]:
-        """DDFA: the batch mean of ``v_l d_L^T`` per hidden layer, the estimate of
-        ``E[dy_L/dy_l]`` of eqs. 14-16."""
+    def feedback_target(self, fwd: Forward) -> Tensor:
+        """DDFA: the batch mean of ``v_l d_L^T``, the estimate of ``E[dy_L/dy_l]`` of
+        eqs. 14-16, for all hidden layers at once (rows as in ``B_all``)."""
         d_L = fwd.d_L
         N = d_L.shape[0]
-        return [(rec.v.reshape(N, -1).T @ d_L).div_(N) for rec in fwd.records[:-1]]
+        v_all = fwd.v_all
+        if v_all is None:
+            v_all = torch.cat([rec.v.reshape(N, -1) for rec in fwd.records[:-1]], 1)
+        target = v_all.T @ d_L
+        return target if N == 1 else target.div_(float(N))
 
-    def feedback_grads(self, fwd: Forward, e: Tensor) -> list[Tensor]:
-        """The gradient each learned ``B_l`` descends: DDFA ``B - mean(v d_L^T)`` (eq. 18);
-        DKP ``sum_n y_l e^T`` (``e`` already carries the 1/N)."""
+    def feedback_targets(self, fwd: Forward) -> list[Tensor]:
+        """:meth:`feedback_target` split per hidden layer, each ``(n_l, n_L)``."""
+        return list(self.feedback_target(fwd).split([l.n_out for l in self.hidden]))
+
+    def feedback_grad(self, fwd: Forward, e: Tensor) -> Tensor:
+        """The gradient ``B_all`` descends: DDFA ``B - mean(v d_L^T)`` (eq. 18); DKP
+        ``sum_n y_l e^T`` per layer (``e`` already carries the 1/N)."""
         if self.algorithm == "ddfa":
-            return [l.B - target for l, target in zip(self.hidden, self.feedback_targets(fwd))]
+            return self.B_all - self.feedback_target(fwd)
         N = e.shape[0]
-        return [rec.y.reshape(N, -1).T @ e for rec in fwd.records[:-1]]
+        return torch.cat([rec.y.reshape(N, -1).T @ e for rec in fwd.records[:-1]])
 
     @torch.no_grad()
     def update_feedback(self, fwd: Forward, e: Tensor) -> None:
         """Apply the feedback rule: eq. 17 (moving average), DKP's SGD step, or, for Adam
         (eq. 19), set ``B.grad`` for the optimiser step of :meth:`train_step`."""
         if self.algorithm == "ddfa" and self.cfg.feedback_update == "ema":
-            for layer, target in zip(self.hidden, self.feedback_targets(fwd)):
-                layer.B.lerp_(target, self.alpha)                  # B += alpha (v d^T - B), eq. 17
+            self.B_all.lerp_(self.feedback_target(fwd), self.alpha)  # B += alpha (v d^T - B), eq. 17
             return
-        grads = self.feedback_grads(fwd, e)
-        if self.adam_feedback:                                     # eq. 19: Adam, stepped by train_step
-            for layer, grad in zip(self.hidden, grads):
-                layer.B.grad = grad
-        else:                                                      # DKP, plain SGD
-            for layer, grad in zip(self.hidden, grads):
-                if self.weight_decay:
-                    grad = grad.add_(layer.B, alpha=self.weight_decay)
-                layer.B.sub_(grad, alpha=self.alpha)
+        grad = self.feedback_grad(fwd, e)
+        if self.adam_feedback:                                       # eq. 19: Adam, stepped by train_step
+            self.B_all.grad = grad
+        else:                                                        # DKP, plain SGD
+            if self.weight_decay:
+                grad = grad.add_(self.B_all, alpha=self.weight_decay)
+            self.B_all.sub_(grad, alpha=self.alpha)
 
     # -- forward-weight updates ----------------------------------------------------------
 

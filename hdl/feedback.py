@@ -26,10 +26,11 @@ class FeedbackUnit(wiring.Component):
 
     1. **Capture** (``n_L`` beats): the error-bus beats ``(e_o, d_L,o)`` are written to a
        small memory of ``n_L`` words, and ``v`` is sampled with the first beat.
-    2. **Rows** (``n_l * n_L`` cycles, 4 cycles of latency): for each row ``i`` and
+    2. **Rows** (``n_l * n_L`` cycles, 5 cycles of latency): for each row ``i`` and
        output ``o`` in order, ``B_io`` is read once. The read feeds the unit's one
-       multiplier, ``g_i += B_io * e_o`` (a ``acc_width`` accumulator), and, for
-       Directional DFA, the write-back of the same address the same cycle:
+       multiplier, ``g_i += B_io * e_o`` (a ``acc_width`` accumulator; its operands are
+       registered first), and, for Directional DFA, the write-back of the same address
+       (written the cycle after):
        ``vd = round_shift(sign(v_i) * d_o, act.frac - feedback.frac)`` (a sign flip and a
        shift, no multiplier) and
        ``B_io <- sat(B_io + round_shift(vd - B_io, alpha_shift), feedback)``.
@@ -94,7 +95,7 @@ class FeedbackUnit(wiring.Component):
     def cycles(self) -> int:
         """Cycles from the first ``bus`` beat to ``busy`` low, with the beats back to back
         and ``g`` always ready."""
-        return self._cols + self._rows * self._cols + 4
+        return self._cols + self._rows * self._cols + 5
 
     def elaborate(self, platform):
         cfg, ar = self._cfg, self._cfg.arith
@@ -119,6 +120,9 @@ class FeedbackUnit(wiring.Component):
         ra = Signal(range(depth + 1))                # next address to read
         col = Signal(range(cols))                    # its column o
         m_v, m_last, m_a = Signal(), Signal(), Signal(range(depth))
+        r_v, r_last = Signal(), Signal()             # stage R: the multiplier's operands
+        B_r = Signal(fixed_shape(ar.feedback), reset_less=True)
+        e_r = Signal(fixed_shape(ar.err), reset_less=True)
         a_v, a_last = Signal(), Signal()
         a_prod = Signal(signed(ar.feedback.width + ar.err.width), reset_less=True)   # in the SB_MAC16
         acc = Signal(signed(ar.acc_width))
@@ -155,7 +159,10 @@ class FeedbackUnit(wiring.Component):
                 rp.addr.eq(self.host.addr), rp.en.eq(self.host.re),
                 wp.addr.eq(self.host.addr), wp.data.eq(self.host.wdata), wp.en.eq(self.host.we),
             ]
-        m.d.comb += self.host.rdata.eq(rp.data)
+        # ECP5: the host reads B_io through the multiplier's operand register (the block
+        # RAM's output is slow there; see hdl.layer.host_latency).
+        from .layer import host_latency
+        m.d.comb += self.host.rdata.eq(B_r if host_latency(cfg) == 2 else rp.data)
 
         acc_next = wire(m, acc + a_prod, "acc_next")
         g_narrow = wire(m, narrow(total, ar.feedback.frac, ar.err), "g_narrow")
@@ -168,7 +175,8 @@ class FeedbackUnit(wiring.Component):
             with m.If(issue):
                 m.d.sync += [ra.eq(ra + 1), col.eq(Mux(col == cols - 1, 0, col + 1))]
             # M -> A
-            m.d.sync += [a_v.eq(m_v), a_last.eq(m_last), a_prod.eq(B * e)]   # the multiplier
+            m.d.sync += [r_v.eq(m_v), r_last.eq(m_last), B_r.eq(B), e_r.eq(e)]   # M -> R
+            m.d.sync += [a_v.eq(r_v), a_last.eq(r_last), a_prod.eq(B_r * e_r)]   # the multiplier
             with m.If(m_v & m_last):
                 m.d.sync += v.eq(v >> 1)
             # A -> N

@@ -300,8 +300,10 @@ class HostProtocol:
 
 def HostMemSignature(params: HostParams) -> wiring.Signature:
     """The host's bus into the processor's memories (seen from the host): ``id`` selects a
-    memory of :func:`memory_map`; reads have one cycle of latency; ``rdata`` is the word
-    sign-extended to ``8 * word_bytes`` bits (0 for an unknown id)."""
+    memory of :func:`memory_map`; a read's word is on ``rdata`` one cycle after ``re``
+    (two on the ECP5 boards, whose block RAM outputs :class:`hdl.top.Processor` registers)
+    and holds until the next read; ``rdata`` is the word sign-extended to
+    ``8 * word_bytes`` bits (0 for an unknown id)."""
     return wiring.Signature({
         "id": Out(8),
         "addr": Out(8 * params.addr_bytes),
@@ -486,6 +488,8 @@ class Host(wiring.Component):
         # register: no timing path runs through both the host and the sequencer.
         done = Signal()
         m.d.sync += [done.eq(st.done), st.train.eq(0), st.infer.eq(0)]
+        exec_re, exec_we = Signal(), Signal()
+        m.d.sync += [exec_re.eq(0), exec_we.eq(0)]
 
         # Sample words complete on their last byte.
         if h.sample_bytes > 1:
@@ -527,6 +531,9 @@ class Host(wiring.Component):
                 with m.If(got):
                     m.d.sync += [arg.word_select(cnt, 8).eq(byte), cnt.eq(cnt + 1)]
                     with m.If(cnt == n_last):
+                        # EXEC's memory strobes, from registers (they reach every block RAM)
+                        m.d.sync += [exec_re.eq((cmd == O.READ_MEM) | (cmd == O.READ_BLOCK)),
+                                     exec_we.eq(cmd == O.WRITE_MEM)]
                         m.next = "EXEC"
             with m.State("SAMPLE"):
                 m.d.comb += self.i.ready.eq(1)
@@ -545,6 +552,7 @@ class Host(wiring.Component):
                     m.next = "REPLY"
             with m.State("EXEC"):
                 m.d.sync += ridx.eq(0)
+                m.d.comb += [self.mem.re.eq(exec_re), self.mem.we.eq(exec_we)]
                 with m.Switch(cmd):
                     with m.Case(O.TRAIN):
                         m.d.sync += st.train.eq(1)
@@ -553,14 +561,11 @@ class Host(wiring.Component):
                         m.d.sync += st.infer.eq(1)
                         m.next = "WAIT"
                     with m.Case(O.READ_MEM):
-                        m.d.comb += self.mem.re.eq(1)
                         m.next = "REPLY"          # rdata is valid from the next cycle on
                     with m.Case(O.READ_BLOCK):
-                        m.d.comb += self.mem.re.eq(1)
                         m.d.sync += block_next(a_addr) + [bcnt.eq(BLOCK_WORDS), bi.eq(0)]
                         m.next = "BLOCK_ECHO"
                     with m.Case(O.WRITE_MEM):
-                        m.d.comb += self.mem.we.eq(1)
                         m.next = "REPLY"
                     with m.Case(O.WRITE_LFSR):
                         m.d.comb += self.lfsr.load.eq(a_lfsr != 0)
@@ -590,8 +595,13 @@ class Host(wiring.Component):
                         with m.Else():
                             m.d.comb += [self.mem.re.eq(1), self.mem.addr.eq(baddr)]
                             m.d.sync += block_next(baddr)
+                            m.next = "BLOCK_WAIT"
                     with m.Else():
                         m.d.sync += bi.eq(bi + 1)
+            with m.State("BLOCK_WAIT"):
+                # one more cycle for the word: the bus may deliver it two cycles after `re`
+                # (hdl/top.py registers every port's word on the ECP5)
+                m.next = "BLOCK"
             with m.State("WAIT"):
                 with m.If(done):
                     m.next = "REPLY"

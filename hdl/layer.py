@@ -21,7 +21,14 @@ from ddfa.config import Config
 from .fixed import fixed_shape, narrow, round_shift, saturate
 from .layouts import ErrorBeat, MemPortSignature, OutputBeat, addr_width
 
-__all__ = ["ActReadSignature", "LayerEngine", "bank_rows"]
+__all__ = ["ActReadSignature", "LayerEngine", "bank_rows", "host_latency"]
+
+
+def host_latency(cfg: Config) -> int:
+    """Cycles from a host port's ``re`` to its word on ``rdata`` (``MemPortSignature``):
+    2 for the ECP5 boards, whose block RAM outputs are slow (the word comes from a register
+    after the block RAM), else 1."""
+    return 2 if cfg.has_board and cfg.board.family == "ecp5" else 1
 
 
 def ActReadSignature(cfg: Config, depth: int) -> wiring.Signature:
@@ -165,6 +172,9 @@ class LayerEngine(wiring.Component):
         self.bank_depth = self.groups * self.n_in
         self.bank_addr_bits = addr_width(self.bank_depth)
         self.pe_bits = (self.pes - 1).bit_length()
+        #: The host ports' read latency in cycles: 2 on the ECP5 boards (the word comes
+        #: from a register after the block RAM, whose outputs are slow there), else 1.
+        self.host_latency = host_latency(cfg)
 
         W_init = [0] * (self.n_out * self.n_in) if W_init is None else list(W_init)
         b_init = [0] * self.n_out if b_init is None else [int(v) for v in b_init]
@@ -249,9 +259,10 @@ class LayerEngine(wiring.Component):
         s0_j = Signal(range(max(n_in, 2)))
         # Stage 1: memory words valid. Stage 2: multiplier operands registered.
         # Stage 3: products registered (forward: accumulate). Update only: W is read again
-        # at stage 3 (address ``rb_addr``), stage 4 has the rounded update term and the
-        # word, stage 5 writes it (address ``wb_addr``). An update pass visits the bank
-        # addresses in order, so two counters replace a pipeline of addresses.
+        # at stage 2 (address ``rb_addr``; the word is registered at the end of stage 3),
+        # stage 4 has the rounded update term and the word, stage 5 writes it (address
+        # ``wb_addr``). An update pass visits the bank addresses in order, so two counters
+        # replace a pipeline of addresses.
         s1_valid, s1_first, s1_last, s1_upd = Signal(), Signal(), Signal(), Signal()
         s2_valid, s2_last, s2_upd = Signal(), Signal(), Signal()
         s3_valid, s3_last, s3_upd = Signal(), Signal(), Signal()
@@ -278,6 +289,7 @@ class LayerEngine(wiring.Component):
         # Update: deltas collected P at a time, then latched as the PEs' operands (the
         # primal multipliers' operand registers, which hold them for the whole row group).
         collect = [dreg(err_s, f"collect{p}") for p in range(P)]
+        collect_m = [Signal(name=f"collect_m{p}") for p in range(P)]     # relu'(a_i) of each
         col_full = Signal()
         col_cnt = Signal(range(max(P, 2)))
         col_i = Signal(range(n_out + 1))
@@ -326,18 +338,21 @@ class LayerEngine(wiring.Component):
         # Stages 4 and 5 run only in update passes, where the pipeline never stalls.
         s3_wb = Signal()
         m.d.comb += s3_wb.eq(s3_valid & s3_upd)
+        s2_rb = Signal()
+        m.d.comb += s2_rb.eq(s2_valid & s2_upd)
         m.d.sync += [s4_valid.eq(s3_wb), s4_last.eq(s3_last), s5_valid.eq(s4_valid), s5_last.eq(s4_last)]
         with m.If(upd_q):
             m.d.sync += [rb_addr.eq(0), wb_addr.eq(0)]
         with m.Else():
-            with m.If(s3_wb):
+            with m.If(s2_rb):
                 m.d.sync += rb_addr.eq(rb_addr + 1)
             with m.If(s5_valid):
                 m.d.sync += wb_addr.eq(wb_addr + 1)
 
         # ---- the PEs ----------------------------------------------------------------
         host_pe = Signal(max(self.pe_bits, 1))
-        w_d = [Signal(w_s, name=f"w_d{p}") for p in range(P)]      # the banks' read data
+        w_rd = [Signal(w_s, name=f"w_rd{p}") for p in range(P)]    # the banks' read data
+        w_d_all = []                                                  # ... registered (below)
         # Forward: W is read at stage 0 (for the multipliers). Update: W is read again at
         # stage 3, so that the word arrives with the rounded update term (stage 4).
         # The banks' addresses are the same for every PE: one multiplexer each.
@@ -353,7 +368,7 @@ class LayerEngine(wiring.Component):
             host_sel = (self.host_w.addr[self.bank_addr_bits:] == p) if self.pe_bits else Const(1)
             m.d.comb += [rd.addr.eq(rd_addr), rd.en.eq(rd_en), wr.addr.eq(wr_addr),
                          wr.en.eq(Mux(self.busy, s5_valid, self.host_w.we & host_sel))]
-            m.d.comb += w_d[p].eq(rd.data)
+            m.d.comb += w_rd[p].eq(rd.data)
 
             w = rd.data
             # Stage 1 -> 2: the multipliers' operands. The primal multiplier forms W * y
@@ -362,7 +377,7 @@ class LayerEngine(wiring.Component):
             # the tangent one W * d (layers 2..L).
             with m.If(en):
                 with m.If(~s1_upd | s1_first):
-                    m.d.sync += ma[p].eq(Mux(s1_upd, collect[p], w))
+                    m.d.sync += ma[p].eq(Mux(s1_upd, Mux(collect_m[p], collect[p], 0), w))
                 m.d.sync += [mb[p].eq(self.prev.y), prod_a[p].eq(ma[p] * mb[p])]   # stage 2 -> 3
                 if self.tangent:
                     m.d.sync += [mt[p].eq(w), md[p].eq(self.prev.d),
@@ -380,13 +395,15 @@ class LayerEngine(wiring.Component):
                 if self.tangent:
                     m.d.sync += acc_t[p].eq(0)
 
-            # Update: stage 3 rounds the term, stage 4 subtracts and saturates, stage 5
-            # writes W_ij back to the address read at stage 3.
+            # Update: stage 3 rounds the term (and W_ij arrives), stage 4 subtracts and
+            # saturates, stage 5 writes W_ij back to the address read at stage 2.
             # |delta y| <= 2^(len - 2), so the rounded term needs len - shift_W + 1 bits.
             wb_r = dreg(signed(len(prod_a[p]) - self.shift_W + 1), f"wb_r{p}")
+            w_d = dreg(w_s, f"w_d{p}")               # W_ij, read again (block RAM output registered)
+            w_d_all.append(w_d)
             wb_w = dreg(w_s, f"wb_w{p}")
-            m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)),
-                         wb_w.eq(saturate(w_d[p] - wb_r, ar.weight))]
+            m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)), w_d.eq(w_rd[p]),
+                         wb_w.eq(saturate(w_d - wb_r, ar.weight))]
             with m.If(self.busy):
                 m.d.comb += wr.data.eq(wb_w)
             with m.Else():
@@ -394,7 +411,8 @@ class LayerEngine(wiring.Component):
 
         with m.If(self.host_w.re & ~self.busy):
             m.d.sync += host_pe.eq(self.host_w.addr[self.bank_addr_bits:] if self.pe_bits else 0)
-        m.d.comb += self.host_w.rdata.eq(Array(w_d)[host_pe] if P > 1 else w_d[0])
+        host_words = w_d_all if self.host_latency == 2 else w_rd
+        m.d.comb += self.host_w.rdata.eq(Array(host_words)[host_pe] if P > 1 else host_words[0])
 
         with m.If(s5_valid & s5_last):
             m.d.sync += groups_done.eq(groups_done + 1)
@@ -415,7 +433,8 @@ class LayerEngine(wiring.Component):
         a1_valid, a2_valid = Signal(), Signal()
         a1_i, a2_i = Signal(range(max(n_out, 2))), Signal(range(max(n_out, 2)))
         src_a, src_t = (acc_a[0], acc_t[0]) if bypass else (hold_a[0], hold_t[0])
-        a_sum = src_a + (b_rd.data.as_signed() << ar.act.frac)
+        b_qa = dreg(w_s, "b_qa")                                 # b[act_i]
+        a_sum = src_a + (b_qa << ar.act.frac)
         a1_sum = dreg(a_sum.shape(), "a1_sum")                   # acc + (b << act.frac)
         a1_t = dreg(act_s, "a1_t")                               # narrow(acc_t)
         a2_a = dreg(act_s, "a_sig")                              # a_l,i
@@ -486,7 +505,8 @@ class LayerEngine(wiring.Component):
         collecting = Signal()
         m.d.comb += collecting.eq(upd_busy & ~col_full & (col_i < n_out))
         take = Signal()
-        delta_in = Signal(err_s)
+        delta_in = Signal(err_s)        # g_i or e_o as it arrives; delta_i = keep ? delta_in : 0
+        keep = Signal()
         # The mask is read one row ahead: row 0 with the strobe, row i + 1 as delta_i is
         # taken (the address is a register, col_ra = col_i + 1; the read enable says when).
         col_ra = Signal(range(max(n_out, 2)))
@@ -497,17 +517,18 @@ class LayerEngine(wiring.Component):
         if self.hidden:
             m.d.comb += [k_rd.addr.eq(Mux(upd_q, 0, col_ra)), k_rd.en.eq(upd_q | take)]   # y[col_i]
             m.d.comb += [self.g.ready.eq(collecting), take.eq(collecting & self.g.valid),
-                         delta_in.eq(Mux(k_rd.data.any(), self.g.payload, 0))]
+                         delta_in.eq(self.g.payload), keep.eq(k_rd.data.any())]
         else:
             # The error bus never waits for this engine: a FIFO holds all n_L values of e.
             m.submodules.e_fifo = fifo = SyncFIFOBuffered(width=ar.err.width, depth=n_out)
             m.d.comb += [fifo.w_data.eq(self.bus.payload.e), fifo.w_en.eq(self.bus.valid),
                          self.bus.ready.eq(fifo.w_rdy),
                          fifo.r_en.eq(collecting), take.eq(collecting & fifo.r_rdy),
-                         delta_in.eq(fifo.r_data)]
+                         delta_in.eq(fifo.r_data), keep.eq(1)]
         with m.If(take):
             m.d.sync += [collect[k].eq(collect[k + 1]) for k in range(P - 1)]
-            m.d.sync += [collect[P - 1].eq(delta_in), col_i.eq(col_i + 1)]
+            m.d.sync += [collect_m[k].eq(collect_m[k + 1]) for k in range(P - 1)]
+            m.d.sync += [collect[P - 1].eq(delta_in), collect_m[P - 1].eq(keep), col_i.eq(col_i + 1)]
             with m.If(col_cnt == P - 1):
                 m.d.sync += [col_cnt.eq(0), col_full.eq(1)]
             with m.Else():
@@ -517,33 +538,46 @@ class LayerEngine(wiring.Component):
         with m.If(upd_q):
             m.d.sync += col_full.eq(0)
 
-        # Bias: b_i <- sat(b_i - round_shift(delta_i, err.frac + lr_shift - weight.frac));
-        # the term is rounded as delta_i is taken, b_i read at the same time.
-        bu_valid = Signal()
+        # Bias: b_i <- sat(b_i - round_shift(delta_i, err.frac + lr_shift - weight.frac)),
+        # in three steps after delta_i is taken (and b_i read): the term is masked and b_i
+        # registered, then the new b_i is formed, then written.
         bu_term = round_shift(delta_in, self.shift_b)
+        bu_raw = dreg(bu_term.shape(), "bu_raw")
         bu_r = dreg(bu_term.shape(), "bu_r")
-        bu_i = Signal(range(max(n_out, 2)))
-        m.d.sync += [bu_valid.eq(take), bu_r.eq(bu_term), bu_i.eq(col_i)]
-        b_new = saturate(b_rd.data.as_signed() - bu_r, ar.weight)
+        bu_m = Signal()
+        b_q = dreg(w_s, "b_q")
+        b_new = dreg(w_s, "b_new")
+        bu_v = [Signal(name=f"bu_valid{k}") for k in range(3)]
+        bu_i = [Signal(range(max(n_out, 2)), name=f"bu_i{k}") for k in range(3)]
+        m.d.sync += [bu_v[0].eq(take), bu_raw.eq(bu_term), bu_m.eq(keep), bu_i[0].eq(col_i),
+                     bu_v[1].eq(bu_v[0]), bu_i[1].eq(bu_i[0]), bu_r.eq(Mux(bu_m, bu_raw, 0)),
+                     b_q.eq(b_rd.data),
+                     bu_v[2].eq(bu_v[1]), bu_i[2].eq(bu_i[1]), b_new.eq(saturate(b_q - bu_r, ar.weight))]
 
-        # Forward: b_rd holds b[act_i]: b[0] is read with the strobe, b[i + 1] as row i
-        # goes (the address is a register, act_ra = act_i + 1; the read enable says when).
+        # Forward: the register b_qa holds b[act_i] and the read port b[act_i + 1]: b[0]
+        # is read with the strobe and b[1] the cycle after (b_fill, b[0] moves to b_qa),
+        # then b[i + 2] as row i goes (the address act_ra is a register; the read enable
+        # says when).
         act_ra = Signal(range(max(n_out, 2)))
+        b_fill = Signal()
+        m.d.sync += b_fill.eq(fwd_q)
         with m.If(fwd_q):
             m.d.sync += act_ra.eq(min(1, n_out - 1))
-        with m.Elif(a0_go & (act_ra != n_out - 1)):
+        with m.Elif((b_fill | a0_go) & (act_ra != n_out - 1)):
             m.d.sync += act_ra.eq(act_ra + 1)
+        with m.If(b_fill | a0_go):
+            m.d.sync += b_qa.eq(b_rd.data)
         host_b = self.host_b
         with m.If(self.busy):
             m.d.comb += [
                 b_rd.addr.eq(Mux(upd_busy, col_i, Mux(fwd_q, 0, act_ra))),
-                b_rd.en.eq(Mux(upd_busy, take, fwd_q | a0_go)),
-                b_wr.addr.eq(bu_i), b_wr.data.eq(b_new), b_wr.en.eq(bu_valid),
+                b_rd.en.eq(Mux(upd_busy, take, fwd_q | b_fill | a0_go)),
+                b_wr.addr.eq(bu_i[2]), b_wr.data.eq(b_new), b_wr.en.eq(bu_v[2]),
             ]
         with m.Else():
             m.d.comb += [
                 b_rd.addr.eq(host_b.addr), b_rd.en.eq(host_b.re),
                 b_wr.addr.eq(host_b.addr), b_wr.data.eq(host_b.wdata), b_wr.en.eq(host_b.we),
             ]
-        m.d.comb += host_b.rdata.eq(b_rd.data)
+        m.d.comb += host_b.rdata.eq(b_q if self.host_latency == 2 else b_rd.data)
         return m

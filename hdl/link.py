@@ -188,11 +188,15 @@ class Link(wiring.Component):
         exp_req = Signal(16)
         no_args = Signal()
         resp_len = Signal(range(max_resp + 1))
+        # Decoded into registers the cycle after CMD (cmd_reg holds still from then on, and
+        # the frame's LEN bytes come first), so that no timing path runs through the table.
         with m.Switch(cmd_reg):
             for c in self.commands:
                 with m.Case(c.code):
-                    m.d.comb += [known.eq(1), exp_req.eq(c.request), no_args.eq(c.request == 0),
+                    m.d.sync += [known.eq(1), exp_req.eq(c.request), no_args.eq(c.request == 0),
                                  resp_len.eq(c.response)]
+            with m.Default():
+                m.d.sync += [known.eq(0), exp_req.eq(0), no_args.eq(0), resp_len.eq(0)]
 
         length = Signal(16)
         last = Signal(range(self.buffer_depth))      # argument length - 1

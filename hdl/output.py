@@ -49,12 +49,12 @@ class OutputUnit(wiring.Component):
        the running maximum of ``y`` and its index (the first one wins ties) are kept.
        The cycle after the last beat, ``pred_valid`` strobes with ``pred = argmax y``.
        In inference (``train`` low) that is all.
-    2. **Exponentials** (``n_L + 2`` cycles: one a cycle, 2 of latency): ``z_o = y_o - max y``,
+    2. **Exponentials** (``n_L + 4`` cycles: one a cycle, 4 of latency): ``z_o = y_o - max y``,
        ``k_o = round_shift(-z_o, act.frac - exp_frac)``, ``E_o`` = ROM[``k_o``] (0 when
        ``k_o`` is past the table), ``S = sum E_o``.
     3. **Division** (``err.frac + 1`` cycles, one quotient bit each, restoring):
        ``r = floor(2**(exp_bits + err.frac) / S)``.
-    4. **Error** (``n_L + 4`` cycles: one beat a cycle while ``bus.ready`` is high, 4 of latency):
+    4. **Error** (``n_L + 6`` cycles: one beat a cycle while ``bus.ready`` is high, 6 of latency):
        ``E_o`` is looked up again, ``p_o = round_shift(E_o * r, exp_bits)`` (the unit's one
        multiplier) and ``e_o = p_o - one(err) * [o == label]``.
 
@@ -104,7 +104,7 @@ class OutputUnit(wiring.Component):
         ar, n = self._cfg.arith, self._cfg.model.n_outputs
         if not train:
             return n + 1
-        return n + (n + 2) + (ar.err.frac + 1) + (n + 4)
+        return n + (n + 4) + (ar.err.frac + 1) + (n + 6)
 
     def elaborate(self, platform):
         cfg, ar = self._cfg, self._cfg.arith
@@ -133,12 +133,20 @@ class OutputUnit(wiring.Component):
         r = Signal(ar.err.frac + 1)                  # quotient, <= 2**err.frac
         div_left = Signal(range(ar.err.frac + 1))
 
-        # Pipeline of the exponential and error phases: read (y, d) -> ROM -> product -> bus.
+        # Pipeline of the exponential and error phases: read (y, d) -> register -> ROM ->
+        # register -> product -> bus. (Every block RAM's word is registered before any
+        # logic: the ECP5's block RAM outputs are slow.)
         rd_o = Signal(range(n + 1))                  # next index to read
         v1, o1 = Signal(), Signal(range(n))          # (y, d) memory data valid
+        v1b, o1b = Signal(), Signal(range(n))        # ... registered: y1, d1
+        y1 = Signal(fixed_shape(ar.act), reset_less=True)
+        d1 = Signal(fixed_shape(ar.act), reset_less=True)
         v2, o2 = Signal(), Signal(range(n))          # ROM data valid
         in2 = Signal()                               # k_o inside the table
         d2 = Signal(fixed_shape(ar.act))
+        v2b, o2b = Signal(), Signal(range(n))        # ... registered: E2q
+        E2q = Signal(e_shape, reset_less=True)
+        d2b = Signal(fixed_shape(ar.act))
         v3, o3 = Signal(), Signal(range(n))          # product valid
         d3 = Signal(fixed_shape(ar.act))
         prod = Signal(e_shape.width + len(r), reset_less=True)   # in the SB_MAC16
@@ -156,7 +164,7 @@ class OutputUnit(wiring.Component):
         m.d.comb += adv.eq(~self.bus.valid | self.bus.ready)
 
         issue = (phase_exp | phase_emit) & (rd_o < n)
-        minus_z = wire(m, ymax - yd_r.data.y, "minus_z")          # -z_o >= 0
+        minus_z = wire(m, ymax - y1, "minus_z")                    # -z_o >= 0
         k = wire(m, round_shift(minus_z, ar.act.frac - ar.exp_frac), "k")
         # k_o < len(table) <=> -z_o < C (k is monotone in -z_o) <=> y_o > max y - C: one
         # comparison with a threshold taken from ymax the cycle before (ymax holds still
@@ -175,16 +183,18 @@ class OutputUnit(wiring.Component):
         with m.If(adv):
             m.d.sync += [
                 v1.eq(issue), o1.eq(rd_o),
-                v2.eq(v1), o2.eq(o1), d2.eq(yd_r.data.d), in2.eq(yd_r.data.y > thr),
-                v3.eq(v2 & phase_emit), o3.eq(o2), d3.eq(d2),
-                prod.eq(E2 * r),                     # the multiplier: E_o * r
+                v1b.eq(v1), o1b.eq(o1), y1.eq(yd_r.data.y), d1.eq(yd_r.data.d),
+                v2.eq(v1b), o2.eq(o1b), d2.eq(d1), in2.eq(y1 > thr),
+                v2b.eq(v2), o2b.eq(o2), d2b.eq(d2), E2q.eq(E2),
+                v3.eq(v2b & phase_emit), o3.eq(o2b), d3.eq(d2b),
+                prod.eq(E2q * r),                    # the multiplier: E_o * r
                 self.bus.valid.eq(v3), o4.eq(o3), self.bus.payload.d.eq(d3),
                 self.bus.payload.e.eq(p - Mux(o3 == label, ar.err.one, 0)),
             ]
             with m.If(issue):
                 m.d.sync += rd_o.eq(rd_o + 1)
-            with m.If(v2 & phase_exp):
-                m.d.sync += S.eq(S + E2)
+            with m.If(v2b & phase_exp):
+                m.d.sync += S.eq(S + E2q)
 
         # -- control ----------------------------------------------------------------------
         with m.FSM():
@@ -213,7 +223,7 @@ class OutputUnit(wiring.Component):
 
             with m.State("EXP"):
                 m.d.comb += [self.busy.eq(1), phase_exp.eq(1)]
-                with m.If(v2 & (o2 == n - 1)):           # the last E_o joins S this cycle
+                with m.If(v2b & (o2b == n - 1)):         # the last E_o joins S this cycle
                     m.d.sync += [
                         P.eq(1 << (ar.exp_bits - 1)),    # 2**(exp_bits+err.frac) >> (err.frac+1)
                         r.eq(0),

@@ -64,7 +64,7 @@ report_alignment() {
 
 # (c) Training throughput in one run (paper 2x800 batch 64: DDFA vs BP; hardware 1x800 batch 1).
 speed() {
-  "$PY" scripts/speed_float.py --samples 20000 --repeats 3 --out results/speed/speed.json
+  "$PY" scripts/speed_float.py --samples 20000 --repeats 5 --out results/speed/speed.json
 }
 
 # (d) The hardware setting worth building: MNIST 784-128-10, batch of one, SGD eta = 2^-8,

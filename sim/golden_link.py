@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-__all__ = ["GoldenOracle", "RemoteGolden", "serve", "connect"]
+__all__ = ["GoldenOracle", "LocalGolden", "RemoteGolden", "serve", "connect"]
 
 
 class GoldenOracle:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 __all__ = ["HostStream", "HostSession", "HostTimeout"]

@@ -133,8 +133,8 @@ def buffer_words(cfg: Config) -> tuple[int, int]:
             pow2((plan.reply_len + SCRATCH_BYTES) // 8 + 1))
 
 
-def build(simulator: str, sources: list[Path], parameters: dict, build_root: Path, waves: bool = False,
-          log=None) -> tuple[Path, float, bool]:
+def build(simulator: str, sources: list[Path], parameters: dict, build_root: Path,
+          waves: bool = False) -> tuple[Path, float, bool]:
     """Build (or reuse) the simulation of ``sources`` + the simulation top.
 
     Returns ``(build_dir, build_seconds, reused)``."""
@@ -159,10 +159,12 @@ def build(simulator: str, sources: list[Path], parameters: dict, build_root: Pat
         extra.append(SIM_DUMP)
         kw["build_args"] = kw.get("build_args", []) + ["-s", "ddfa_sim_dump"]
     with make_overrides():
-        _quiet(log, runner.build, sources=[str(p) for p in sources + extra], hdl_toplevel=TOPLEVEL,
+        _quiet(runner.build, sources=[str(p) for p in sources + extra], hdl_toplevel=TOPLEVEL,
                build_dir=tmp, parameters=parameters, waves=waves and simulator != "icarus", always=True,
                log_file=tmp / "build.log", **kw)
     dt = time.perf_counter() - t0
+    for junk in tmp.glob("*.gch"):               # Verilator's precompiled headers: 150 MB, no longer needed
+        junk.unlink()
     (tmp / "ddfa-build.json").write_text(json.dumps({"simulator": simulator, "sources": [str(p) for p in sources],
                                                      "parameters": parameters, "waves": waves,
                                                      "seconds": round(dt, 2)}, indent=1))
@@ -196,7 +198,7 @@ def _run_with_oracle(run_bench, oracle, sock: Path) -> None:
         srv.close()
 
 
-def _quiet(log, fn, **kw):
+def _quiet(fn, **kw):
     """Run a runner step; its console output goes to ``log_file`` (shown on failure)."""
     try:
         return fn(**kw)

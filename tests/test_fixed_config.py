@@ -41,7 +41,7 @@ def err_of(base, **changes) -> ConfigError:
     (ULX, {"arith.feedback": Fixed(20, 14), "arith.acc_width": 50}, "arith.feedback.width", "at most 18 bits"),
     # learning-rate shifts out of range
     (ICE, {"arith.lr_shift": 0}, "arith.lr_shift", "use a shift from 1 to"),
-    (ICE, {"arith.lr_shift": 20}, "arith.lr_shift", "use a shift from 1 to 19"),
+    (ICE, {"arith.lr_shift": 21}, "arith.lr_shift", "use a shift from 1 to 20"),
     (ICE, {"hardware.board": "none", "arith.err": Fixed(28, 10), "arith.act": Fixed(28, 10), "arith.lr_shift": 25,
            "arith.acc_width": 64}, "arith.lr_shift", "use a shift from 1 to 24"),
     (ICE, {"arith.weight": Fixed(16, 14), "arith.err": Fixed(16, 2), "arith.act": Fixed(16, 2), "arith.lr_shift": 9},
@@ -53,7 +53,7 @@ def err_of(base, **changes) -> ConfigError:
     (ICE, {"hardware.board": "none", "arith.err": Fixed(28, 24), "arith.act": Fixed(20, 12), "arith.lr_shift": 9,
            "arith.acc_width": 64, "arith.rounding": "stochastic"}, "arith.rounding", "at most 32"),
     # the softmax table
-    (ICE, {"arith.exp_frac": 11}, "arith.exp_frac", "use 0 to 10"),
+    (ICE, {"arith.exp_frac": 10}, "arith.exp_frac", "use 0 to 9"),
     (ICE, {"arith.exp_range": 200}, "arith.exp_range", "exp_range in 1..64"),
     (ICE, {"arith.exp_bits": 16}, "arith.exp_bits", "exp_bits <= 15"),
     (ICE, {"arith.lfsr_width": 21}, "arith.lfsr_width", "use one of"),
@@ -66,7 +66,7 @@ def test_arith_errors_name_field_and_fix(base, changes, field, fix):
 
 
 def test_lr_shift_edges_are_accepted():
-    for shift in (1, 19):          # 19: 16 + 16 - 2 - (13 + 10 - 12), the last that can move a weight
+    for shift in (1, 20):          # 20: 16 + 16 - 2 - (13 + 9 - 12), the last that can move a weight
         ICE.replace(**{"arith.lr_shift": shift})
     cfg = ICE.replace(**{"hardware.board": "none", "arith.err": Fixed(8, 4), "arith.act": Fixed(8, 4),
                          "arith.weight": Fixed(8, 2), "arith.lr_shift": 8, "arith.acc_width": 40,

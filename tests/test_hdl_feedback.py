@@ -15,6 +15,7 @@ from amaranth.sim import Simulator
 from ddfa.config import default_config
 from golden import arith
 from hdl.feedback import FeedbackUnit
+from hdl.layer import host_latency
 
 from .leaf_util import verilator_lint
 
@@ -77,7 +78,8 @@ def _simulate(dut, cfg, steps, rng, gap=0.3, ready=0.5):
         ctx.set(dut.host.re, 1)
         for a in range(depth):
             ctx.set(dut.host.addr, a)
-            await ctx.tick()
+            for _ in range(host_latency(cfg)):      # 2 on the ECP5 boards
+                await ctx.tick()
             image.append(_signed(ctx.get(dut.host.rdata), fb.width))
         ctx.set(dut.host.re, 0)
         return image
@@ -156,7 +158,7 @@ def test_feedback_unit_matches_golden(name):
 
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
 def test_cycles_full_size(board):
-    """The default sizes, never stalled: ``n_L + n_l * n_L + 4`` cycles, and a second
+    """The default sizes, never stalled: ``n_L + n_l * n_L + 5`` cycles, and a second
     step right after the first."""
     cfg = default_config(board)
     rng = random.Random(board)
@@ -169,7 +171,7 @@ def test_cycles_full_size(board):
         v_act = torch.tensor([(1 - 2 * b) * cfg.arith.act.one for b in v], dtype=torch.int64)
         g, B = arith.feedback_unit(cfg.arith, B, torch.tensor(e), v_act, torch.tensor(d))
         assert g_hw == g.tolist() and B_hw == B.flatten().tolist()
-        assert busy == dut.cycles() == n_L + n_l * n_L + 4
+        assert busy == dut.cycles() == n_L + n_l * n_L + 5
 
 
 def test_rejects():

@@ -135,7 +135,8 @@ def run_layer(cfg, layer, seed, stall=0.3, w_scale=0.2, sat=False):
             for a_ in range(e.bank_depth):
                 ctx.set(e.host_w.addr, (p << e.bank_addr_bits) | a_)
                 ctx.set(e.host_w.re, 1)
-                await ctx.tick()
+                for _ in range(e.host_latency):      # 2 on the ECP5 boards
+                    await ctx.tick()
                 words.append(signed_word(ctx.get(e.host_w.rdata), ar.weight.width))
             Wb.append(words)
         ctx.set(e.host_w.re, 0)
@@ -144,7 +145,8 @@ def run_layer(cfg, layer, seed, stall=0.3, w_scale=0.2, sat=False):
         for i in range(n_out):
             ctx.set(e.host_b.addr, i)
             ctx.set(e.host_b.re, 1)
-            await ctx.tick()
+            for _ in range(e.host_latency):
+                await ctx.tick()
             bs.append(signed_word(ctx.get(e.host_b.rdata), ar.weight.width))
         out["b"] = bs
 
