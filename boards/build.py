@@ -168,11 +168,19 @@ def cycles_per_sample(cfg: Config) -> int | None:
     return total or None
 
 
-def toolchain_overrides(family: str, name: str) -> dict:
+#: Extra nextpnr options per family (none at present). Tried on the ULX3S default processor
+#: and left out: ``--router router2`` (still 1800 overused wires after 21 iterations,
+#: 20 s each, where router1 finishes in about 650 s; ``docs/BOARDS.md``, "Build time").
+NEXTPNR_OPTS: dict = {}
+
+
+def toolchain_overrides(family: str, name: str, device: str | None = None) -> dict:
     """The options ``build`` gives Amaranth's build plan for ``family`` (besides
     nextpnr's report and seed):
 
-    * iCE40: ``synth_ice40 -dsp`` (multipliers to SB_MAC16).
+    * iCE40: ``synth_ice40 -dsp`` (multipliers to SB_MAC16); for an UltraPlus ``device``
+      (``iCE40UP...``) also ``-device u``, so that ABC maps the logic with the UltraPlus
+      delays rather than the default HX ones.
     * Both: before synthesis, the processor's memory read ports are marked "undefined on
       a collision with the write port" (Yosys ``COLLISION_X_MASK``). Amaranth's memories
       return the old word when a port reads the address another port writes in the same
@@ -185,7 +193,7 @@ def toolchain_overrides(family: str, name: str) -> dict:
     """
     out = {"script_after_read": f"setparam -set COLLISION_X_MASK 1'1 {name}.core*/t:$memrd_v2"}
     if family == "ice40":
-        out["synth_opts"] = "-dsp"
+        out["synth_opts"] = "-dsp -device u" if str(device or "").upper().startswith("ICE40UP") else "-dsp"
     return out
 
 
@@ -204,11 +212,11 @@ def build(cfg: Config, top, out_dir: str | Path, *, name: str = "ddfa_top", seed
     env = toolchain_env(family)
     platform = make_platform(board)
     report = f"{name}.report.json"
-    nextpnr_opts = ["--report", report, "--timing-allow-fail"]
+    nextpnr_opts = ["--report", report, "--timing-allow-fail"] + list(NEXTPNR_OPTS.get(family, ()))
     if seed is not None:
         nextpnr_opts += ["--seed", str(seed)]
     overrides = {"nextpnr_opts": " ".join(nextpnr_opts), "verbose": verbose,
-                 **toolchain_overrides(family, name)}
+                 **toolchain_overrides(family, name, board.device)}
     t0 = time.monotonic()
     plan = platform.prepare(top, name, **overrides)
     try:

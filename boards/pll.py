@@ -233,7 +233,11 @@ class BoardClock(Elaboratable):
         timer = Signal(range(delay + 1))
         with m.If(timer != delay):
             m.d.por += timer.eq(timer + 1)
-        m.d.comb += ResetSignal("sync").eq(timer != delay)
+        # The reset itself comes from a register: it reaches every register of the design
+        # (through their enable logic too), so no comparator sits in front of that net.
+        rst = Signal(init=1)
+        m.d.por += rst.eq(timer != delay)
+        m.d.comb += ResetSignal("sync").eq(rst)
         # No explicit constraint on the sync clock: nextpnr derives the PLL's output
         # frequency from the oscillator's (the platform constrains the oscillator pin).
         return m

@@ -118,11 +118,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _list() -> int:
     from boards.platforms import uart_description
     from boards.toolchain import PROGRAMMERS, find_tool
-    print(f"{'board':16} {'device':11} {'clock':>7}  {'UART':64} programmer")
+    print(f"{'board':16} {'device':11} {'clock':>7}  {'baud':>9}  {'UART':64} programmer")
     for b in BOARDS.values():
         exe, package = PROGRAMMERS[b.family]
         prog = exe if find_tool(exe) else f"{exe} (missing: apt-get install {package})"
-        print(f"{b.name:16} {b.device:11} {b.clock_mhz:5g} MHz  {uart_description(b.name):64} {prog}")
+        print(f"{b.name:16} {b.device:11} {b.clock_mhz:5g} MHz  {b.baud:>9}  {uart_description(b.name):64} {prog}")
     return 0
 
 

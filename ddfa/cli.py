@@ -94,7 +94,7 @@ def _parse_value(v: str):
 COMMANDS = {
     "train": ("ddfa.train", "train a golden model (float or fixed-point)"),
     "report": ("ddfa.report", "render results JSON files as a table and plots"),
-    "demo": ("ddfa.demo", "the main job on the embedded default"),
+    "demo": ("ddfa.demo", "the whole flow on the embedded default: generate, train in RTL simulation, build, summary"),
     "generate": ("ddfa.generate", "write the processor's Verilog, memory images and report"),
     "build": ("ddfa.build", "build the processor's bitstream for a board (open toolchain)"),
     "board": ("ddfa.board", "the supported boards; talk to a programmed board over its UART"),

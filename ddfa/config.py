@@ -99,6 +99,10 @@ class Board:
     luts: int
     platform: str         # amaranth-boards platform class, "module:Class"
     clock_mhz: float      # default target clock
+    #: Default UART rate of the host link (``hardware.baud`` when the configuration does
+    #: not set it): what the board's USB-UART bridge runs and what makes the UART divisor
+    #: ``clock / baud`` a whole number at ``clock_mhz`` (docs/BOARDS.md, "Host link rate").
+    baud: int = 115200
 
     @property
     def memory_bits(self) -> int:
@@ -106,15 +110,25 @@ class Board:
 
 
 BOARDS: dict[str, Board] = {b.name: b for b in [
+    # FT2232H bridge (up to 12 Mbaud): 3 Mbaud = 30 MHz / 10, exact.
     Board("icebreaker", "ice40", "iCE40UP5K", 8, 16, 30, 4096, 4 * 256 * 1024, 5280,
-          "amaranth_boards.icebreaker:ICEBreakerPlatform", 30.0),
+          "amaranth_boards.icebreaker:ICEBreakerPlatform", 30.0, 3_000_000),
+    # The link's UART pins go to an external 3.3 V USB-serial adapter (docs/BOARDS.md),
+    # so the rate every adapter runs (30 MHz / 260 = 115,385 baud, 0.16 % off).
     Board("upduino-v3", "ice40", "iCE40UP5K", 8, 16, 30, 4096, 4 * 256 * 1024, 5280,
-          "amaranth_boards.upduino_v3:UpduinoV3Platform", 30.0),
+          "amaranth_boards.upduino_v3:UpduinoV3Platform", 30.0, 115200),
+    # FT231X bridge (up to 3 Mbaud): 2 Mbaud = 80 MHz / 40, exact (3 Mbaud would be
+    # 80 MHz / 27 = 2.963 Mbaud, 1.2 % off).
     Board("ulx3s-85f", "ecp5", "LFE5U-85F", 156, 18, 208, 18432, 0, 83640,
-          "amaranth_boards.ulx3s:ULX3S_85F_Platform", 80.0),
+          "amaranth_boards.ulx3s:ULX3S_85F_Platform", 80.0, 2_000_000),
+    # No USB-UART bridge on the board: the UART pins go to an external adapter, so the
+    # rate every adapter runs (80 MHz / 694 = 115,274 baud, 0.06 % off).
     Board("orangecrab-25f", "ecp5", "LFE5U-25F", 28, 18, 56, 18432, 0, 24288,
-          "amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 80.0),
+          "amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 80.0, 115200),
 ]}
+
+#: The UART rate of a configuration without a board (``hardware.board = "none"``).
+DEFAULT_BAUD = 115200
 
 
 # --------------------------------------------------------------------------------------
@@ -207,7 +221,9 @@ class HardwareConfig:
     #: Processing elements per layer (each must divide that layer's output count).
     pes: tuple[int, ...] = (4, 1)
     clock_mhz: float | None = None    # None: the board's default
-    baud: int = 115200
+    #: UART rate of the host link; None: the board's default (:attr:`Board.baud`), which
+    #: the validated :class:`Config` fills in, so ``cfg.hardware.baud`` is always a number.
+    baud: int | None = None
 
 
 def parse_arch(arch: str, dataset_inputs: int, dataset_outputs: int) -> tuple[tuple[int, ...], bool]:
@@ -246,6 +262,13 @@ class Config:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
 
     def __post_init__(self):
+        h = self.hardware
+        # hardware.baud left unset: the board's default. Remembered, so that replace()
+        # with another board or clock gives that board's default rather than this one.
+        object.__setattr__(self, "_baud_from_board", h.baud is None)
+        if h.baud is None:
+            board = BOARDS.get(h.board)
+            object.__setattr__(self, "hardware", dataclasses.replace(h, baud=board.baud if board else DEFAULT_BAUD))
         self._validate()
 
     # -- derived quantities, the single source for every module -----------------------
@@ -365,6 +388,8 @@ class Config:
         """
         sections = {name: getattr(self, name) for name in _SECTIONS}
         name = changes.pop("name", self.name)
+        if self._baud_from_board and "hardware.baud" not in changes:
+            sections["hardware"] = dataclasses.replace(sections["hardware"], baud=None)
         for key, value in changes.items():
             if "." not in key:
                 raise ConfigError(key, "unknown field", "name it as section.field, e.g. model.layers")
@@ -507,6 +532,8 @@ class Config:
 
         if h.clock_mhz is not None and not 1 <= h.clock_mhz <= 500:
             raise ConfigError("hardware.clock_mhz", f"{h.clock_mhz} MHz", "use 1 to 500 MHz")
+        if not isinstance(h.baud, int) or not 300 <= h.baud <= 12_000_000:
+            raise ConfigError("hardware.baud", f"{h.baud!r} baud", "use 300 to 12000000 (e.g. 115200 or 3000000)")
         if h.board == "none":
             return
 

@@ -154,6 +154,16 @@ def _mean_curve(runs: list[dict], key: str) -> tuple[list[int], list[float], lis
     return xs, means, stds
 
 
+
+def _save(fig, axes, n: int, path: Path) -> None:
+    """Blank the unused panels after the first ``n``, then write and close the figure."""
+    import matplotlib.pyplot as plt
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
 def plot_accuracy(runs: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -177,11 +187,7 @@ def plot_accuracy(runs: list[dict], path: Path) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, axes, n, path)
 
 
 def plot_alignment(runs: list[dict], path: Path) -> bool:
@@ -218,11 +224,7 @@ def plot_alignment(runs: list[dict], path: Path) -> bool:
         ax.set_ylabel("angle to BP gradient (deg)")
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, axes, n, path)
     return True
 
 

@@ -28,6 +28,7 @@ import json
 import math
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -272,71 +273,140 @@ class FixedModel:
 
     def train_step(self, x_q: np.ndarray, label: int) -> np.ndarray:
         """The training step of :meth:`step`, computed with numpy on the same memories:
-        the same integers, three times faster on small layers (numpy's per-operation
-        overhead is a third of torch's). It returns only ``y_L``.
+        the same integers, several times faster (numpy's per-operation overhead is a
+        third of torch's, and this path does fewer, in-place operations). It returns
+        only ``y_L``, and updates ``W``, ``b``, ``B`` in place (the tensors share memory
+        with the numpy arrays used here); :meth:`step` replaces them instead.
 
         :meth:`step` is the reference: it calls the block functions of
-        :mod:`golden.arith` one by one. This is the same sequence written out with the
-        same formulas (``round_shift`` as ``q + (r + q[0] > half)``, saturation as a
-        clamp); ``tests/test_fixed_fast.py`` runs both side by side, for DDFA and DFA,
-        nearest and stochastic rounding, one to three hidden layers and random formats,
-        and demands equal memories, LFSR states and outputs after every step.
+        :mod:`golden.arith` one by one. This is the same sequence written out with
+        formulas that give the same integers:
+
+        * ``round_shift(x, s)`` as ``(x + (x >> s & 1) + half - 1) >> s`` (ties to
+          even; ``r + q[0] > half`` <=> ``x + q[0] + half - 1 >= (q + 1) 2^s``);
+        * saturation as an in-place clamp;
+        * ``round_shift(v_i d_o, s)`` as ``v_i round_shift(d_o, s)`` (``v_i = +-1``,
+          and rounding ties to even is odd-symmetric);
+        * weight-update rows with ``delta_i = 0`` skipped: their update term is
+          ``round(0) = 0`` (also stochastically: ``(0 + (r mod 2^s)) >> s = 0``), and
+          the stored words are already in range.
+
+        ``tests/test_fixed_fast.py`` runs both side by side, for DDFA and DFA, nearest
+        and stochastic rounding, one to three hidden layers and random formats, and
+        demands equal memories, LFSR states and outputs after every step.
         """
-        ar, L, n = self.ar, self.L, self.sizes
-        act, err, wt, fb = ar.act, ar.err, ar.weight, ar.feedback
-        W = [w.numpy() for w in self.W]
-        b = [x.numpy() for x in self.b]
-        B = [x.numpy() for x in self.B]
-        v = [(1 - 2 * lf.bits_array(n[l])) * act.one for l, lf in enumerate(self.lfsr, start=1)]   # 5.1
+        P = self._fast_plan()
+        L, n = self.L, self.sizes
+        W, b, B = self._numpy_state()
+        sgn = [1 - 2 * lf.bits_array(n[l]) for l, lf in enumerate(self.lfsr, start=1)]  # 5.1, v / act.one
         y, d = x_q, None
-        ys, as_ = [x_q], []
+        ys, pos = [x_q], []
         for l in range(L):                                                   # 5.2, eqs. 1, 12
-            a = _sat(_rs(W[l] @ y + (b[l] << act.frac), wt.frac), act)
-            t = np.zeros_like(a) if d is None else _sat(_rs(W[l] @ d, wt.frac), act)
+            a = W[l] @ y
+            a += b[l] << P.act_frac
+            a = _clamp(_rs(a, P.wt_frac), P.act_lo, P.act_hi)
             if l == L - 1:
-                y, d = a, t
+                y = a
+                t = (np.zeros_like(a) if d is None
+                     else _clamp(_rs(W[l] @ d, P.wt_frac), P.act_lo, P.act_hi))
+                d = t
             else:
-                y = np.maximum(a, 0)
-                d = _sat(np.where(a > 0, t, 0) + v[l], act)
+                p = a > 0
+                pos.append(p)
+                y = a * p
+                if d is None:
+                    d = _clamp(sgn[l] * P.act_one, P.act_lo, P.act_hi)
+                else:
+                    t = _clamp(_rs(W[l] @ d, P.wt_frac), P.act_lo, P.act_hi)
+                    t *= p
+                    t += sgn[l] * P.act_one
+                    d = _clamp(t, P.act_lo, P.act_hi)
             ys.append(y)
-            as_.append(a)
-        k = _rs(-(y - y.max()), act.frac - ar.exp_frac)                     # 5.3, softmax
-        E = np.where(k < ar.exp_entries, self._table[np.minimum(k, ar.exp_entries - 1)], 0)
-        r = (1 << (ar.exp_bits + err.frac)) // int(E.sum())
-        e = _rs(E * r, ar.exp_bits)
-        e[label] -= err.one                                                  # e = p - onehot
+        k = _rs(y.max() - y, P.k_shift)                                      # 5.3, softmax
+        np.minimum(k, P.exp_entries, out=k)
+        E = P.table[k]                                                       # entry exp_entries is 0
+        r = P.softmax_num // int(E.sum())
+        E *= r
+        e = _rs(E, P.exp_bits)
+        e[label] -= P.err_one                                                # e = p - onehot
         rand = [x.words(self._words(l)) for l, x in enumerate(self.xorshift, start=1)] if self.stochastic else None
         deltas = []
         for l in range(L - 1):                                               # 5.4, eqs. 6, 17
-            g = _sat(_rs(B[l] @ e, fb.frac), err)
+            g = _clamp(_rs(B[l] @ e, P.fb_frac), P.err_lo, P.err_hi)
             if self.ddfa:
-                vd = _rs(np.where(v[l] < 0, -1, 1)[:, None] * d[None, :], act.frac - fb.frac)
+                vd = sgn[l][:, None] * _rs(d, P.vd_shift)
+                vd -= B[l]
                 if rand is None:
-                    step = _rs(vd - B[l], ar.alpha_shift)
+                    step = _rs(vd, P.alpha_shift)
                 else:
                     nW = n[l + 1] * (n[l] + 1)
-                    step = _rss(vd - B[l], ar.alpha_shift, rand[l][nW:].reshape(B[l].shape))
-                self.B[l] = torch.from_numpy(_sat(B[l] + step, fb))
-            deltas.append(np.where(as_[l] > 0, g, 0))
+                    step = _rss(vd, P.alpha_shift, rand[l][nW:].reshape(B[l].shape))
+                B[l] += step
+                _clamp(B[l], P.fb_lo, P.fb_hi)
+            g *= pos[l]
+            deltas.append(g)
         deltas.append(e)
-        s_W = err.frac + act.frac + ar.lr_shift - wt.frac                   # 5.5, eqs. 2-4
-        s_b = err.frac + ar.lr_shift - wt.frac
-        for l in range(L):
-            prod = np.multiply.outer(deltas[l], ys[l])
+        for l in range(L):                                                   # 5.5, eqs. 2-4
+            delta = deltas[l]
+            rows = np.flatnonzero(delta)
+            if rows.size == 0:
+                continue
+            dense = rows.size == delta.size
+            dr = delta if dense else delta[rows]
+            prod = np.multiply.outer(dr, ys[l])
             if rand is None:
-                dW, db = _rs(prod, s_W), _rs(deltas[l], s_b)
+                dW, db = _rs(prod, P.s_W), _rs(dr, P.s_b)
             else:
-                m = prod.size
-                dW = _rss(prod, s_W, rand[l][:m].reshape(prod.shape))
-                db = _rss(deltas[l], s_b, rand[l][m:m + n[l + 1]])
-            self.W[l] = torch.from_numpy(_sat(W[l] - dW, wt))
-            self.b[l] = torch.from_numpy(_sat(b[l] - db, wt))
+                m = n[l + 1] * n[l]
+                rW = rand[l][:m].reshape(n[l + 1], n[l])
+                rb = rand[l][m:m + n[l + 1]]
+                dW = _rss(prod, P.s_W, rW if dense else rW[rows])
+                db = _rss(dr, P.s_b, rb if dense else rb[rows])
+            if dense:
+                W[l] -= dW
+                _clamp(W[l], P.wt_lo, P.wt_hi)
+                b[l] -= db
+                _clamp(b[l], P.wt_lo, P.wt_hi)
+            else:
+                W[l][rows] = _clamp(W[l][rows] - dW, P.wt_lo, P.wt_hi)
+                b[l][rows] = _clamp(b[l][rows] - db, P.wt_lo, P.wt_hi)
         self.steps += 1
         return y
 
-    @property
-    def _table(self) -> np.ndarray:
-        return exp_table(self.ar).numpy()
+    def _fast_plan(self) -> SimpleNamespace:
+        """The constants of :meth:`train_step` (python ints, the exp table as numpy with
+        a trailing 0 for ``k >= exp_entries``), computed once per model."""
+        P = self.__dict__.get("_plan")
+        if P is None:
+            ar = self.ar
+            act, err, wt, fb = ar.act, ar.err, ar.weight, ar.feedback
+            P = SimpleNamespace(
+                act_frac=act.frac, act_one=act.one, act_lo=act.min, act_hi=act.max,
+                wt_frac=wt.frac, wt_lo=wt.min, wt_hi=wt.max, fb_frac=fb.frac, fb_lo=fb.min, fb_hi=fb.max,
+                err_one=err.one, err_lo=err.min, err_hi=err.max,
+                k_shift=act.frac - ar.exp_frac, exp_entries=ar.exp_entries, exp_bits=ar.exp_bits,
+                table=np.append(exp_table(ar).numpy(), 0).astype(np.int64),
+                softmax_num=1 << (ar.exp_bits + err.frac), vd_shift=act.frac - fb.frac,
+                alpha_shift=ar.alpha_shift, s_W=err.frac + act.frac + ar.lr_shift - wt.frac,
+                s_b=err.frac + ar.lr_shift - wt.frac)
+            self._plan = P
+        return P
+
+    def _numpy_state(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """``W``, ``b``, ``B`` as numpy arrays sharing memory with the tensors (cached
+        while the tensors are the same objects; :meth:`step` and users may replace them)."""
+        key = tuple(map(id, self.W + self.b + self.B))
+        cache = self.__dict__.get("_np")
+        if cache is None or cache[0] != key:
+            for ts in (self.W, self.b, self.B):
+                for i, t in enumerate(ts):
+                    if not t.is_contiguous() or t.dtype != I64:
+                        ts[i] = t.to(I64).contiguous()
+            key = tuple(map(id, self.W + self.b + self.B))
+            cache = (key, [w.numpy() for w in self.W], [x.numpy() for x in self.b], [x.numpy() for x in self.B],
+                     self.W + self.b + self.B)
+            self._np = cache
+        return cache[1], cache[2], cache[3]
 
     def _words(self, l: int) -> int:
         """Stochastic-rounding words layer ``l`` draws per step (section 4.2): one per
@@ -461,11 +531,17 @@ class FixedModel:
 
 
 def _rs(x: np.ndarray, s: int) -> np.ndarray:
-    """:func:`golden.arith.round_shift` on numpy int64 (nearest, ties to even)."""
+    """:func:`golden.arith.round_shift` on numpy int64 (nearest, ties to even), as
+    ``(x + q[0] + half - 1) >> s`` with ``q = x >> s``: adds one to ``q`` exactly when
+    ``r + q[0] > half``. A new array."""
     if s <= 0:
         return x << (-s)
     q = x >> s
-    return q + (((x & ((1 << s) - 1)) + (q & 1)) > (1 << (s - 1)))
+    q &= 1
+    q += x
+    q += (1 << (s - 1)) - 1
+    q >>= s
+    return q
 
 
 def _rss(x: np.ndarray, s: int, r: np.ndarray) -> np.ndarray:
@@ -475,9 +551,11 @@ def _rss(x: np.ndarray, s: int, r: np.ndarray) -> np.ndarray:
     return (x + (r & ((1 << s) - 1))) >> s
 
 
-def _sat(x: np.ndarray, fmt) -> np.ndarray:
-    """:func:`golden.arith.saturate` on numpy int64."""
-    return np.minimum(np.maximum(x, fmt.min), fmt.max)
+def _clamp(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """:func:`golden.arith.saturate` on numpy int64, in place (returns ``x``)."""
+    np.maximum(x, lo, out=x)
+    np.minimum(x, hi, out=x)
+    return x
 
 
 def _canonical(obj) -> str:

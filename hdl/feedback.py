@@ -28,9 +28,9 @@ class FeedbackUnit(wiring.Component):
        small memory of ``n_L`` words, and ``v`` is sampled with the first beat.
     2. **Rows** (``n_l * n_L`` cycles, 5 cycles of latency): for each row ``i`` and
        output ``o`` in order, ``B_io`` is read once. The read feeds the unit's one
-       multiplier, ``g_i += B_io * e_o`` (a ``acc_width`` accumulator; its operands are
+       multiplier, ``g_i += B_io * e_o`` (an accumulator of at most ``acc_width`` bits; its operands are
        registered first), and, for Directional DFA, the write-back of the same address
-       (written the cycle after):
+       (formed the cycle after, written the cycle after that):
        ``vd = round_shift(sign(v_i) * d_o, act.frac - feedback.frac)`` (a sign flip and a
        shift, no multiplier) and
        ``B_io <- sat(B_io + round_shift(vd - B_io, alpha_shift), feedback)``.
@@ -125,7 +125,9 @@ class FeedbackUnit(wiring.Component):
         e_r = Signal(fixed_shape(ar.err), reset_less=True)
         a_v, a_last = Signal(), Signal()
         a_prod = Signal(signed(ar.feedback.width + ar.err.width), reset_less=True)   # in the SB_MAC16
-        acc = Signal(signed(ar.acc_width))
+        # n_L products B*e, each |B*e| <= 2^(f+e-2): the row sum fits f + e + ceil(log2 n_L)
+        # bits (never more than ``acc_width``), so it cannot overflow (bit-exact either way).
+        acc = Signal(signed(min(ar.acc_width, ar.feedback.width + ar.err.width + (cols - 1).bit_length())))
         n_v = Signal()
         total = Signal.like(acc)
         g_row = Signal(range(rows + 1))
@@ -137,9 +139,10 @@ class FeedbackUnit(wiring.Component):
         issue = running & (ra < depth)
 
         # -- stage M: one read of B_io serves both the MAC and the update ------------------
-        # The update is finished one cycle later (stage W, which writes B_io back): the
-        # difference and ``B_io`` are registered at the end of stage M. Every address is
-        # read once per step, so the later write changes nothing else.
+        # The update is finished one cycle later (stage W, which forms the new B_io; stage
+        # X writes it back): the difference and ``B_io`` are registered at the end of
+        # stage M. Every address is read once per step, so the later write changes nothing
+        # else.
         B = rp.data
         sd = wire(m, Mux(v[0], -d, d), "vd_raw")          # sign(v_i) * d_o: a sign flip
         vd = wire(m, round_shift(sd, ar.act.frac - ar.feedback.frac), "vd")
@@ -149,11 +152,16 @@ class FeedbackUnit(wiring.Component):
         w_v, w_a = Signal(), Signal(range(depth))
         step = wire(m, round_shift(w_diff, ar.alpha_shift), "step")
         B_new = wire(m, saturate(w_B + step, ar.feedback), "B_new")
+        # ... and registered once more before the write (stage X): the rounding, the adder
+        # and the saturation are then not in one path with the block RAM's write port.
+        x_B = Signal.like(B, name="x_B", reset_less=True)
+        x_v, x_a = Signal(), Signal(range(depth))
+        m.d.sync += [x_v.eq(w_v), x_a.eq(w_a), x_B.eq(B_new)]                    # W -> X
 
         with m.If(running):
             m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.addr.eq(col), br.en.eq(adv)]
             if self.update:
-                m.d.comb += [wp.addr.eq(w_a), wp.data.eq(B_new), wp.en.eq(w_v)]
+                m.d.comb += [wp.addr.eq(x_a), wp.data.eq(x_B), wp.en.eq(x_v)]
         with m.Else():                               # idle: the host's port
             m.d.comb += [
                 rp.addr.eq(self.host.addr), rp.en.eq(self.host.re),

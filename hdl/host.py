@@ -27,7 +27,7 @@ from ddfa.config import Config
 from .layouts import addr_width
 from .sequencer import COUNTER_WIDTH
 
-__all__ = ["Opcode", "BLOCK_WORDS", "PROTOCOL_VERSION", "ERROR_REPLY", "MemoryInfo", "memory_map", "HostCommand",
+__all__ = ["Opcode", "BLOCK_WORDS", "mem_bus_latency", "PROTOCOL_VERSION", "ERROR_REPLY", "MemoryInfo", "memory_map", "HostCommand",
            "host_commands", "HostParams", "HostProtocol", "HostMemSignature", "HostLfsrSignature",
            "HostStatusSignature", "Host", "config_hash"]
 
@@ -298,12 +298,23 @@ class HostProtocol:
 # The hardware
 # --------------------------------------------------------------------------------------
 
+def mem_bus_latency(cfg: Config) -> int:
+    """Cycles from the host bus's ``re`` to its word on ``rdata``: 1 on the iCE40 boards;
+    4 on the ECP5 boards, where :class:`hdl.top.Processor` registers the bus's request
+    (1), every port registers the block RAM's word (2, :func:`hdl.layer.host_latency`)
+    and the processor registers the selected word (1), so that no timing path runs from
+    the host through the memory selection to the block RAMs or back."""
+    from .layer import host_latency
+    if cfg.has_board and cfg.board.family == "ecp5":
+        return host_latency(cfg) + 2
+    return host_latency(cfg)
+
+
 def HostMemSignature(params: HostParams) -> wiring.Signature:
     """The host's bus into the processor's memories (seen from the host): ``id`` selects a
-    memory of :func:`memory_map`; a read's word is on ``rdata`` one cycle after ``re``
-    (two on the ECP5 boards, whose block RAM outputs :class:`hdl.top.Processor` registers)
-    and holds until the next read; ``rdata`` is the word sign-extended to
-    ``8 * word_bytes`` bits (0 for an unknown id)."""
+    memory of :func:`memory_map`; a read's word is on ``rdata`` :func:`mem_bus_latency`
+    cycles after ``re`` (1; 4 on the ECP5 boards) and holds until the next read; ``rdata``
+    is the word sign-extended to ``8 * word_bytes`` bits (0 for an unknown id)."""
     return wiring.Signature({
         "id": Out(8),
         "addr": Out(8 * params.addr_bytes),
@@ -411,6 +422,8 @@ class Host(wiring.Component):
         byte = self.i.payload
 
         # READ_BLOCK: words to go, byte of the word, the word being sent, past the end.
+        lat = mem_bus_latency(cfg)                  # cycles from `mem.re` to its word
+        bwait = Signal(range(max(lat, 2)))          # BLOCK_WAIT: cycles still to wait
         bcnt = Signal(range(BLOCK_WORDS + 1))
         baddr = Signal(8 * h.addr_bytes + BLOCK_WORDS.bit_length())    # never wraps within a block
         bi = Signal(range(h.word_bytes))
@@ -575,12 +588,18 @@ class Host(wiring.Component):
             with m.State("BLOCK_ECHO"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(O.READ_BLOCK)]
                 with m.If(self.o.ready):
-                    m.next = "BLOCK"
+                    if lat > 2:
+                        # the first word was read in EXEC: BLOCK starts `lat` cycles after it
+                        m.d.sync += bwait.eq(lat - 3)
+                        m.next = "BLOCK_WAIT"
+                    else:
+                        m.next = "BLOCK"
             with m.State("BLOCK"):
                 # Byte 0 of a word comes from the read port (valid from the cycle after the
                 # read, and held), the others from a copy taken with byte 0 that shifts one
-                # byte a cycle; the next word is read when the last byte of this one goes
-                # out: one byte every cycle.
+                # byte a cycle; the next word is read (BLOCK_READ) after the last byte of
+                # this one goes out: word_bytes bytes every word_bytes + 1 cycles, plus
+                # mem_bus_latency - 1 where the word comes later than the cycle after the read.
                 live = Mux(boob, 0, self.mem.rdata)
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(bi == 0, live[:8], bword[:8]))]
                 with m.If(self.o.ready):
@@ -593,15 +612,29 @@ class Host(wiring.Component):
                         with m.If(bcnt == 1):
                             m.next = "CMD"
                         with m.Else():
-                            m.d.comb += [self.mem.re.eq(1), self.mem.addr.eq(baddr)]
-                            m.d.sync += block_next(baddr)
-                            m.next = "BLOCK_WAIT"
+                            m.next = "BLOCK_READ"
                     with m.Else():
                         m.d.sync += bi.eq(bi + 1)
-            with m.State("BLOCK_WAIT"):
-                # one more cycle for the word: the bus may deliver it two cycles after `re`
-                # (hdl/top.py registers every port's word on the ECP5)
-                m.next = "BLOCK"
+            with m.State("BLOCK_READ"):
+                # The next word's read, in a state of its own: the bus's strobe and address
+                # come from the state register and `baddr` alone (they reach every memory's
+                # port multiplexers; no timing path runs from the byte counters to them).
+                m.d.comb += [self.mem.re.eq(1), self.mem.addr.eq(baddr)]
+                m.d.sync += block_next(baddr)
+                if lat > 1:
+                    m.d.sync += bwait.eq(lat - 2)
+                    m.next = "BLOCK_WAIT"
+                else:
+                    m.next = "BLOCK"
+            if lat > 1:
+                with m.State("BLOCK_WAIT"):
+                    # `bwait + 1` cycles for the word: the bus delivers it `lat` cycles after
+                    # `re` (mem_bus_latency: 4 on the ECP5, whose bus and block RAM words
+                    # are registered)
+                    with m.If(bwait == 0):
+                        m.next = "BLOCK"
+                    with m.Else():
+                        m.d.sync += bwait.eq(bwait - 1)
             with m.State("WAIT"):
                 with m.If(done):
                     m.next = "REPLY"

@@ -226,7 +226,12 @@ class LayerEngine(wiring.Component):
         ar = self.cfg.arith
         P, R, n_in, n_out = self.pes, self.groups, self.n_in, self.n_out
         act_s, err_s, w_s = fixed_shape(ar.act), fixed_shape(ar.err), fixed_shape(ar.weight)
-        acc_s = signed(ar.acc_width)
+        # The accumulators sum n_in products W*y (or W*d), each |W*y| <= 2^(w+a-2) for
+        # w-bit weights and a-bit activations: |sum| <= 2^(w+a-2+ceil(log2 n_in)) fits a
+        # signed word of w + a + ceil(log2 n_in) bits, never wider than ``acc_width``
+        # (which also covers the bias and the widest fan-in). No sum can overflow either
+        # way, so the result is the same bit for bit; a narrower adder is smaller and faster.
+        acc_s = signed(min(ar.acc_width, ar.weight.width + ar.act.width + (n_in - 1).bit_length()))
 
         # Datapath registers that are always written before they are read carry no reset
         # (``reset_less``): Yosys then packs the multipliers' operand and product registers
@@ -250,7 +255,11 @@ class LayerEngine(wiring.Component):
         # ``busy`` is high from the cycle after a strobe, as before.
         fwd_q, upd_q = Signal(), Signal()
         m.d.sync += [fwd_q.eq(self.fwd), upd_q.eq(self.upd)]
-        m.d.comb += self.busy.eq(fwd_busy | upd_busy | fwd_q | upd_q)
+        # ``busy`` is fwd_busy | upd_busy | fwd_q | upd_q, kept in a register of its own
+        # (its next value is formed at the end of elaborate): the sequencer's decisions
+        # then start at a register, not at this engine's logic.
+        busy = Signal()
+        m.d.comb += self.busy.eq(busy)
 
         # Stage 0: issue (group r, column j) -> bank address r*n_in + j.
         s0_active = Signal()
@@ -359,15 +368,22 @@ class LayerEngine(wiring.Component):
         host_addr = self.host_w.addr[:self.bank_addr_bits]
         rd_addr, wr_addr = Signal.like(s0_addr, name="bank_raddr"), Signal.like(s0_addr, name="bank_waddr")
         rd_en = Signal()
+        # The banks belong to the passes from the cycle after the registered strobe on
+        # (``fwd_busy | upd_busy``, two registers; ``busy`` also covers the strobe's cycle,
+        # when the host is idle and nothing is read or written): the select of these
+        # multiplexers, which reach every bank's address and enables, is one LUT from
+        # registers.
+        core = Signal()
+        m.d.comb += core.eq(fwd_busy | upd_busy)
         m.d.comb += [
-            rd_addr.eq(Mux(self.busy, Mux(upd_busy, rb_addr, s0_addr), host_addr)),
-            rd_en.eq(Mux(self.busy, upd_busy | en, self.host_w.re)),
-            wr_addr.eq(Mux(self.busy, wb_addr, host_addr)),
+            rd_addr.eq(Mux(core, Mux(upd_busy, rb_addr, s0_addr), host_addr)),
+            rd_en.eq(Mux(core, upd_busy | en, self.host_w.re)),
+            wr_addr.eq(Mux(core, wb_addr, host_addr)),
         ]
         for p, (rd, wr) in enumerate(banks):
             host_sel = (self.host_w.addr[self.bank_addr_bits:] == p) if self.pe_bits else Const(1)
             m.d.comb += [rd.addr.eq(rd_addr), rd.en.eq(rd_en), wr.addr.eq(wr_addr),
-                         wr.en.eq(Mux(self.busy, s5_valid, self.host_w.we & host_sel))]
+                         wr.en.eq(Mux(core, s5_valid, self.host_w.we & host_sel))]
             m.d.comb += w_rd[p].eq(rd.data)
 
             w = rd.data
@@ -404,7 +420,7 @@ class LayerEngine(wiring.Component):
             wb_w = dreg(w_s, f"wb_w{p}")
             m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)), w_d.eq(w_rd[p]),
                          wb_w.eq(saturate(w_d - wb_r, ar.weight))]
-            with m.If(self.busy):
+            with m.If(core):
                 m.d.comb += wr.data.eq(wb_w)
             with m.Else():
                 m.d.comb += wr.data.eq(self.host_w.wdata)
@@ -580,4 +596,12 @@ class LayerEngine(wiring.Component):
                 b_wr.addr.eq(host_b.addr), b_wr.data.eq(host_b.wdata), b_wr.en.eq(host_b.we),
             ]
         m.d.comb += host_b.rdata.eq(b_q if self.host_latency == 2 else b_rd.data)
+        # busy's next value: that of fwd_busy | upd_busy | fwd_q | upd_q (the statements
+        # above, later ones winning: a pass's end clears its flag; upd_q sets upd_busy only
+        # without fwd_q).
+        fwd_end = a2_valid & a2_take & (a2_i == n_out - 1)
+        upd_end = s5_valid & s5_last & (groups_done == R - 1)
+        fwd_next = Mux(fwd_end, 0, fwd_q | fwd_busy)
+        upd_next = Mux(upd_end, 0, (upd_q & ~fwd_q) | upd_busy)
+        m.d.sync += busy.eq(self.fwd | self.upd | fwd_next | upd_next)
         return m

@@ -9,7 +9,7 @@ See ``docs/ARCHITECTURE.md`` for the block diagram and the cycle budget.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -19,8 +19,8 @@ from ddfa.config import Config, ConfigError
 from .direction import DirectionGenerator
 from .feedback import FeedbackUnit
 from .fixed import extend, fixed_shape
-from .host import Host, HostParams, memory_map
-from .layer import LayerEngine
+from .host import Host, HostParams, mem_bus_latency, memory_map
+from .layer import LayerEngine, host_latency
 from .output import OutputUnit
 from .sequencer import Sequencer
 
@@ -167,37 +167,60 @@ class Processor(wiring.Component):
             m.d.comb += [e.fwd.eq(seq.fwd[l - 1]), e.upd.eq(seq.upd[l - 1])]
 
         # ---- host access to every memory (by id, see hdl.host.memory_map) -------------
+        # The memories are grouped by the port they sit behind (a layer's W banks share
+        # one port, whose address has the PE index in its high bits; ``b_l`` and ``B_l``
+        # one each). The bus id is decoded once into one select bit per port (and the PE
+        # index), and the words come back through an AND-OR of the ports, not through a
+        # multiplexer over every memory id. On the ECP5 (mem_bus_latency 4) the request is
+        # registered before it reaches the ports and the selected word before it reaches
+        # the host: the host's state machine, the ports' multiplexers and the block RAMs
+        # (of 32 PEs, all over the chip) then meet only at registers.
         bus = host.mem
         wbits = 8 * self.params.word_bytes
-        rd_id = Signal(8)
-        with m.If(bus.re):
-            m.d.sync += rd_id.eq(bus.id)
-        ports = []                                     # (memory info, port, address)
+        staged = mem_bus_latency(cfg) > host_latency(cfg)
+        groups = []                                    # [port, kind, engine, first id, last id]
         for mem in self.memories:
             if mem.kind == "W":
                 e = eng[mem.layer - 1]
                 port = e.host_w
-                addr = Cat(bus.addr[:e.bank_addr_bits], Const(mem.pe, e.pe_bits))
             elif mem.kind == "b":
-                port = eng[mem.layer - 1].host_b
-                addr = bus.addr[:len(port.addr)]
+                e, port = None, eng[mem.layer - 1].host_b
             else:
-                port = fbs[mem.layer - 1].host
-                addr = bus.addr[:len(port.addr)]
-            ports.append((mem, port, addr))
-        seen = set()
-        for mem, port, addr in ports:                  # defaults, once per port
-            if id(port) not in seen:
-                seen.add(id(port))
-                m.d.comb += [port.addr.eq(bus.addr), port.wdata.eq(bus.wdata)]
-        with m.Switch(bus.id):
-            for mem, port, addr in ports:
-                with m.Case(mem.id):
-                    m.d.comb += [port.addr.eq(addr), port.re.eq(bus.re), port.we.eq(bus.we)]
-        with m.Switch(rd_id):
-            for mem, port, addr in ports:
-                with m.Case(mem.id):
-                    m.d.comb += bus.rdata.eq(extend(port.rdata.as_signed(), wbits))
+                e, port = None, fbs[mem.layer - 1].host
+            if groups and groups[-1][0] is port:
+                assert mem.id == groups[-1][4] + 1     # memory_map numbers a port's banks in a row
+                groups[-1][4] = mem.id
+            else:
+                groups.append([port, mem.kind, e, mem.id, mem.id])
+        req = m.d.sync if staged else m.d.comb
+        sel = Signal(len(groups))                      # bus.id decoded: one bit per port
+        q_sel = Signal(len(groups))
+        q_re, q_we = Signal(), Signal()
+        q_addr, q_wdata = Signal.like(bus.addr), Signal.like(bus.wdata)
+        for k, (port, kind, e, lo, hi) in enumerate(groups):
+            m.d.comb += sel[k].eq((bus.id == lo) if lo == hi else ((bus.id >= lo) & (bus.id <= hi)))
+        req += [q_sel.eq(sel), q_re.eq(bus.re), q_we.eq(bus.we), q_addr.eq(bus.addr), q_wdata.eq(bus.wdata)]
+        for k, (port, kind, e, lo, hi) in enumerate(groups):
+            if kind == "W" and e.pe_bits:
+                pe = Signal(e.pe_bits, name=f"host_pe{e.layer}")
+                req += pe.eq(bus.id - lo)
+                addr = Cat(q_addr[:e.bank_addr_bits], pe)
+            elif kind == "W":
+                addr = q_addr[:e.bank_addr_bits]
+            else:
+                addr = q_addr[:len(port.addr)]
+            m.d.comb += [port.addr.eq(addr), port.wdata.eq(q_wdata),
+                         port.re.eq(q_re & q_sel[k]), port.we.eq(q_we & q_sel[k])]
+        rd_sel = Signal(len(groups))                   # the ports of the last read
+        with m.If(bus.re):
+            m.d.sync += rd_sel.eq(sel)
+        words = [Mux(rd_sel[k], extend(g[0].rdata.as_signed(), wbits), 0) for k, g in enumerate(groups)]
+        word = Signal(wbits)
+        m.d.comb += word.eq(Cat(*[Cat(*[w[b] for w in words]).any() for b in range(wbits)]))
+        if staged:
+            m.d.sync += bus.rdata.eq(word)
+        else:
+            m.d.comb += bus.rdata.eq(word)
 
         # ---- direction generators: the host reads and loads their states ---------------
         lf = host.lfsr

@@ -55,21 +55,46 @@ def main() -> int:
         summary["determinism"] = {"state_hash": rerun["state_hash"], "same_as_first_run": same}
         lines += ["## determinism", "", f"Seed 0 run twice: state hash `{rerun['state_hash']}`, "
                   f"{'identical' if same else 'DIFFERENT'} in both runs.", ""]
-    mn = {k: load(f) for k, f in (("fixed_ddfa", "fixed-mnist-ulx3s-ddfa.json"), ("fixed_dfa", "fixed-mnist-ulx3s-dfa.json"),
-                                   ("float_ddfa", "float-mnist-ulx3s-ddfa.json"))}
-    if any(mn.values()):
-        summary["mnist"] = {k: (None if v is None else {"test_accuracy": v["test_accuracy"],
-                                                       "history": [h["test_accuracy"] for h in v["history"]],
-                                                       "alignment_deg": v["alignment_deg"],
-                                                       "samples_per_s": v["samples_per_s"]})
-                            for k, v in mn.items()}
+    mrows = []
+    for seed in range(10):
+        fx, dfa = load(f"fixed-mnist-ulx3s-ddfa-s{seed}.json"), load(f"fixed-mnist-ulx3s-dfa-s{seed}.json")
+        # float hardware setting, same eta and alpha: seeds 0-2 in hardware/, 3-4 in hardware-sweep/
+        fl = load(f"hardware/mnist-784-128-10-ddfa-s{seed}.json") or load(f"hardware-sweep/lr2e-8-alpha2e-8-ddfa-s{seed}.json")
+        fl_dfa = load(f"hardware/mnist-784-128-10-dfa-s{seed}.json") or load(f"hardware-sweep/lr2e-8-alpha2e-8-dfa-s{seed}.json")
+        if fx is None:
+            continue
+        mrows.append({"seed": seed, "fixed_ddfa": fx["test_accuracy"], "fixed_dfa": dfa["test_accuracy"] if dfa else None,
+                      "float_ddfa": fl["test_accuracy"] if fl else None,
+                      "float_dfa": fl_dfa["test_accuracy"] if fl_dfa else None,
+                      "fixed_ddfa_history": [h["test_accuracy"] for h in fx["history"]],
+                      "fixed_dfa_history": [h["test_accuracy"] for h in dfa["history"]] if dfa else None,
+                      "fixed_ddfa_alignment_deg": fx["alignment_deg"],
+                      "fixed_dfa_alignment_deg": dfa["alignment_deg"] if dfa else None,
+                      "fixed_samples_per_s": fx["samples_per_s"], "state_hash": fx["state_hash"]})
+    if mrows:
+        def mean(key):
+            vals = [r[key] for r in mrows if r[key] is not None]
+            return statistics.mean(vals) if len(vals) == len(mrows) else None
+        summary["mnist"] = {"runs": mrows, **{f"{k}_mean": mean(k) for k in ("fixed_ddfa", "fixed_dfa", "float_ddfa", "float_dfa")}}
         lines += ["## MNIST, ulx3s-85f default (784-128-10), 3 epochs", "",
-                  "| run | test accuracy per epoch (%) | final (%) | alignment (deg) | samples/s |", "|---|---|---|---|---|"]
-        for k, v in mn.items():
-            if v is not None:
-                lines.append(f"| {k} | {', '.join(pct(h['test_accuracy']) for h in v['history'])} | "
-                             f"{pct(v['test_accuracy'])} | {v['alignment_deg']} | {v['samples_per_s']} |")
-        lines.append("")
+                  "Float: the hardware setting with the same eta and alpha (`results/hardware/` seeds 0-2, "
+                  "`results/hardware-sweep/lr2e-8-alpha2e-8-*` seeds 3-4; `scripts/reproduce_float.sh "
+                  "hardware hardware_sweep`), same initialisation and sample order.", "",
+                  "| seed | fixed DDFA (%) per epoch | fixed DFA (%) per epoch | fixed DDFA - DFA | float DDFA (%) | "
+                  "float DFA (%) | fixed - float DDFA | alignment DDFA / DFA (deg) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in mrows:
+            dd = "-" if r["fixed_dfa"] is None else f"{100 * (r['fixed_ddfa'] - r['fixed_dfa']):+.2f}"
+            gap = "-" if r["float_ddfa"] is None else f"{100 * (r['fixed_ddfa'] - r['float_ddfa']):+.2f}"
+            hd = ", ".join(pct(x) for x in r["fixed_ddfa_history"])
+            hf = "-" if r["fixed_dfa_history"] is None else ", ".join(pct(x) for x in r["fixed_dfa_history"])
+            lines.append(f"| {r['seed']} | {hd} | {hf} | {dd} | {pct(r['float_ddfa'])} | {pct(r['float_dfa'])} | {gap} | "
+                         f"{r['fixed_ddfa_alignment_deg']} / {r['fixed_dfa_alignment_deg']} |")
+        m = summary["mnist"]
+        f = lambda a, b: "-" if a is None or b is None else f"{100 * (a - b):+.2f}"
+        lines += [f"| mean | {pct(m['fixed_ddfa_mean'])} | {pct(m['fixed_dfa_mean'])} | "
+                  f"{f(m['fixed_ddfa_mean'], m['fixed_dfa_mean'])} | {pct(m['float_ddfa_mean'])} | "
+                  f"{pct(m['float_dfa_mean'])} | {f(m['fixed_ddfa_mean'], m['float_ddfa_mean'])} | |", ""]
     speed = load("fixed-speed.json")
     if speed:
         summary["speed"] = [{k: m[k] for k in ("config", "dataset", "median_samples_per_s", "best_samples_per_s")}

@@ -3,14 +3,15 @@
 #
 #   scripts/reproduce_float.sh            # all experiments (about 1.5 h on 2 cores)
 #   scripts/reproduce_float.sh table1     # or: alignment, hardware, hardware_sweep, ablation,
-#                                         #     speed, report (re-render), full100 (print)
+#                                         #     speed, report (re-render)
+#   scripts/reproduce_float.sh full100 [options]   # the paper's full 100-epoch protocol (below)
 #
 # Results go to results/<experiment>/*.json (one file per run, written by
 # 'ddfa train --json'), reports (table.md and PNG plots) to results/<experiment>/report/.
 # Batch-64 runs use one torch thread (--threads 1): on a shared 2-core machine a second
 # OpenMP thread loses far more to waiting than it gains; batch-of-one runs use one thread
-# by default. The full 100-epoch protocol of the paper's Table I is printed by
-# 'scripts/reproduce_float.sh full100' (not run: about 100x the reduced protocol).
+# by default. The full 100-epoch protocol of the paper's Table I is
+# 'scripts/reproduce_float.sh full100' (about ten days of one core; --print lists it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DDFA_DATA_DIR="${DDFA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
@@ -64,40 +65,44 @@ report_alignment() {
 
 # (c) Training throughput in one run (paper 2x800 batch 64: DDFA vs BP; hardware 1x800 batch 1).
 speed() {
-  "$PY" scripts/speed_float.py --samples 20000 --repeats 5 --out results/speed/speed.json
+  "$PY" scripts/speed_float.py --out results/speed/speed.json
 }
 
 # (d) The hardware setting worth building: MNIST 784-128-10, batch of one, SGD eta = 2^-8,
-#     Rademacher v, moving-average feedback alpha = 2^-6, no BN, 3 epochs.
+#     Rademacher v, moving-average feedback alpha = 2^-8, no BN, 3 epochs (the ulx3s-85f
+#     fixed-point default uses the same eta and alpha: arith.lr_shift = alpha_shift = 8).
 hardware() {
   for seed in $SEEDS; do
     for algo in bp dfa ddfa; do
       train "results/hardware/mnist-784-128-10-$algo-s$seed.json" --algo "$algo" --dataset mnist \
-        --arch 784-128-10 --setting hardware --lr 0.00390625 --epochs 3 --seed "$seed"
+        --arch 784-128-10 --setting hardware --lr 0.00390625 --alpha 0.00390625 --epochs 3 --seed "$seed"
     done
   done
   report_hardware
 }
 report_hardware() {
   "$DDFA" report results/hardware --out results/hardware/report \
-    --title "Hardware setting: MNIST 784-128-10, batch 1, SGD 2^-8, Rademacher, EMA 2^-6, 3 epochs"
+    --title "Hardware setting: MNIST 784-128-10, batch 1, SGD 2^-8, Rademacher, EMA 2^-8, 3 epochs"
 }
 
-# (d') Sensitivity of (d): two more seeds, the learning rate one step either side, and
-#      the feedback rate one notch slower (same network, 3 epochs, batch of one).
+# (d') Sensitivity of (d): two more seeds of the setting, the previous feedback rate
+#      alpha = 2^-6 (the default of --setting hardware without --alpha), and the learning
+#      rate one step either side (at alpha = 2^-6); same network, 3 epochs, batch of one.
 hardware_sweep() {
   local d=results/hardware-sweep H="--dataset mnist --arch 784-128-10 --setting hardware --epochs 3"
   for seed in 3 4; do
     for algo in dfa ddfa; do
-      train $d/lr2e-8-$algo-s$seed.json --algo $algo $H --lr 0.00390625 --seed $seed
+      train $d/lr2e-8-alpha2e-8-$algo-s$seed.json --algo $algo $H --lr 0.00390625 --alpha 0.00390625 --seed $seed
     done
+  done
+  for seed in 0 1 2 3 4; do
+    train $d/lr2e-8-ddfa-s$seed.json --algo ddfa $H --lr 0.00390625 --seed $seed
   done
   for seed in $SEEDS; do
     for algo in dfa ddfa; do
       train $d/lr2e-7-$algo-s$seed.json --algo $algo $H --lr 0.0078125 --seed $seed
       train $d/lr2e-9-$algo-s$seed.json --algo $algo $H --lr 0.001953125 --seed $seed
     done
-    train $d/lr2e-8-alpha2e-8-ddfa-s$seed.json --algo ddfa $H --lr 0.00390625 --alpha 0.00390625 --seed $seed
   done
   report_hardware_sweep
 }
@@ -139,23 +144,71 @@ report_ablation() {
 }
 
 # The full protocol of the paper's Table I (no BN): 100 epochs x 10 seeds, all four
-# algorithms, MNIST/Fashion-MNIST x 1x800/2x800/3x800/conv. Printed, not run.
+# algorithms, MNIST/Fashion-MNIST x 1x800/2x800/3x800/conv (about ten days of one core).
+#   scripts/reproduce_float.sh full100 [--epochs N] [--datasets "mnist fashion-mnist"]
+#       [--archs "1x800 2x800 3x800 conv"] [--seeds "0 1 ... 9"] [--algos "bp dfa dkp ddfa"]
+#       [--bn] [--out DIR] [--print]
+# --bn on every run gives Table II; --print lists the commands without running them.
+# A smoke test of one configuration:
+#   scripts/reproduce_float.sh full100 --epochs 1 --datasets mnist --archs 1x800 --seeds 0 \
+#       --algos ddfa --out build/full100-smoke
 full100() {
-  cat <<'EOF'
-for ds in mnist fashion-mnist; do for arch in 1x800 2x800 3x800 conv; do
-  for seed in 0 1 2 3 4 5 6 7 8 9; do for algo in bp dfa dkp ddfa; do
-    ddfa train --algo $algo --dataset $ds --arch $arch --setting paper --epochs 100 \
-      --seed $seed --threads 1 --no-progress --json results/full100/$ds-$arch-$algo-s$seed.json
+  local epochs=100 datasets="mnist fashion-mnist" archs="1x800 2x800 3x800 conv"
+  local seeds="0 1 2 3 4 5 6 7 8 9" algos="bp dfa dkp ddfa" out=results/full100 bn=() print=0
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --epochs|--datasets|--archs|--seeds|--algos|--out)
+        if [[ $# -lt 2 ]]; then
+          echo "reproduce_float.sh full100: $1 needs a value. Fix: e.g. $1 ${epochs}" >&2; exit 2
+        fi
+        case "$1" in
+          --epochs) epochs="$2";; --datasets) datasets="$2";; --archs) archs="$2";;
+          --seeds) seeds="$2";; --algos) algos="$2";; --out) out="$2";;
+        esac
+        shift 2;;
+      --bn) bn=(--bn); shift;;
+      --print) print=1; shift;;
+      *) echo "reproduce_float.sh full100: unknown option '$1'. Fix: use --epochs N, --datasets, --archs," \
+              "--seeds, --algos (space-separated lists in quotes), --bn, --out DIR or --print" >&2; exit 2;;
+    esac
+  done
+  if ! [[ "$epochs" =~ ^[1-9][0-9]*$ ]]; then
+    echo "reproduce_float.sh full100: --epochs '$epochs' is not a positive whole number. Fix: e.g. --epochs 100" >&2
+    exit 2
+  fi
+  local ds arch seed algo
+  for ds in $datasets; do for arch in $archs; do
+    for seed in $seeds; do for algo in $algos; do
+      local args=(--algo "$algo" --dataset "$ds" --arch "$arch" --setting paper --epochs "$epochs"
+                  --seed "$seed" --threads 1 "${bn[@]}")
+      if [[ $print == 1 ]]; then
+        echo "ddfa train --no-progress ${args[*]} --json $out/$ds-$arch-$algo-s$seed.json"
+      else
+        mkdir -p "$out"
+        train "$out/$ds-$arch-$algo-s$seed.json" "${args[@]}"
+      fi
+    done; done
   done; done
-done; done
-ddfa report results/full100 --out results/full100/report
-# (--bn added to every command gives Table II.)
-EOF
+  local title="Table I, full protocol (no BN): $epochs epochs, paper setting, seeds $seeds"
+  [[ ${#bn[@]} -gt 0 ]] && title="Table II, full protocol (BN): $epochs epochs, paper setting, seeds $seeds"
+  if [[ $print == 1 ]]; then
+    echo "ddfa report $out --out $out/report --title \"$title\""
+  else
+    "$DDFA" report "$out" --out "$out/report" --title "$title"
+  fi
 }
 
 report() {  # re-render every table and plot from the results JSON already there
   report_table1; report_alignment; report_hardware; report_hardware_sweep; report_ablation
 }
 
+if [[ "${1:-}" == full100 ]]; then shift; full100 "$@"; exit; fi
 if [[ $# -eq 0 ]]; then set -- table1 alignment hardware hardware_sweep ablation speed; fi
+for step in "$@"; do
+  case "$step" in
+    table1|alignment|speed|hardware|hardware_sweep|ablation|report) ;;
+    *) echo "reproduce_float.sh: unknown experiment '$step'. Fix: use table1, alignment, hardware," \
+            "hardware_sweep, ablation, speed, report or full100 [options]" >&2; exit 2;;
+  esac
+done
 for step in "$@"; do "$step"; done

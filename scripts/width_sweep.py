@@ -40,7 +40,7 @@ from ddfa.config import Config, Fixed, default_config  # noqa: E402
 from ddfa.data import Dataset, load_dataset  # noqa: E402
 from golden.fixed import train_fixed  # noqa: E402
 
-WIDTHS = (8, 10, 12, 14, 16, 20, 24)
+WIDTHS = (8, 10, 12, 14, 16, 18, 20, 24)
 BASES = {"digits": ("icebreaker", 10), "mnist": ("ulx3s-85f", 1)}
 
 
@@ -107,7 +107,8 @@ def run(args) -> None:
         ar = cfg.arith
         rec = dict(dataset=ds, base=base.name, sweep=sweep, value=value, rounding=rounding, seed=seed,
                    epochs=epochs, train_samples=int(data[ds].x_train.shape[0]),
-                   weight=str(ar.weight), feedback=str(ar.feedback), lr_shift=ar.lr_shift,
+                   weight=str(ar.weight), feedback=str(ar.feedback), act=str(ar.act), lr_shift=ar.lr_shift,
+                   alpha_shift=ar.alpha_shift,
                    test_accuracy=r["test_accuracy"], samples_per_s=r["samples_per_s"],
                    max_abs_W=max(float(W.abs().max()) for W in model.W + model.b) / ar.weight.scale,
                    max_abs_B=(max(float(B.abs().max()) for B in model.B) / ar.feedback.scale) if model.B else 0.0,
@@ -132,7 +133,8 @@ def markdown(records: list[dict]) -> str:
         lrs = sorted({r["lr_shift"] for r in rs if r["sweep"] != "lr"})
         lines += [f"## {ds} (base `{first['base']}`, {first['epochs']} epoch(s) over {first['train_samples']} "
                   f"training samples, seeds {sorted({r['seed'] for r in rs})}; width and binary-point sweeps "
-                  f"at lr_shift {', '.join(map(str, lrs))})", ""]
+                  f"at lr_shift {', '.join(map(str, lrs))}, alpha_shift {first.get('alpha_shift', '?')}, "
+                  f"act {first.get('act', '?')})", ""]
         for sweep, label in (("weight", "weight/bias width (bits)"), ("feedback", "feedback width (bits)"),
                              ("lr", "lr_shift"), ("weight_frac", "weight/bias fractional bits"),
                              ("feedback_frac", "feedback fractional bits")):

@@ -82,8 +82,10 @@ def test_report_bad_inputs(tmp_path, capsys):
     _fails(capsys, ["report", str(bad)], "lacks test_accuracy")
 
 
-def test_demo_runs(capsys):
-    assert main(["demo"]) == 0
+def test_demo_compare_dfa_runs(capsys):
+    """The float DDFA-vs-DFA comparison, now ``ddfa demo --compare-dfa`` (``ddfa demo``
+    itself is the whole hardware flow: tests/test_demo.py)."""
+    assert main(["demo", "--compare-dfa"]) == 0
     out = capsys.readouterr().out
     assert "DDFA" in out and "DFA" in out and "Directional DFA - random DFA" in out
 

@@ -388,3 +388,45 @@ def test_directions_stream_is_blocks_in_order():
     r = Directions([(16,)], "rademacher", torch.Generator().manual_seed(1), block=4096).draw(4096)[0]
     assert set(r.unique().tolist()) == {-1.0, 1.0}
     assert (r.T @ r / 4096 - torch.eye(16)).abs().max() < 0.1
+
+
+def test_fused_adam_matches_torch_optim():
+    """FusedAdam calls torch's fused kernel directly: the same numbers, bit for bit, as
+    torch.optim.Adam(fused=True), over two groups, with weight decay, a learning-rate
+    change between steps and a parameter without a gradient on one step."""
+    from golden.float_model import ADAM, FusedAdam
+    g = torch.Generator().manual_seed(3)
+    ours = [torch.randn(7, 5, generator=g), torch.randn(5, generator=g), torch.randn(4, 3, generator=g)]
+    theirs = [p.clone() for p in ours]
+    groups = lambda ps: [{"params": ps[:2], "lr": 1e-3, "name": "forward"},
+                         {"params": ps[2:], "lr": 1e-4, "name": "feedback"}]
+    a = FusedAdam(groups(ours), weight_decay=1e-6, **ADAM)
+    b = torch.optim.Adam(groups(theirs), weight_decay=1e-6, fused=True, **ADAM)
+    for step in range(5):
+        grads = [torch.randn(p.shape, generator=g) for p in ours]
+        for k, (p, q, gr) in enumerate(zip(ours, theirs, grads)):
+            p.grad = None if (step == 2 and k == 1) else gr.clone()
+            q.grad = None if (step == 2 and k == 1) else gr.clone()
+        if step == 3:
+            a.param_groups[0]["lr"] = b.param_groups[0]["lr"] = 5e-4
+        a.step()
+        b.step()
+        for p, q in zip(ours, theirs):
+            assert torch.equal(p, q)
+    assert not torch.equal(ours[0], theirs[0] + 1e-3)   # the comparison can fail
+
+
+def test_stacked_feedback_is_the_per_layer_formula():
+    """B_all stacks every hidden layer's B_l (views), one matmul gives every g_l = B_l e
+    (eq. 6) and the DDFA target is mean_n v_l d_L^T per layer (eq. 16)."""
+    model = FloatModel(make_cfg("ddfa", **{"train.setting": "paper"}), layers=(6, 5, 4, 3))
+    torch.nn.init.normal_(model.B_all, generator=torch.Generator().manual_seed(0))
+    assert model.hidden[0].B.data_ptr() == model.B_all.data_ptr()
+    assert model.hidden[1].B.shape == (4, 3)
+    x = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
+    fwd = model.forward(x)
+    e = torch.randn(8, 3, generator=torch.Generator().manual_seed(2))
+    for layer, rec, (delta, _) in zip(model.hidden, fwd.records, model.dfa_deltas(fwd, e)):
+        torch.testing.assert_close(delta, (e @ layer.B.T) * rec.mask, rtol=1e-6, atol=1e-7)
+    for rec, target in zip(fwd.records, model.feedback_targets(fwd)):
+        torch.testing.assert_close(target, rec.v.T @ fwd.d_L / 8, rtol=1e-5, atol=1e-7)

@@ -279,12 +279,15 @@ def test_processor_random_dfa(digits):
     assert res["steps"][-1]["cycles"] == step_cycles(cfg)["total"]
 
 
-def test_read_block_and_error_cycles(digits):
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_read_block_and_error_cycles(digits, board):
     """READ_BLOCK returns BLOCK_WORDS words from an address on, sign-extended, 0 past the
     memory's end, under backpressure on both streams; STATUS splits the update phase's
-    first cycles off as the error phase (softmax, hdl.cycles.step_cycles "softmax")."""
+    first cycles off as the error phase (softmax, hdl.cycles.step_cycles "softmax").
+    On the ECP5 board the memory bus has its registered request and word
+    (hdl.host.mem_bus_latency 4)."""
     from hdl.host import BLOCK_WORDS
-    cfg = tiny_cfg(layers=(64, 6, 10), pes=(3, 1))
+    cfg = tiny_cfg(layers=(64, 6, 10), pes=(3, 1), board=board)
     gold = FixedModel(cfg)
     dut = Processor(cfg)
     proto = HostProtocol(cfg)

@@ -7,7 +7,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from ddfa.config import ConfigError, default_config
+from ddfa.config import BOARDS, Config, ConfigError, default_config
 from hdl.uart import UARTRx, UARTTx, uart_divisor
 
 from .uart_model import uart_recv, uart_send
@@ -15,8 +15,41 @@ from .uart_model import uart_recv, uart_send
 
 def test_divisor_from_config():
     cfg = default_config("icebreaker")
-    assert uart_divisor(cfg) == round(cfg.clock_mhz * 1e6 / cfg.hardware.baud) == 260
-    assert uart_divisor(default_config("ulx3s-85f")) == 694
+    # the boards' default rates (Board.baud) divide the default clocks exactly
+    assert cfg.hardware.baud == 3_000_000
+    assert uart_divisor(cfg) == round(cfg.clock_mhz * 1e6 / cfg.hardware.baud) == 10
+    assert uart_divisor(default_config("ulx3s-85f")) == 40
+    assert uart_divisor(cfg.replace(**{"hardware.baud": 115200})) == 260
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_default_baud_is_exact(board):
+    """Each board's default link rate is a whole number of cycles of its default clock
+    (what the PLL really makes), and the configuration takes it when baud is unset."""
+    from boards.pll import BoardClock
+    from boards.platforms import make_platform
+    b = BOARDS[board]
+    cfg = default_config("icebreaker").replace(**{"hardware.board": board})
+    assert cfg.hardware.baud == b.baud
+    clock = BoardClock(cfg.clock_mhz * 1e6)
+    f = clock.plan(make_platform(b))
+    d = uart_divisor(f, b.baud)
+    assert abs(f / d - b.baud) / b.baud < 0.005
+    if board in ("icebreaker", "ulx3s-85f"):        # on-board FTDI bridges: a whole divisor
+        assert f == d * b.baud
+
+
+def test_baud_default_follows_the_board():
+    ice = default_config("icebreaker")
+    assert ice.hardware.baud == BOARDS["icebreaker"].baud
+    # an explicit rate is kept through replace(); an unset one follows the board
+    assert ice.replace(**{"hardware.baud": 115200}).replace(**{"model.seed": 1}).hardware.baud == 115200
+    assert ice.replace(**{"hardware.board": "orangecrab-25f"}).hardware.baud == BOARDS["orangecrab-25f"].baud
+    assert Config.from_dict(ice.to_dict()) == ice
+    for bad in (0, 20_000_000):
+        with pytest.raises(ConfigError, match="hardware.baud"):
+            ice.replace(**{"hardware.baud": bad})
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
