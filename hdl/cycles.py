@@ -10,15 +10,17 @@ Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
 * **Forward.** The engine registers the strobe, then its PE pipeline issues one column
   a cycle (read, operand registers, product register, accumulate): group ``r``'s sums
   move from the accumulators to the hold register at
-  ``L_r = n_in + 5 + r * (max(n_in, P) + 1)`` (after the strobe):
+  ``L_r = n_in + 5 + x + r * (max(n_in, P) + 1)`` (after the strobe; ``x`` is
+  :func:`hdl.layer.weight_stages`, the extra register stage between the banks and the
+  operand registers: 1 on the ECP5, 0 on the iCE40):
   the cycle they move, the accumulators are cleared and the next group's first product
   waits, and it waits longer when the serial activation stage (``P`` rows, one a cycle)
   has not emptied the hold register (``n_in < P``). The first hidden layer's activation
   also waits for the directions (``n_draw + 1`` cycles). The activation stage has three
   steps (bias added, narrowed, written), so the engine is idle ``P + 3`` cycles after
   its last group moved to the hold register: for ``n_in >= P`` (and ``P > 1``) simply
-  ``D_l = R * (n_in + 1) + P + 7``. With ``P = 1`` the activation stage takes the
-  accumulators' row directly (no hold register): ``D_l = R * (n_in + 1) + 7``.
+  ``D_l = R * (n_in + 1) + P + 7 + x``. With ``P = 1`` the activation stage takes the
+  accumulators' row directly (no hold register): ``D_l = R * (n_in + 1) + 7 + x``.
   The layers run one after the other: ``forward = sum_l D_l``.
 * **Output unit.** After the last output beat, the softmax takes
   ``OutputUnit.cycles() - 2 n_L`` cycles before the first error-bus beat; then the
@@ -30,10 +32,11 @@ Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
   strobe) collects ``P`` deltas, then runs a row group of
   ``n_in`` read-modify-write cycles while the next ``P`` are collected:
   ``I_r = max(X_{(r+1)P-1} + 1, I_{r-1} + n_in)`` (``X_i``: the cycle ``delta_i`` is
-  taken), and is idle at ``I_{R-1} + n_in + 5`` (the last word of ``W`` is written five
-  cycles after its column is issued: read, operands, product and rounded term, word read
-  again and saturated, write). The output layer takes ``e_o`` from its
-  FIFO two cycles after the bus beat.
+  taken; the first delta of group ``r + 1`` is taken at ``I_r + 1 + x`` at the earliest,
+  once group ``r``'s deltas are latched), and is idle at ``I_{R-1} + n_in + 5 + x`` (the
+  last word of ``W`` is written ``5 + x`` cycles after its column is issued: read,
+  [stage 1X,] operands, product and rounded term, word read again and saturated,
+  write). The output layer takes ``e_o`` from its FIFO two cycles after the bus beat.
 * **Done** when everything is idle: ``update`` = the slowest of the layers (plus the
   shared softmax and bus), not their sum.
 """
@@ -45,7 +48,7 @@ from ddfa.config import Config
 __all__ = ["step_cycles", "forward_cycles", "infer_cycles"]
 
 
-def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0) -> int:
+def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0, xs: int = 0) -> int:
     """Cycles from an engine's ``fwd`` strobe to ``busy`` low. ``v_ready``: the cycle
     (after the strobe) from which ``v_valid`` is high (hidden layer 1 only).
 
@@ -55,9 +58,10 @@ def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0) -> int:
     group's first product waits until the accumulators are free again (cleared as their
     group moves on), so group ``r`` ends ``n_in + 1`` cycles after ``L_{r-1}``. With one
     PE there is no hold register: the activation stage takes the row from the
-    accumulators (``L_r = S_r``).
+    accumulators (``L_r = S_r``). ``xs``: the extra pipeline stages between the banks
+    and the operand registers (:func:`hdl.layer.weight_stages`).
     """
-    F = n_in + 5
+    F = n_in + 5 + xs
     if P == 1:                       # no hold register: the activation takes the row at once
         S = max(F, v_ready)
         L = S
@@ -79,10 +83,11 @@ def forward_cycles(cfg: Config, train: bool = True) -> list[int]:
     """``D_l`` for ``l = 1..L``: each engine's forward cycles."""
     n, pes, L = cfg.model.layers, cfg.hardware.pes, cfg.model.n_layers
     n_draw = max(cfg.model.hidden, default=0)
+    xs = _weight_stages(cfg)
     out = []
     for l in range(1, L + 1):
         v_ready = n_draw + 1 if (train and l == 1 and l < L) else 0
-        out.append(_engine_forward(n[l - 1], pes[l - 1], n[l] // pes[l - 1], v_ready))
+        out.append(_engine_forward(n[l - 1], pes[l - 1], n[l] // pes[l - 1], v_ready, xs))
     return out
 
 
@@ -90,6 +95,11 @@ def infer_cycles(cfg: Config) -> int:
     """Cycles of an inference, from the start strobe to ``done``: the forward pass, then
     one cycle for the output unit's argmax strobe."""
     return sum(forward_cycles(cfg, train=False)) + 1
+
+
+def _weight_stages(cfg: Config) -> int:
+    from .layer import weight_stages
+    return weight_stages(cfg)
 
 
 def _output_unit_cycles(cfg: Config) -> int:
@@ -127,6 +137,7 @@ def step_cycles(cfg: Config) -> dict:
     B0 = U + _output_unit_cycles(cfg) - 2 * nL  # first error-bus beat
     bus = [B0 + o for o in range(nL)]
     ou_idle = B0 + nL
+    xs = _weight_stages(cfg)
     upd_layers = {}
     for l in range(1, L + 1):
         n_in, P = n[l - 1], pes[l - 1]
@@ -150,11 +161,11 @@ def step_cycles(cfg: Config) -> dict:
                     V = max(bus[i] + 2, X_prev + 1)
                 x = V
                 if p == 0 and r > 0:
-                    x = max(x, I_prev + 1)           # the delta registers are free again
+                    x = max(x, I_prev + 1 + xs)      # the delta registers are free again
                 X.append(x)
                 X_prev = x
             I_prev = max(X_prev + 1, I_prev + n_in)
-        engine_idle = I_prev + n_in + 5
+        engine_idle = I_prev + n_in + 5 + xs
         fb_idle = X[-1] + 1 if hidden else 0
         upd_layers[l] = max(engine_idle, fb_idle) - U
     done = max([ou_idle] + [U + c for c in upd_layers.values()])

@@ -21,7 +21,7 @@ from ddfa.config import Config
 from .fixed import fixed_shape, narrow, round_shift, saturate
 from .layouts import ErrorBeat, MemPortSignature, OutputBeat, addr_width
 
-__all__ = ["ActReadSignature", "LayerEngine", "bank_rows", "host_latency"]
+__all__ = ["ActReadSignature", "LayerEngine", "bank_rows", "host_latency", "weight_stages"]
 
 
 def host_latency(cfg: Config) -> int:
@@ -29,6 +29,15 @@ def host_latency(cfg: Config) -> int:
     2 for the ECP5 boards, whose block RAM outputs are slow (the word comes from a register
     after the block RAM), else 1."""
     return 2 if cfg.has_board and cfg.board.family == "ecp5" else 1
+
+
+def weight_stages(cfg: Config) -> int:
+    """Pipeline registers between a PE's ``W`` bank and its multipliers' operand
+    registers: 1 on the ECP5 boards (the DP16KD's read data, slow and far from the PE's
+    logic, goes into a register of its own first, with the layer below's words and the
+    pipeline's control), else 0. Each adds one cycle to a layer's forward pass and to its
+    update (``hdl.cycles``)."""
+    return 1 if host_latency(cfg) == 2 else 0
 
 
 def ActReadSignature(cfg: Config, depth: int) -> wiring.Signature:
@@ -111,6 +120,12 @@ class LayerEngine(wiring.Component):
     two cycles after the read. The rows of the next group are collected while the current
     group is written.
 
+    **ECP5** (``weight_stages == 1``, :func:`weight_stages`). One more register stage
+    (1X) between the banks and the multipliers' operand registers: the banks' words
+    (``w_d``), the layer below's words and the pipeline's control are registered first,
+    so that the block RAMs' slow outputs end at a register; every later stage, in both
+    passes, comes a cycle later (``hdl.cycles``).
+
     **Host.** While ``busy`` is low the host reads and writes ``W`` and ``b`` through
     ``host_w`` (address ``{pe, bank address}``: the PE index in the high bits) and
     ``host_b`` (address ``i``).
@@ -175,6 +190,9 @@ class LayerEngine(wiring.Component):
         #: The host ports' read latency in cycles: 2 on the ECP5 boards (the word comes
         #: from a register after the block RAM, whose outputs are slow there), else 1.
         self.host_latency = host_latency(cfg)
+        #: Extra pipeline stages between the ``W`` banks and the operand registers
+        #: (:func:`weight_stages`: 1 on the ECP5 boards, else 0).
+        self.weight_stages = weight_stages(cfg)
 
         W_init = [0] * (self.n_out * self.n_in) if W_init is None else list(W_init)
         b_init = [0] * self.n_out if b_init is None else [int(v) for v in b_init]
@@ -225,6 +243,7 @@ class LayerEngine(wiring.Component):
         m = Module()
         ar = self.cfg.arith
         P, R, n_in, n_out = self.pes, self.groups, self.n_in, self.n_out
+        xs = self.weight_stages == 1        # the ECP5's stage 1X (see "stage 1" below)
         act_s, err_s, w_s = fixed_shape(ar.act), fixed_shape(ar.err), fixed_shape(ar.weight)
         # The accumulators sum n_in products W*y (or W*d), each |W*y| <= 2^(w+a-2) for
         # w-bit weights and a-bit activations: |sum| <= 2^(w+a-2+ceil(log2 n_in)) fits a
@@ -317,7 +336,15 @@ class LayerEngine(wiring.Component):
 
         # ---- stage 0 --------------------------------------------------------------
         group_ok = Signal()
-        m.d.comb += group_ok.eq(~s0_upd | (s0_j != 0) | col_full)
+        # (ECP5: the deltas are latched one cycle later, at the end of stage 1X, so
+        # ``col_full`` clears at stage 1 (the next delta is taken at stage 1X at the
+        # earliest, and changes the collected ones only after the latch); a group's
+        # first column never issues in that cycle, which matters only for n_in = 1.)
+        if xs:
+            col_clr = Signal()
+            m.d.comb += group_ok.eq(~s0_upd | (s0_j != 0) | (col_full & ~col_clr))
+        else:
+            m.d.comb += group_ok.eq(~s0_upd | (s0_j != 0) | col_full)
         s0_issue = Signal()
         m.d.comb += s0_issue.eq(s0_active & en & group_ok)
 
@@ -337,11 +364,28 @@ class LayerEngine(wiring.Component):
             with m.Else():
                 m.d.sync += s0_j.eq(s0_j + 1)
 
+        # ECP5 only (``weight_stages == 1``): stage 1X, between stages 1 and 2, holds the
+        # banks' words (``w_d``, below), the layer below's words and the control, so that
+        # the slow block RAM outputs end at a register (stage 2 and later are unchanged,
+        # one cycle later). Elsewhere stage 2 takes stage 1 directly.
+        if xs:
+            sx_valid, sx_first, sx_last, sx_upd = Signal(), Signal(), Signal(), Signal()
+            y_x, d_x = dreg(act_s, "y_x"), dreg(act_s, "d_x")
+            with m.If(en):
+                m.d.sync += [sx_valid.eq(s1_valid), sx_first.eq(s1_first), sx_last.eq(s1_last),
+                             sx_upd.eq(s1_upd), y_x.eq(self.prev.y)]
+                if self.tangent:
+                    m.d.sync += d_x.eq(self.prev.d)
+            o_valid, o_first, o_last, o_upd = sx_valid, sx_first, sx_last, sx_upd
+            o_y, o_d = y_x, d_x
+        else:
+            o_valid, o_first, o_last, o_upd = s1_valid, s1_first, s1_last, s1_upd
+            o_y, o_d = self.prev.y, self.prev.d
         with m.If(en):
             m.d.sync += [
                 s1_valid.eq(s0_issue), s1_first.eq(s0_j == 0), s1_last.eq(s0_j == n_in - 1),
                 s1_upd.eq(s0_upd),
-                s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_upd.eq(s1_upd),
+                s2_valid.eq(o_valid), s2_last.eq(o_last), s2_upd.eq(o_upd),
                 s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_upd.eq(s2_upd),
             ]
         # Stages 4 and 5 run only in update passes, where the pipeline never stalls.
@@ -386,17 +430,19 @@ class LayerEngine(wiring.Component):
                          wr.en.eq(Mux(core, s5_valid, self.host_w.we & host_sel))]
             m.d.comb += w_rd[p].eq(rd.data)
 
-            w = rd.data
-            # Stage 1 -> 2: the multipliers' operands. The primal multiplier forms W * y
-            # (forward) or delta * y (update: the operand register takes delta_i from the
-            # collected deltas with a group's first column and holds it for the group);
-            # the tangent one W * d (layers 2..L).
+            w_d = dreg(w_s, f"w_d{p}")     # the bank's word, registered (see below)
+            w_d_all.append(w_d)
+            w = w_d if xs else rd.data
+            # Stage 1 (1X on the ECP5) -> 2: the multipliers' operands. The primal
+            # multiplier forms W * y (forward) or delta * y (update: the operand register
+            # takes delta_i from the collected deltas with a group's first column and holds
+            # it for the group); the tangent one W * d (layers 2..L).
             with m.If(en):
-                with m.If(~s1_upd | s1_first):
-                    m.d.sync += ma[p].eq(Mux(s1_upd, Mux(collect_m[p], collect[p], 0), w))
-                m.d.sync += [mb[p].eq(self.prev.y), prod_a[p].eq(ma[p] * mb[p])]   # stage 2 -> 3
+                with m.If(~o_upd | o_first):
+                    m.d.sync += ma[p].eq(Mux(o_upd, Mux(collect_m[p], collect[p], 0), w))
+                m.d.sync += [mb[p].eq(o_y), prod_a[p].eq(ma[p] * mb[p])]   # stage 2 -> 3
                 if self.tangent:
-                    m.d.sync += [mt[p].eq(w), md[p].eq(self.prev.d),
+                    m.d.sync += [mt[p].eq(w), md[p].eq(o_d),
                                  prod_t[p].eq(mt[p] * md[p])]             # the tangent multiplier
 
             # Stage 3, forward: accumulate. The accumulators are cleared (a synchronous
@@ -415,11 +461,17 @@ class LayerEngine(wiring.Component):
             # saturates, stage 5 writes W_ij back to the address read at stage 2.
             # |delta y| <= 2^(len - 2), so the rounded term needs len - shift_W + 1 bits.
             wb_r = dreg(signed(len(prod_a[p]) - self.shift_W + 1), f"wb_r{p}")
-            w_d = dreg(w_s, f"w_d{p}")               # W_ij, read again (block RAM output registered)
-            w_d_all.append(w_d)
+            # w_d: W_ij, read again (block RAM output registered). On the ECP5 it is also
+            # stage 1X's word in forward passes, where it holds while the pipeline stalls.
             wb_w = dreg(w_s, f"wb_w{p}")
-            m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)), w_d.eq(w_rd[p]),
-                         wb_w.eq(saturate(w_d - wb_r, ar.weight))]
+            if xs:
+                m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)),
+                             wb_w.eq(saturate(w_d - wb_r, ar.weight))]
+                with m.If(~fwd_busy | en):
+                    m.d.sync += w_d.eq(w_rd[p])
+            else:
+                m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)), w_d.eq(w_rd[p]),
+                             wb_w.eq(saturate(w_d - wb_r, ar.weight))]
             with m.If(core):
                 m.d.comb += wr.data.eq(wb_w)
             with m.Else():
@@ -549,8 +601,13 @@ class LayerEngine(wiring.Component):
                 m.d.sync += [col_cnt.eq(0), col_full.eq(1)]
             with m.Else():
                 m.d.sync += col_cnt.eq(col_cnt + 1)
-        with m.If(s0_issue & s0_upd & (s0_j == 0)):
-            m.d.sync += col_full.eq(0)
+        if xs:
+            m.d.comb += col_clr.eq(en & s1_valid & s1_upd & s1_first)
+            with m.If(col_clr):
+                m.d.sync += col_full.eq(0)
+        else:
+            with m.If(s0_issue & s0_upd & (s0_j == 0)):
+                m.d.sync += col_full.eq(0)
         with m.If(upd_q):
             m.d.sync += col_full.eq(0)
 

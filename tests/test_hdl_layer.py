@@ -19,17 +19,18 @@ from amaranth.sim import Simulator
 
 from ddfa.config import Config, ModelConfig, HardwareConfig, ArithConfig, Fixed
 from golden import arith
-from hdl.layer import LayerEngine, bank_rows
+from hdl.layer import LayerEngine, bank_rows, weight_stages
 from hdl.fixed import fixed_shape
 
 I64 = torch.int64
 
 
-def small_cfg(layers, pes, **arith_kw) -> Config:
-    """A software-only configuration (no board checks), any layer sizes and PE counts."""
+def small_cfg(layers, pes, board="none", **arith_kw) -> Config:
+    """A software-only configuration (no board checks), any layer sizes and PE counts;
+    ``board`` picks a board's family (the ECP5's extra weight stage)."""
     ar = ArithConfig(**arith_kw) if arith_kw else ArithConfig()
     return Config(model=ModelConfig(layers=tuple(layers)),
-                  arith=ar, hardware=HardwareConfig(board="none", pes=tuple(pes)))
+                  arith=ar, hardware=HardwareConfig(board=board, pes=tuple(pes)))
 
 
 class Harness(wiring.Component):
@@ -62,7 +63,11 @@ def rand_fmt(rng, fmt, n, scale=1.0):
     return [rng.randint(lo, hi) for _ in range(n)]
 
 
-def run_layer(cfg, layer, seed, stall=0.3, w_scale=0.2, sat=False):
+def run_layer(cfg, layer, seed, stall=0.3, w_scale=0.2, sat=False, extreme=False):
+    """``extreme``: the accumulators' worst case. Every input is the most negative
+    activation; even rows hold the most negative weight (every product is the largest
+    positive one, ``2^(w+a-2)``), odd rows the most positive (products near the most
+    negative), so that the sums reach ``+-n_in 2^(w+a-2)``."""
     rng = random.Random(seed)
     ar = cfg.arith
     L = cfg.model.n_layers
@@ -72,6 +77,10 @@ def run_layer(cfg, layer, seed, stall=0.3, w_scale=0.2, sat=False):
     b = rand_fmt(rng, ar.weight, n_out, 1.0 if sat else w_scale)
     y_prev = rand_fmt(rng, ar.act, n_in, 1.0 if sat else 0.1)
     d_prev = rand_fmt(rng, ar.act, n_in, 1.0 if sat else 0.1) if layer >= 2 else [0] * n_in
+    if extreme:
+        W = [ar.weight.min if (k // n_in) % 2 == 0 else ar.weight.max for k in range(n_out * n_in)]
+        y_prev = [ar.act.min] * n_in
+        d_prev = [ar.act.min] * n_in if layer >= 2 else [0] * n_in
     v_bits = [rng.randint(0, 1) for _ in range(n_out)]
     v = torch.tensor([(1 - 2 * x) * ar.act.one for x in v_bits], dtype=I64)
     g = rand_fmt(rng, ar.err, n_out, 1.0 if sat else 0.3)
@@ -212,11 +221,30 @@ def test_layer_engine(layers, pes, layer, stall, seed):
     print(layers, pes, layer, cycles)
 
 
+@pytest.mark.parametrize("layers,pes,layer,stall,seed", CASES)
+def test_layer_engine_ecp5(layers, pes, layer, stall, seed):
+    """The ECP5 engine: one more pipeline stage between the banks and the operand
+    registers (``weight_stages == 1``), the deltas latched a cycle later."""
+    cfg = small_cfg(layers, pes, board="ulx3s-85f")
+    assert weight_stages(cfg) == 1
+    cycles = run_layer(cfg, layer, seed=seed + 100, stall=stall)
+    print(layers, pes, layer, cycles)
+
+
 @pytest.mark.parametrize("layer", [2, 3])
 def test_layer_engine_saturates(layer):
     """Full-range weights and inputs: every narrowing saturates somewhere."""
     cfg = small_cfg((64, 5, 4, 10), (5, 2, 2), lr_shift=1, acc_width=40)
     run_layer(cfg, layer, seed=99 + layer, stall=0.2, sat=True)
+
+
+@pytest.mark.parametrize("layer", [1, 2, 3])
+def test_layer_engine_accumulator_extremes(layer):
+    """The accumulators are sized to their fan-in (``w + a + ceil(log2 n_in)`` bits, no
+    spare bit when ``n_in`` is a power of two, as here: 64, 8, 4). The largest sums of
+    products, of both signs, must come out exactly (a bit fewer wraps them)."""
+    cfg = small_cfg((64, 8, 4, 10), (4, 2, 2))
+    run_layer(cfg, layer, seed=210 + layer, stall=0.2, extreme=True)
 
 
 def test_layer_engine_other_formats():
