@@ -332,6 +332,23 @@ class Config:
             return self.train.weight_decay
         return 1e-6 if self.model.algorithm == "dkp" else 0.0
 
+    @property
+    def registered_bram(self) -> bool:
+        """The target's block RAM read data is slow (ECP5 DP16KD without its output
+        register): the hardware registers every block-RAM word before any logic uses it.
+        ``hdl.layer.host_latency``, ``hdl.layer.weight_stages`` and
+        ``hdl.host.mem_bus_latency`` follow from this one fact."""
+        return self.has_board and self.board.family == "ecp5"
+
+    @staticmethod
+    def sum_width(m: int, n: int, terms: int) -> int:
+        """Bits of a signed word that holds the sum of ``terms`` products of an ``m``-bit
+        and an ``n``-bit two's-complement word: ``|product| <= 2^(m+n-2)`` (equality only
+        for min * min), so ``|sum| <= 2^(m+n-2+ceil(log2 terms))`` fits
+        ``m + n + ceil(log2 terms)`` bits, with no spare bit when ``terms`` is a power of
+        two."""
+        return m + n + (terms - 1).bit_length()
+
     def acc_width_needed(self, fan_in: int) -> int:
         """Bits a MAC accumulator needs so that ``fan_in`` products plus the bias never
         overflow. A product of an ``m``-bit and an ``n``-bit two's-complement word has
@@ -342,8 +359,8 @@ class Config:
         MACs (W*y, W*d, + b) and the feedback MACs (B*e).
         """
         a = self.arith
-        prod = max(a.weight.width + a.act.width, a.feedback.width + a.err.width, a.err.width + a.act.width) - 1
-        return prod + math.ceil(math.log2(fan_in + 1)) + 1
+        return max(self.sum_width(m.width, n.width, fan_in + 1)
+                   for m, n in ((a.weight, a.act), (a.feedback, a.err), (a.err, a.act)))
 
     @property
     def memory_words(self) -> dict[str, tuple[int, int]]:

@@ -127,7 +127,7 @@ class FeedbackUnit(wiring.Component):
         a_prod = Signal(signed(ar.feedback.width + ar.err.width), reset_less=True)   # in the SB_MAC16
         # n_L products B*e, each |B*e| <= 2^(f+e-2): the row sum fits f + e + ceil(log2 n_L)
         # bits (never more than ``acc_width``), so it cannot overflow (bit-exact either way).
-        acc = Signal(signed(min(ar.acc_width, ar.feedback.width + ar.err.width + (cols - 1).bit_length())))
+        acc = Signal(signed(min(ar.acc_width, cfg.sum_width(ar.feedback.width, ar.err.width, cols))))
         n_v = Signal()
         total = Signal.like(acc)
         g_row = Signal(range(rows + 1))

@@ -305,9 +305,7 @@ def mem_bus_latency(cfg: Config) -> int:
     and the processor registers the selected word (1), so that no timing path runs from
     the host through the memory selection to the block RAMs or back."""
     from .layer import host_latency
-    if cfg.has_board and cfg.board.family == "ecp5":
-        return host_latency(cfg) + 2
-    return host_latency(cfg)
+    return host_latency(cfg) + (2 if cfg.registered_bram else 0)
 
 
 def HostMemSignature(params: HostParams) -> wiring.Signature:

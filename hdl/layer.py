@@ -28,7 +28,7 @@ def host_latency(cfg: Config) -> int:
     """Cycles from a host port's ``re`` to its word on ``rdata`` (``MemPortSignature``):
     2 for the ECP5 boards, whose block RAM outputs are slow (the word comes from a register
     after the block RAM), else 1."""
-    return 2 if cfg.has_board and cfg.board.family == "ecp5" else 1
+    return 2 if cfg.registered_bram else 1
 
 
 def weight_stages(cfg: Config) -> int:
@@ -37,7 +37,7 @@ def weight_stages(cfg: Config) -> int:
     logic, goes into a register of its own first, with the layer below's words and the
     pipeline's control), else 0. Each adds one cycle to a layer's forward pass and to its
     update (``hdl.cycles``)."""
-    return 1 if host_latency(cfg) == 2 else 0
+    return 1 if cfg.registered_bram else 0
 
 
 def ActReadSignature(cfg: Config, depth: int) -> wiring.Signature:
@@ -250,7 +250,7 @@ class LayerEngine(wiring.Component):
         # signed word of w + a + ceil(log2 n_in) bits, never wider than ``acc_width``
         # (which also covers the bias and the widest fan-in). No sum can overflow either
         # way, so the result is the same bit for bit; a narrower adder is smaller and faster.
-        acc_s = signed(min(ar.acc_width, ar.weight.width + ar.act.width + (n_in - 1).bit_length()))
+        acc_s = signed(min(ar.acc_width, self.cfg.sum_width(ar.weight.width, ar.act.width, n_in)))
 
         # Datapath registers that are always written before they are read carry no reset
         # (``reset_less``): Yosys then packs the multipliers' operand and product registers
