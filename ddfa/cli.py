@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from .config import ConfigError, DATASET_SHAPES, default_config, load_config, parse_arch
+from .config import ConfigError, DATASET_SHAPES, load_config, parse_arch
 from .data import DataError
 
 __all__ = ["main", "add_config_args", "config_from_args"]

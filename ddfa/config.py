@@ -14,7 +14,6 @@ either with command-line overrides (:meth:`Config.replace`).
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources

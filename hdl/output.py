@@ -13,7 +13,7 @@ from ddfa.config import Config
 from golden.arith import exp_table
 
 from .fixed import fixed_shape, round_shift, wire
-from .layouts import ErrorBeat, OutputBeat, addr_width
+from .layouts import ErrorBeat, OutputBeat
 
 __all__ = ["OutputUnit"]
 

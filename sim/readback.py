@@ -40,7 +40,6 @@ def _block_command(proto):
 def read_plan(proto) -> ReadPlan:
     """The commands that read every memory word of the processor, in map order."""
     from hdl.host import Opcode
-    h = proto.params
     blk = _block_command(proto)
     cmds, parts, off = [], [], 0
     if blk is not None:

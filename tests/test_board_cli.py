@@ -11,7 +11,6 @@ from amaranth.sim import Simulator
 from boards import build as build_mod
 from boards import top as top_mod
 from ddfa.cli import main
-from ddfa.config import default_config
 
 
 def fake_result(cfg, timing_met=True):
@@ -69,7 +68,6 @@ def test_build_without_processor_is_an_error(monkeypatch, tmp_path, capsys):
 
 
 def test_build_that_does_not_fit_writes_partial_report(monkeypatch, tmp_path, capsys):
-    cfg = default_config("icebreaker")
     monkeypatch.setattr(top_mod, "processor_top", lambda cfg: object())
 
     def failing(cfg, top, out, **kw):

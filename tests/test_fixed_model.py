@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from ddfa.config import Config, ConfigError, Fixed, default_config
+from ddfa.config import ConfigError, Fixed, default_config
 from ddfa.data import Dataset, load_dataset
 from golden.arith import Lfsr, quantize
 from golden.fixed import FixedModel, train_fixed

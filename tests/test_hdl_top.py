@@ -296,7 +296,6 @@ def test_read_block_and_error_cycles(digits, board):
     sim.add_clock(1e-6)
     x = gold.quantize_input(digits.x_train[9])
     label = int(digits.y_train[9])
-    n = cfg.model.layers
 
     async def tb(ctx):
         await drv.transact(ctx, proto.encode_load_sample(x.tolist(), label), 1)
