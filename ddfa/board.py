@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             from .data import load_dataset
             if not args.no_check:
                 session.info()
-            data = load_dataset(cfg.model.dataset, getattr(args, "data_dir", None))
+            data = load_dataset(cfg.model.dataset, getattr(args, "data_dir", None), cfg.model.inputs)
 
             def progress(k, n):
                 if k % 50 == 0 or k == n:

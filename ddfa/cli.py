@@ -28,6 +28,8 @@ def add_config_args(p: argparse.ArgumentParser, training: bool = False) -> None:
         p.add_argument("--algo", choices=["bp", "dfa", "dkp", "ddfa"])
         p.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"])
         p.add_argument("--arch", help="2x800, 784-800-800-10 or conv")
+        p.add_argument("--inputs", choices=["pm1", "standardize"],
+                       help="input scaling: pm1 = [-1, 1] (the paper's), standardize = per-pixel training mean/std")
         p.add_argument("--bn", action="store_true", default=None, help="BatchNorm before each hidden ReLU")
         p.add_argument("--setting", choices=["paper", "hardware"])
         p.add_argument("--epochs", type=int)
@@ -62,7 +64,7 @@ def config_from_args(args: argparse.Namespace, software_only: bool = False):
             layers, conv = (n_in,) + cfg.model.layers[1:-1] + (n_out,), False
         changes["model.layers"] = layers
         changes["model.conv"] = conv
-    for name, key in (("algo", "model.algorithm"), ("seed", "model.seed"), ("setting", "train.setting"),
+    for name, key in (("algo", "model.algorithm"), ("seed", "model.seed"), ("inputs", "model.inputs"), ("setting", "train.setting"),
                       ("epochs", "train.epochs"), ("batch_size", "train.batch_size"), ("lr", "train.lr"),
                       ("optimizer", "train.optimizer"), ("directions", "train.directions"),
                       ("feedback_update", "train.feedback_update"), ("alpha", "train.alpha"),

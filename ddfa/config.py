@@ -136,6 +136,8 @@ DEFAULT_BAUD = 115200
 
 ALGORITHMS = ("bp", "dfa", "dkp", "ddfa")
 DATASETS = ("digits", "mnist", "fashion-mnist")
+#: Input scalings; the same tuple as :data:`ddfa.data.INPUT_SCALINGS` (checked by a test).
+INPUT_SCALINGS = ("pm1", "standardize")
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,12 @@ class ModelConfig:
     conv: bool = False
     algorithm: str = "ddfa"
     seed: int = 0
+    #: Input scaling (:data:`ddfa.data.INPUT_SCALINGS`): ``"pm1"``, each pixel scaled
+    #: to [-1, 1] as in the paper (Sec. IV-A), or ``"standardize"``, each pixel minus
+    #: its training-set mean, divided by its training-set standard deviation (floored
+    #: at 0.5 on the [-1, 1] scale). Done on the host before the processor sees a
+    #: sample; the processor's input format must hold the result.
+    inputs: str = "pm1"
 
     @property
     def n_layers(self) -> int:
@@ -468,6 +476,9 @@ class Config:
 
         if m.dataset not in DATASETS:
             raise ConfigError("model.dataset", f"unknown data set {m.dataset!r}", f"use one of {', '.join(DATASETS)}")
+        if m.inputs not in INPUT_SCALINGS:
+            raise ConfigError("model.inputs", f"unknown input scaling {m.inputs!r}",
+                              f"use one of {', '.join(INPUT_SCALINGS)}")
         if m.algorithm not in ALGORITHMS:
             raise ConfigError("model.algorithm", f"unknown algorithm {m.algorithm!r}", f"use one of {', '.join(ALGORITHMS)}")
         if len(m.layers) < 2 or any(not isinstance(n, int) or n < 1 for n in m.layers):
@@ -506,6 +517,12 @@ class Config:
             if not 1 <= f.frac <= f.width - 2:
                 raise ConfigError(f"arith.{name}.frac", f"{f.frac} fractional bits of {f.width}",
                                   f"keep 1 to {f.width - 2} fractional bits, so that +1.0 is representable")
+        if m.inputs == "standardize" and a.act.width - a.act.frac - 1 < 2:
+            # Standardised pixels reach (1 - (-1)) / STD_FLOOR = 4 (ddfa.data.standardize).
+            raise ConfigError("arith.act", f"{a.act} holds inputs up to +-{2.0 ** (a.act.width - a.act.frac - 1):g}, "
+                              "standardised pixels reach +-4",
+                              f"give arith.act at least 3 integer bits (frac <= {a.act.width - 3}) "
+                              "or set model.inputs = \"pm1\"")
         fan_in = max(max(m.layers[:-1]), m.layers[-1])
         need = self.acc_width_needed(fan_in)
         if a.acc_width < need:

@@ -1,7 +1,10 @@
 """Data sets: scikit-learn's 8x8 digits (embedded), MNIST and Fashion-MNIST (IDX files).
 
-Inputs are scaled to [-1, 1] as in the paper (Sec. IV-A). Every loader returns a
-:class:`Dataset` of float32 tensors ``x`` (N, features) and int64 labels ``y``.
+Inputs are scaled to [-1, 1] as in the paper (Sec. IV-A). With ``inputs="standardize"``
+each pixel is then standardised with the training set's mean and standard deviation
+(the deviation floored at 0.5, so that pixels that are almost always blank stay within
+about +-4). Every loader returns a :class:`Dataset` of float32 tensors ``x`` (N,
+features) and int64 labels ``y``.
 
 Where the IDX files are looked for, first match wins:
 
@@ -25,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "DataError", "load_dataset", "DIGITS_TEST", "IDX_FILES"]
+__all__ = ["Dataset", "DataError", "load_dataset", "standardize", "DIGITS_TEST", "IDX_FILES",
+           "INPUT_SCALINGS", "STD_FLOOR"]
+
+#: ``"pm1"``: [-1, 1], the paper's scaling; ``"standardize"``: see :func:`standardize`.
+INPUT_SCALINGS = ("pm1", "standardize")
+#: Floor of the per-pixel standard deviation in :func:`standardize` ([-1, 1] scale).
+STD_FLOOR = 0.5
 
 
 class DataError(FileNotFoundError):
@@ -147,14 +156,36 @@ def load_idx(name: str, data_dir: str | Path | None = None) -> Dataset:
                    _scale(flat(arrays["test_x"]), 255.0), torch.from_numpy(arrays["test_y"].astype(np.int64)))
 
 
+def standardize(d: Dataset, floor: float = STD_FLOOR) -> Dataset:
+    """Each pixel minus its training-set mean, over its training-set standard deviation.
+
+    The statistics come from ``x_train`` alone and are applied to both splits; the
+    deviation (population, float64) is floored at ``floor`` so that a pixel that is
+    nearly constant in training does not blow up in the test set.
+    """
+    x = d.x_train.double()
+    mean = x.mean(0)
+    std = x.std(0, unbiased=False).clamp_min(floor)
+    scale = lambda t: ((t.double() - mean) / std).float()  # noqa: E731
+    return Dataset(d.name, scale(d.x_train), d.y_train, scale(d.x_test), d.y_test)
+
+
 _CACHE: dict[tuple, Dataset] = {}
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """Load ``digits``, ``mnist`` or ``fashion-mnist`` (cached per process)."""
-    key = (name, str(data_dir) if data_dir else os.environ.get("DDFA_DATA_DIR"))
+def load_dataset(name: str, data_dir: str | Path | None = None, inputs: str = "pm1") -> Dataset:
+    """Load ``digits``, ``mnist`` or ``fashion-mnist`` (cached per process).
+
+    ``inputs`` is the configuration's ``model.inputs``: ``"pm1"`` (pixels in [-1, 1])
+    or ``"standardize"`` (:func:`standardize` applied after that).
+    """
+    if inputs not in INPUT_SCALINGS:
+        raise DataError(f"unknown input scaling {inputs!r}. Fix: use one of {', '.join(INPUT_SCALINGS)}.")
+    key = (name, str(data_dir) if data_dir else os.environ.get("DDFA_DATA_DIR"), inputs)
     if key not in _CACHE:
-        if name == "digits":
+        if inputs != "pm1":
+            _CACHE[key] = standardize(load_dataset(name, data_dir))
+        elif name == "digits":
             _CACHE[key] = load_digits()
         elif name in SHA256:
             _CACHE[key] = load_idx(name, data_dir)

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else 10
     if args.epochs is not None:
         from ddfa.data import load_dataset
-        n = load_dataset(cfg.model.dataset, args.data_dir).x_train.shape[0]
+        n = load_dataset(cfg.model.dataset, args.data_dir, cfg.model.inputs).x_train.shape[0]
         steps = round(args.epochs * n)
     test = args.test
     if test is not None and test != "all":

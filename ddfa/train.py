@@ -84,7 +84,7 @@ def _json_safe(obj):
 def run_training(cfg: Config, model: str = "float", data_dir=None, progress: bool = True,
                  align_every: int | None = None, log=None) -> dict:
     """Train ``cfg`` with the chosen golden model; the JSON-ready result dict."""
-    dataset = load_dataset(cfg.model.dataset, data_dir)
+    dataset = load_dataset(cfg.model.dataset, data_dir, cfg.model.inputs)
     if model == "fixed":
         train_fixed = _fixed_trainer()
         extra = {k: v for k, v in (("align_every", align_every), ("log", log))

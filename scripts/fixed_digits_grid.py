@@ -43,7 +43,6 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--out", default=str(ROOT / "results" / "fixed-digits-grid.jsonl"))
     args = p.parse_args(argv)
-    d = load_dataset("digits")
     runs = ([(ov, m) for ov in json.loads(args.grid) for m in args.models.split(",")] if args.grid else
             [(ov, m) for ov in GRID for m in ("fixed", "float")] + [(ov, "float") for ov in REFERENCES])
     with open(args.out, "a") as out:
@@ -51,6 +50,7 @@ def main(argv=None) -> int:
             accs = []
             for seed in range(args.seeds):
                 cfg = default_config("icebreaker").replace(**ov, **{"model.seed": seed})
+                d = load_dataset("digits", inputs=cfg.model.inputs)
                 train = train_fixed if model == "fixed" else train_float
                 r = train(cfg, d, progress=False, align_every=0)
                 accs.append([h["test_accuracy"] for h in r["history"]])

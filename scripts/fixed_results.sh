@@ -18,6 +18,13 @@ if [[ $what == digits || $what == all ]]; then
     $DDFA train --board icebreaker --model float --seed $seed --no-progress \
       --json results/float-digits-icebreaker-ddfa-s$seed.json
   done
+  # The same with the paper's input scaling, pixels in [-1, 1] (the default standardises).
+  for seed in 0 1 2 3 4; do
+    for model in fixed float; do
+      $DDFA train --board icebreaker --inputs pm1 --model $model --seed $seed --no-progress \
+        --json results/$model-digits-icebreaker-pm1-ddfa-s$seed.json
+    done
+  done
   # Determinism: the same run again gives the same state hash.
   $DDFA train --board icebreaker --model fixed --seed 0 --no-progress \
     --json results/fixed-digits-icebreaker-ddfa-s0-rerun.json

@@ -34,7 +34,7 @@ from golden.fixed import train_fixed  # noqa: E402
 
 def measure(board: str, n_train: int | None, repeats: int) -> dict:
     cfg = default_config(board).replace(**{"train.epochs": 1})
-    full = load_dataset(cfg.model.dataset)
+    full = load_dataset(cfg.model.dataset, inputs=cfg.model.inputs)
     n = n_train or full.x_train.shape[0]
     ds = Dataset(full.name, full.x_train[:n], full.y_train[:n], full.x_test[:100], full.y_test[:100])
     runs = []

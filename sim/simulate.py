@@ -75,7 +75,7 @@ def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: s
     from ddfa.data import load_dataset
     from golden.arith import quantize
     from golden.order import epoch_orders
-    data = load_dataset(cfg.model.dataset, data_dir)
+    data = load_dataset(cfg.model.dataset, data_dir, cfg.model.inputs)
     n = data.x_train.shape[0]
     orders, idx = epoch_orders(n, cfg.model.seed), []
     while len(idx) < steps:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddfa.data import DIGITS_TEST, DataError, IDX_FILES, load_dataset, load_idx
+from ddfa.data import DIGITS_TEST, STD_FLOOR, DataError, IDX_FILES, load_dataset, load_idx
 
 SHARED = Path(os.environ.get("DDFA_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -18,6 +18,49 @@ def test_digits_split_is_fixed_and_scaled():
     assert d.x_train.shape == (1797 - DIGITS_TEST, 64) and d.x_test.shape == (DIGITS_TEST, 64)
     assert d.x_train.min() == -1.0 and d.x_train.max() == 1.0
     assert d.y_test[:10].tolist() == [2, 8, 2, 6, 6, 7, 1, 9, 8, 5]
+
+
+def test_digits_standardized_with_training_statistics():
+    raw, d = load_dataset("digits"), load_dataset("digits", inputs="standardize")
+    assert torch.equal(d.y_train, raw.y_train) and torch.equal(d.y_test, raw.y_test)
+    x = raw.x_train.double()
+    mean, std = x.mean(0), x.std(0, unbiased=False)
+    # Training pixels with a real spread come out with mean 0 and deviation 1; the
+    # test split uses the training statistics, not its own.
+    wide = std > STD_FLOOR
+    assert wide.sum() > 30
+    assert d.x_train.double().mean(0).abs().max() < 1e-6
+    assert torch.allclose(d.x_train.double().std(0, unbiased=False)[wide], torch.ones(int(wide.sum()), dtype=torch.float64))
+    expect = ((raw.x_test.double() - mean) / std.clamp_min(STD_FLOOR)).float()
+    assert torch.equal(d.x_test, expect)
+    # The floor keeps every value within (1 - (-1)) / STD_FLOOR = 4.
+    assert 3.0 < float(torch.cat([d.x_train, d.x_test]).abs().max()) <= 2 / STD_FLOOR
+    assert load_dataset("digits", inputs="standardize") is d  # cached
+
+
+def test_unknown_input_scaling():
+    with pytest.raises(DataError, match="unknown input scaling 'zscore'.*Fix: use one of pm1, standardize"):
+        load_dataset("digits", inputs="zscore")
+
+
+def test_config_and_data_know_the_same_scalings():
+    from ddfa import config, data
+    assert config.INPUT_SCALINGS == data.INPUT_SCALINGS
+
+
+def test_training_uses_the_configured_scaling(monkeypatch):
+    from ddfa import train
+    from ddfa.config import default_config
+    seen = []
+
+    def fake(name, data_dir=None, inputs="pm1"):
+        seen.append((name, inputs))
+        raise DataError("stop here")
+    monkeypatch.setattr(train, "load_dataset", fake)
+    for board, inputs in (("icebreaker", "standardize"), ("ulx3s-85f", "pm1")):
+        with pytest.raises(DataError, match="stop here"):
+            train.run_training(default_config(board), model="fixed", progress=False)
+        assert seen[-1][1] == inputs
 
 
 def _copy_mnist(dst: Path) -> Path:
