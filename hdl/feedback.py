@@ -30,7 +30,8 @@ class FeedbackUnit(wiring.Component):
        output ``o`` in order, ``B_io`` is read once. The read feeds the unit's one
        multiplier, ``g_i += B_io * e_o`` (an accumulator of at most ``acc_width`` bits; its operands are
        registered first), and, for Directional DFA, the write-back of the same address
-       (formed the cycle after, written the cycle after that):
+       (formed the cycle after, written the cycle after that; on the ECP5 the word read
+       and ``vd`` are registered first, one cycle more):
        ``vd = round_shift(sign(v_i) * d_o, act.frac - feedback.frac)`` (a sign flip and a
        shift, no multiplier) and
        ``B_io <- sat(B_io + round_shift(vd - B_io, alpha_shift), feedback)``.
@@ -146,6 +147,16 @@ class FeedbackUnit(wiring.Component):
         B = rp.data
         sd = wire(m, Mux(v[0], -d, d), "vd_raw")          # sign(v_i) * d_o: a sign flip
         vd = wire(m, round_shift(sd, ar.act.frac - ar.feedback.frac), "vd")
+        u_v = u_a = None                              # the update's stage U (ECP5 only)
+        if cfg.registered_bram:
+            # ECP5: ``B_io`` (and ``vd``) go into registers of their own first (stage U),
+            # so that the block RAM's slow output ends at a register and not in the
+            # subtractor's carry chain; the write-back comes one cycle later.
+            u_v, u_a = Signal(name="u_v"), Signal(range(depth), name="u_a")
+            u_B = Signal.like(B, name="u_B", reset_less=True)
+            u_vd = Signal.like(vd, name="u_vd", reset_less=True)
+            m.d.sync += [u_v.eq(running & m_v & adv), u_a.eq(m_a), u_B.eq(B), u_vd.eq(vd)]   # M -> U
+            B, vd = u_B, u_vd
         diff = wire(m, vd - B, "diff")                          # one bit wider than both
         w_diff = Signal(diff.shape(), name="w_diff", reset_less=True)
         w_B = Signal.like(B, name="w_B", reset_less=True)
@@ -177,13 +188,16 @@ class FeedbackUnit(wiring.Component):
 
         with m.If(self.g.ready):
             m.d.sync += self.g.valid.eq(0)
-        m.d.sync += [w_v.eq(running & m_v & adv), w_a.eq(m_a), w_diff.eq(diff), w_B.eq(B)]   # M -> W
+        if u_v is None:
+            m.d.sync += [w_v.eq(running & m_v & adv), w_a.eq(m_a), w_diff.eq(diff), w_B.eq(B)]   # M -> W
+        else:
+            m.d.sync += [w_v.eq(u_v), w_a.eq(u_a), w_diff.eq(diff), w_B.eq(B)]                   # U -> W
         with m.If(adv):
             m.d.sync += [m_v.eq(issue), m_a.eq(ra), m_last.eq(col == cols - 1)]
             with m.If(issue):
                 m.d.sync += [ra.eq(ra + 1), col.eq(Mux(col == cols - 1, 0, col + 1))]
             # M -> A
-            m.d.sync += [r_v.eq(m_v), r_last.eq(m_last), B_r.eq(B), e_r.eq(e)]   # M -> R
+            m.d.sync += [r_v.eq(m_v), r_last.eq(m_last), B_r.eq(rp.data), e_r.eq(e)]   # M -> R
             m.d.sync += [a_v.eq(r_v), a_last.eq(r_last), a_prod.eq(B_r * e_r)]   # the multiplier
             with m.If(m_v & m_last):
                 m.d.sync += v.eq(v >> 1)

@@ -99,6 +99,23 @@ def test_bad_config_field(capsys):
     _fails(capsys, ["train", "--epochs", "0"], "train.epochs")
 
 
+def test_inputs_option(tmp_path, capsys):
+    """``--inputs`` overrides ``model.inputs``; the run's JSON records it."""
+    import argparse
+    from ddfa.cli import add_config_args, config_from_args
+    p = argparse.ArgumentParser()
+    add_config_args(p, training=True)
+    assert config_from_args(p.parse_args(["--board", "icebreaker"])).model.inputs == "standardize"
+    assert config_from_args(p.parse_args(["--board", "icebreaker", "--inputs", "pm1"])).model.inputs == "pm1"
+    assert config_from_args(p.parse_args(["--board", "ulx3s-85f"])).model.inputs == "pm1"
+    out = tmp_path / "r.json"
+    assert main(["train", "--board", "icebreaker", "--inputs", "pm1", "--epochs", "1", "--no-progress",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["config"]["model"]["inputs"] == "pm1"
+    with pytest.raises(SystemExit):
+        main(["train", "--inputs", "zscore"])
+
+
 def test_unknown_arch(capsys):
     _fails(capsys, ["train", "--dataset", "mnist", "--arch", "2y800"], "model.layers", "2y800")
 
