@@ -288,33 +288,26 @@ class Link(wiring.Component):
             with m.Elif(timed_out):
                 refuse(LinkErrorCode.TIMEOUT, drain=False)
 
+        def receive(state: str, then: str, *take):
+            """A state that waits for one byte of the frame and, when it comes, does
+            ``take`` (the CRC update among them) and goes to ``then``."""
+            with m.State(state):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                uart_error()
+                with m.Elif(got):
+                    m.d.sync += list(take)
+                    m.next = then
+                timeout()
+
         with m.FSM(name="link"):
             with m.State("HUNT"):
                 m.d.comb += [hunting.eq(1), self.rx.ready.eq(1)]
                 with m.If(got & (byte == SYNC)):
                     m.d.sync += [crc.eq(CRC_INIT), cmd_reg.eq(0)]
                     m.next = "CMD"
-            with m.State("CMD"):
-                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
-                uart_error()
-                with m.Elif(got):
-                    m.d.sync += [cmd_reg.eq(byte), crc.eq(crc_next)]
-                    m.next = "LEN0"
-                timeout()
-            with m.State("LEN0"):
-                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
-                uart_error()
-                with m.Elif(got):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
-                    m.next = "LEN1"
-                timeout()
-            with m.State("LEN1"):
-                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
-                uart_error()
-                with m.Elif(got):
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0)]
-                    m.next = "CHECK"
-                timeout()
+            receive("CMD", "LEN0", cmd_reg.eq(byte), crc.eq(crc_next))
+            receive("LEN0", "LEN1", length[:8].eq(byte), crc.eq(crc_next))
+            receive("LEN1", "CHECK", length[8:].eq(byte), crc.eq(crc_next), count.eq(0))
             with m.State("CHECK"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~known):
@@ -335,20 +328,8 @@ class Link(wiring.Component):
                     with m.If(count == last):
                         m.next = "CRC0"
                 timeout()
-            with m.State("CRC0"):
-                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
-                uart_error()
-                with m.Elif(got):
-                    m.d.sync += crc.eq(crc_next)
-                    m.next = "CRC1"
-                timeout()
-            with m.State("CRC1"):
-                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
-                uart_error()
-                with m.Elif(got):
-                    m.d.sync += crc.eq(crc_next)
-                    m.next = "VERIFY"
-                timeout()
+            receive("CRC0", "CRC1", crc.eq(crc_next))
+            receive("CRC1", "VERIFY", crc.eq(crc_next))
             with m.State("VERIFY"):
                 # the CRC over CMD..CRC is zero for an intact frame
                 m.d.comb += self.busy.eq(1)
