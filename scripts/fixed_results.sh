@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fixed-point golden model's results (docs/RESULTS-fixed.md), one run at a time.
-# Usage: DDFA_DATA_DIR=../shared/data scripts/fixed_results.sh [digits|mnist|speed|all]
+# Usage: DDFA_DATA_DIR=../shared/data scripts/fixed_results.sh [digits|mnist|mnist-lr9|speed|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DDFA_DATA_DIR="${DDFA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
@@ -39,6 +39,20 @@ if [[ $what == mnist || $what == all ]]; then
     $DDFA train --board ulx3s-85f --model fixed --algo dfa --seed $seed --no-progress --json results/fixed-mnist-ulx3s-dfa-s$seed.json
   done
   $DDFA train --board ulx3s-85f --model float --no-progress --json results/float-mnist-ulx3s-ddfa.json
+fi
+
+if [[ $what == mnist-lr9 ]]; then
+  # The ulx3s-85f default at eta = 2^-9 (docs/RESULTS-fixed.md section 2; not the default).
+  for seed in 0 1 2 3 4; do
+    for algo in ddfa dfa; do
+      for model in fixed float; do
+        $DDFA train --board ulx3s-85f --set arith.lr_shift=9 --model $model --algo $algo --seed $seed \
+          --no-progress --json results/$model-mnist-ulx3s-lr9-$algo-s$seed.json
+      done
+    done
+  done
+  $DDFA train --board ulx3s-85f --set arith.lr_shift=9 --set arith.rounding=stochastic --model fixed --algo dfa \
+    --seed 0 --no-progress --json results/fixed-mnist-ulx3s-lr9-dfa-stochastic-s0.json
 fi
 
 if [[ $what == speed || $what == all ]]; then
