@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from .config import ConfigError, DATASET_SHAPES, load_config, parse_arch
+from .config import INPUT_SCALINGS, ConfigError, DATASET_SHAPES, load_config, parse_arch
 from .data import DataError
 
 __all__ = ["main", "add_config_args", "config_from_args"]
@@ -28,7 +28,7 @@ def add_config_args(p: argparse.ArgumentParser, training: bool = False) -> None:
         p.add_argument("--algo", choices=["bp", "dfa", "dkp", "ddfa"])
         p.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"])
         p.add_argument("--arch", help="2x800, 784-800-800-10 or conv")
-        p.add_argument("--inputs", choices=["pm1", "standardize"],
+        p.add_argument("--inputs", choices=INPUT_SCALINGS,
                        help="input scaling: pm1 = [-1, 1] (the paper's), standardize = per-pixel training mean/std")
         p.add_argument("--bn", action="store_true", default=None, help="BatchNorm before each hidden ReLU")
         p.add_argument("--setting", choices=["paper", "hardware"])
@@ -64,7 +64,8 @@ def config_from_args(args: argparse.Namespace, software_only: bool = False):
             layers, conv = (n_in,) + cfg.model.layers[1:-1] + (n_out,), False
         changes["model.layers"] = layers
         changes["model.conv"] = conv
-    for name, key in (("algo", "model.algorithm"), ("seed", "model.seed"), ("inputs", "model.inputs"), ("setting", "train.setting"),
+    for name, key in (("algo", "model.algorithm"), ("seed", "model.seed"), ("inputs", "model.inputs"),
+                      ("setting", "train.setting"),
                       ("epochs", "train.epochs"), ("batch_size", "train.batch_size"), ("lr", "train.lr"),
                       ("optimizer", "train.optimizer"), ("directions", "train.directions"),
                       ("feedback_update", "train.feedback_update"), ("alpha", "train.alpha"),

@@ -136,8 +136,12 @@ DEFAULT_BAUD = 115200
 
 ALGORITHMS = ("bp", "dfa", "dkp", "ddfa")
 DATASETS = ("digits", "mnist", "fashion-mnist")
-#: Input scalings; the same tuple as :data:`ddfa.data.INPUT_SCALINGS` (checked by a test).
+#: Input scalings (``model.inputs``): ``"pm1"``, pixels in [-1, 1] (the paper's);
+#: ``"standardize"``, :func:`ddfa.data.standardize`.
 INPUT_SCALINGS = ("pm1", "standardize")
+#: Floor of the per-pixel standard deviation of ``"standardize"`` (on the [-1, 1]
+#: scale): standardised pixels stay within ``2 / STD_FLOOR``.
+STD_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,7 @@ class ModelConfig:
     conv: bool = False
     algorithm: str = "ddfa"
     seed: int = 0
-    #: Input scaling (:data:`ddfa.data.INPUT_SCALINGS`): ``"pm1"``, each pixel scaled
+    #: Input scaling (:data:`INPUT_SCALINGS`): ``"pm1"``, each pixel scaled
     #: to [-1, 1] as in the paper (Sec. IV-A), or ``"standardize"``, each pixel minus
     #: its training-set mean, divided by its training-set standard deviation (floored
     #: at 0.5 on the [-1, 1] scale). Done on the host before the processor sees a
@@ -517,11 +521,12 @@ class Config:
             if not 1 <= f.frac <= f.width - 2:
                 raise ConfigError(f"arith.{name}.frac", f"{f.frac} fractional bits of {f.width}",
                                   f"keep 1 to {f.width - 2} fractional bits, so that +1.0 is representable")
-        if m.inputs == "standardize" and a.act.width - a.act.frac - 1 < 2:
-            # Standardised pixels reach (1 - (-1)) / STD_FLOOR = 4 (ddfa.data.standardize).
+        reach = 2 / STD_FLOOR                 # |standardised pixel| <= (1 - (-1)) / STD_FLOOR
+        if m.inputs == "standardize" and 2.0 ** (a.act.width - a.act.frac - 1) < reach:
+            need = (int(reach) - 1).bit_length() + 1  # integer bits, sign included
             raise ConfigError("arith.act", f"{a.act} holds inputs up to +-{2.0 ** (a.act.width - a.act.frac - 1):g}, "
-                              "standardised pixels reach +-4",
-                              f"give arith.act at least 3 integer bits (frac <= {a.act.width - 3}) "
+                              f"standardised pixels reach +-{reach:g}",
+                              f"give arith.act at least {need} integer bits (frac <= {a.act.width - need}) "
                               "or set model.inputs = \"pm1\"")
         fan_in = max(max(m.layers[:-1]), m.layers[-1])
         need = self.acc_width_needed(fan_in)

@@ -28,13 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "DataError", "load_dataset", "standardize", "DIGITS_TEST", "IDX_FILES",
-           "INPUT_SCALINGS", "STD_FLOOR"]
+from .config import INPUT_SCALINGS, STD_FLOOR
 
-#: ``"pm1"``: [-1, 1], the paper's scaling; ``"standardize"``: see :func:`standardize`.
-INPUT_SCALINGS = ("pm1", "standardize")
-#: Floor of the per-pixel standard deviation in :func:`standardize` ([-1, 1] scale).
-STD_FLOOR = 0.5
+__all__ = ["Dataset", "DataError", "load_dataset", "standardize", "DIGITS_TEST", "IDX_FILES",
+           "INPUT_SCALINGS", "STD_FLOOR"]  # the last two re-exported from ddfa.config
+
 
 
 class DataError(FileNotFoundError):

@@ -65,7 +65,7 @@ def _bad(**changes):
     ({"model.layers": (784, 32, 10)}, "model.layers", "start the list with 64"),
     ({"model.dataset": "cifar"}, "model.dataset", "digits, mnist, fashion-mnist"),
     ({"model.inputs": "zscore"}, "model.inputs", "pm1, standardize"),
-    ({"arith.act": Fixed(16, 14)}, "arith.act", "at least 3 integer bits"),
+    ({"arith.act": Fixed(16, 14)}, "arith.act", "at least 3 integer bits (frac <= 13)"),
     ({"hardware.board": "de10"}, "hardware.board", "icebreaker"),
     ({"train.setting": "fast"}, "train.setting", "paper or hardware"),
     ({"train.alpha": 1.5}, "train.alpha", "2**-6"),

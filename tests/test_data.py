@@ -43,11 +43,6 @@ def test_unknown_input_scaling():
         load_dataset("digits", inputs="zscore")
 
 
-def test_config_and_data_know_the_same_scalings():
-    from ddfa import config, data
-    assert config.INPUT_SCALINGS == data.INPUT_SCALINGS
-
-
 def test_training_uses_the_configured_scaling(monkeypatch):
     from ddfa import train
     from ddfa.config import default_config

@@ -46,7 +46,7 @@ def test_demo_cli_without_build(tmp_path, sim_cache, capsys):
     cfg = small_cfg()
     assert s["mac_utilization"] == round(useful_macs(cfg)["total"] / (cfg.multipliers_needed * s["cycles_per_sample"]), 4)
     assert s["stages"]["build"]["status"].startswith("skipped") and s["fmax_mhz"] is None
-    assert s["train_samples_per_s_at_target"] == pytest.approx(30e6 / s["cycles_per_sample"], rel=1e-3)
+    assert s["train_samples_per_s_at_target"] == round(30e6 / s["cycles_per_sample"], 1)
     assert s["baud"] == 3_000_000 and s["link_samples_per_s"] > 1000
     assert s["exit_status"] == 0 and s["failures"] == []
     assert (out / "generated" / "ddfa_processor.v").is_file() and (out / "simulate.json").is_file()
