@@ -189,9 +189,12 @@ def toolchain_overrides(family: str, name: str, device: str | None = None) -> di
       iCE40, in the read data's timing path) for every memory. No memory of the
       processor is ever read and written at one address in one cycle where the word
       read is used (``docs/ARCHITECTURE.md``, "Block RAM"); the UART link's buffer keeps
-      the default.
+      the default. Only the synchronous read ports are marked: an asynchronous one (the
+      sums of a streaming layer, LUT RAM) has no collision to speak of, and Yosys asserts
+      on the mark there.
     """
-    out = {"script_after_read": f"setparam -set COLLISION_X_MASK 1'1 {name}.core*/t:$memrd_v2"}
+    ports = f"{name}.core*/t:$memrd_v2 {name}.core*/r:CLK_ENABLE=1 %i"
+    out = {"script_after_read": f"setparam -set COLLISION_X_MASK 1'1 {ports}"}
     if family == "ice40":
         out["synth_opts"] = "-dsp -device u" if str(device or "").upper().startswith("ICE40UP") else "-dsp"
     return out

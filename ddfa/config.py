@@ -231,6 +231,12 @@ class HardwareConfig:
     board: str = "icebreaker"
     #: Processing elements per layer (each must divide that layer's output count).
     pes: tuple[int, ...] = (4, 1)
+    #: Per layer: does its forward pass stream behind the layer below's (``true``) or
+    #: start when that one has finished (``false``)? A streaming layer has one PE and
+    #: takes each ``y_{l-1,j}`` as soon as it is written, column by column
+    #: (``docs/ARCHITECTURE.md``, "Streaming layers"); layer 1 reads the input and never
+    #: streams. Empty: no layer streams.
+    stream: tuple[bool, ...] = ()
     clock_mhz: float | None = None    # None: the board's default
     #: UART rate of the host link; None: the board's default (:attr:`Board.baud`), which
     #: the validated :class:`Config` fills in, so ``cfg.hardware.baud`` is always a number.
@@ -342,6 +348,25 @@ class Config:
         if self.train.weight_decay is not None:
             return self.train.weight_decay
         return 1e-6 if self.model.algorithm == "dkp" else 0.0
+
+    def streams(self, layer: int) -> bool:
+        """Layer ``layer`` (counting from 1) streams its forward pass behind the layer
+        below's (``hardware.stream``)."""
+        st = self.hardware.stream
+        return bool(st) and st[layer - 1]
+
+    @property
+    def forward_stages(self) -> list[list[int]]:
+        """The forward pass's stages: runs of layers that start together, each streaming
+        layer with the one below it (``[[1], [2]]`` without streaming, ``[[1, 2]]`` when
+        layer 2 streams). The sequencer starts a stage when the previous one is idle."""
+        stages: list[list[int]] = []
+        for l in range(1, self.model.n_layers + 1):
+            if stages and self.streams(l):
+                stages[-1].append(l)
+            else:
+                stages.append([l])
+        return stages
 
     @property
     def registered_bram(self) -> bool:
@@ -456,11 +481,14 @@ class Config:
             if isinstance(v, tuple):
                 return list(v)
             return v
+        # Unset fields (None) and empty lists (``hardware.stream`` when nothing streams)
+        # are left out, so a configuration that does not use a field serialises, and
+        # hashes (INFO's configuration hash), as it did before the field existed.
         out: dict[str, Any] = {"name": self.name}
         for sec in _SECTIONS:
             obj = getattr(self, sec)
             out[sec] = {f.name: conv(getattr(obj, f.name)) for f in fields(obj)
-                        if getattr(obj, f.name) is not None}
+                        if getattr(obj, f.name) not in (None, ())}
         return out
 
     def to_toml(self) -> str:
@@ -588,6 +616,18 @@ class Config:
                 divs = [d for d in range(1, n + 1) if n % d == 0]
                 raise ConfigError("hardware.pes", f"layer {l} has {n} neurons, which {p} PEs do not divide",
                                   f"use a divisor of {n}: {', '.join(map(str, divs[:12]))}")
+        if h.stream:
+            if len(h.stream) != m.n_layers:
+                raise ConfigError("hardware.stream", f"{len(h.stream)} entries for {m.n_layers} layers",
+                                  f"give one true/false per layer ({m.n_layers} values), or leave it empty")
+            if h.stream[0]:
+                raise ConfigError("hardware.stream", "layer 1 cannot stream: it reads the input sample",
+                                  "set the first entry to false")
+            for l, (s, p) in enumerate(zip(h.stream, h.pes), start=1):
+                if s and p != 1:
+                    raise ConfigError("hardware.stream", f"layer {l} streams with {p} PEs",
+                                      f"a streaming layer has one PE: set hardware.pes[{l - 1}] = 1, "
+                                      f"or stream[{l - 1}] = false")
         board = self.board
         if a.exp_bits + 1 > board.multiplier_width:
             raise ConfigError("arith.exp_bits", f"softmax table entries of {a.exp_bits + 1} bits do not fit the "
@@ -622,6 +662,14 @@ def _coerce(cls, fld: str, value: Any, key: str) -> Any:
     try:
         if "Fixed" in str(ftype):
             return _fixed(value, key)
+        if "tuple[bool" in str(ftype):
+            if isinstance(value, str):
+                words = {"1": True, "true": True, "yes": True, "on": True,
+                         "0": False, "false": False, "no": False, "off": False}
+                value = [words[v.strip().lower()] for v in value.split(",") if v.strip()]
+            if not all(isinstance(v, (bool, int)) for v in value):
+                raise ValueError
+            return tuple(bool(v) for v in value)
         if "tuple" in str(ftype):
             if isinstance(value, str):
                 value = [int(v) for v in value.replace("-", ",").split(",")]
@@ -639,7 +687,7 @@ def _coerce(cls, fld: str, value: Any, key: str) -> Any:
                 raise ValueError
             return int(value)
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise ConfigError(key, f"{value!r} has the wrong type", f"give a value of type {ftype}") from None
 
 

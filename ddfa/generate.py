@@ -191,6 +191,7 @@ def build_report(cfg: Config, text: str) -> dict:
         "clock_mhz": cfg.clock_mhz,
         "layers": list(cfg.model.layers),
         "pes": list(cfg.hardware.pes),
+        "forward_stages": cfg.forward_stages,        # layers that start together (hardware.stream)
         "algorithm": cfg.model.algorithm,
         "verilog": f"{VERILOG_NAME}.v",
         "multipliers": {"config": cfg.multipliers_needed, "netlist": verilog_multipliers(text),

@@ -22,6 +22,11 @@ Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
   ``D_l = R * (n_in + 1) + P + 7 + x``. With ``P = 1`` the activation stage takes the
   accumulators' row directly (no hold register): ``D_l = R * (n_in + 1) + 7 + x``.
   The layers run one after the other: ``forward = sum_l D_l``.
+* **Streaming layer** (``hardware.stream``; one PE). It starts with the layer below
+  (one forward stage, ``cfg.forward_stages``) and issues column ``j``'s ``n_l`` rows one
+  a cycle from the cycle after ``y_{l-1,j}`` is written; its activation stage starts
+  ``4 + x`` cycles after the last issue. A stage lasts as long as its slowest engine:
+  ``forward = sum over stages of max D_l``.
 * **Output unit.** After the last output beat, the softmax takes
   ``OutputUnit.cycles() - 2 n_L`` cycles before the first error-bus beat; then the
   ``n_L`` beats go out back to back (every consumer is always ready).
@@ -45,12 +50,13 @@ from __future__ import annotations
 
 from ddfa.config import Config
 
-__all__ = ["step_cycles", "forward_cycles", "infer_cycles"]
+__all__ = ["step_cycles", "forward_cycles", "stage_cycles", "infer_cycles"]
 
 
-def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0, xs: int = 0) -> int:
-    """Cycles from an engine's ``fwd`` strobe to ``busy`` low. ``v_ready``: the cycle
-    (after the strobe) from which ``v_valid`` is high (hidden layer 1 only).
+def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0, xs: int = 0) -> tuple[int, list[int]]:
+    """Cycles from an engine's ``fwd`` strobe to ``busy`` low, and the cycle each row
+    ``i`` is written (stage A2, two cycles after the activation stage takes it).
+    ``v_ready``: the cycle (after the strobe) from which ``v_valid`` is high.
 
     ``F_r``: the cycle from which the accumulators hold group ``r``; ``L_r``: the cycle
     the hold register takes it (once the activation stage has emptied it); ``S_r``: the
@@ -68,6 +74,7 @@ def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0, xs: int = 0) ->
     else:
         L = F
         S = max(L + 1, v_ready)
+    written = [S + p + 2 for p in range(P)]
     for _ in range(R - 1):
         F = L + 1 + n_in
         if P == 1:
@@ -76,25 +83,53 @@ def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0, xs: int = 0) ->
         else:
             L = max(F, S + P)
             S = max(L + 1, v_ready)
-    return S + P + 2
+        written += [S + p + 2 for p in range(P)]
+    return S + P + 2, written
+
+
+def _engine_stream(n_out: int, below: list[int], v_ready: int = 0, xs: int = 0) -> tuple[int, list[int]]:
+    """The same for a streaming engine (one PE), started with the layer below, whose
+    rows are written at the cycles ``below``. Column ``j``'s ``n_out`` rows are issued
+    one a cycle, from the cycle after ``y_{l-1,j}`` is written (and after the previous
+    column, and from cycle 2: the registered strobe starts the issue counters). The last
+    product is added at stage 3 (``3 + x`` cycles after its issue); the activation stage
+    then takes the ``n_out`` rows one a cycle from the next cycle on."""
+    end = 1
+    for w in below:
+        end = max(end + 1, w + 1) + n_out - 1
+    A = max(end + 4 + xs, v_ready)
+    return A + n_out + 2, [A + i + 2 for i in range(n_out)]
 
 
 def forward_cycles(cfg: Config, train: bool = True) -> list[int]:
-    """``D_l`` for ``l = 1..L``: each engine's forward cycles."""
+    """``D_l`` for ``l = 1..L``: each engine's forward cycles, from its stage's strobe
+    (``cfg.forward_stages``: a streaming layer starts with the layer below)."""
     n, pes, L = cfg.model.layers, cfg.hardware.pes, cfg.model.n_layers
     n_draw = max(cfg.model.hidden, default=0)
     xs = _weight_stages(cfg)
-    out = []
+    out, written = [], []
     for l in range(1, L + 1):
-        v_ready = n_draw + 1 if (train and l == 1 and l < L) else 0
-        out.append(_engine_forward(n[l - 1], pes[l - 1], n[l] // pes[l - 1], v_ready, xs))
+        # The directions are drawn from the step's start: the first stage waits for them.
+        v_ready = n_draw + 1 if (train and l < L and l in cfg.forward_stages[0]) else 0
+        if cfg.streams(l):
+            D, written = _engine_stream(n[l], written, v_ready, xs)
+        else:
+            D, written = _engine_forward(n[l - 1], pes[l - 1], n[l] // pes[l - 1], v_ready, xs)
+        out.append(D)
     return out
+
+
+def stage_cycles(cfg: Config, train: bool = True) -> list[int]:
+    """Each forward stage's cycles: its slowest engine's (the sequencer starts the next
+    stage in the cycle the last engine of this one goes idle)."""
+    D = forward_cycles(cfg, train)
+    return [max(D[l - 1] for l in stage) for stage in cfg.forward_stages]
 
 
 def infer_cycles(cfg: Config) -> int:
     """Cycles of an inference, from the start strobe to ``done``: the forward pass, then
     one cycle for the output unit's argmax strobe."""
-    return sum(forward_cycles(cfg, train=False)) + 1
+    return sum(stage_cycles(cfg, train=False)) + 1
 
 
 def _weight_stages(cfg: Config) -> int:
@@ -133,7 +168,7 @@ def step_cycles(cfg: Config) -> dict:
     n, pes, L = cfg.model.layers, cfg.hardware.pes, cfg.model.n_layers
     nL = n[-1]
     fwd = forward_cycles(cfg)
-    U = sum(fwd)                              # the upd strobes (relative cycle 0 = start)
+    U = sum(stage_cycles(cfg))                # the upd strobes (relative cycle 0 = start)
     B0 = U + _output_unit_cycles(cfg) - 2 * nL  # first error-bus beat
     bus = [B0 + o for o in range(nL)]
     ou_idle = B0 + nL

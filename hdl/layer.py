@@ -126,6 +126,17 @@ class LayerEngine(wiring.Component):
     so that the block RAMs' slow outputs end at a register; every later stage, in both
     passes, comes a cycle later (``hdl.cycles``).
 
+    **Streaming** (``hardware.stream``, one PE, layers ``l >= 2``). The forward pass
+    starts together with the layer below's and runs column by column instead of row
+    group by row group: for each ``j``, once the layer below has written ``y_{l-1,j}``
+    and ``d_{l-1,j}`` (``prev_written``), the PE issues the ``n_l`` rows ``i`` at bank
+    addresses ``i * n_{l-1} + j``, one a cycle, and adds ``W_ij y_j`` and ``W_ij d_j`` to
+    row ``i``'s sums, which live in two small memories of ``n_l`` words (read and
+    written again at stage 3; the first column writes the product alone). After the last
+    column the activation stage takes the rows from those memories, as above. The sums
+    are the same integers, added in the same order, so the result is the same bit for
+    bit; the update pass is unchanged.
+
     **Host.** While ``busy`` is low the host reads and writes ``W`` and ``b`` through
     ``host_w`` (address ``{pe, bank address}``: the PE index in the high bits) and
     ``host_b`` (address ``i``).
@@ -166,6 +177,11 @@ class LayerEngine(wiring.Component):
     bus : ``In(stream.Signature(ErrorBeat(cfg)))``
         Output layer only: the error bus; ``e_o`` is ``delta_L,o`` (update). Its
         ``ready`` does not depend on ``valid``.
+    prev_written : ``In(1)``
+        Streaming layers only: the layer below wrote its next ``y``, ``d`` row (rows
+        come in order) this cycle; the forward pass reads a column only once it is written.
+    written : ``Out(1)``
+        Only when the layer above streams: this cycle writes the next row of ``y``, ``d``.
     host_w : ``In(MemPortSignature(pe_bits + bank_addr_bits, weight.width))``
         Host port into the ``W`` banks (address ``{pe, (i div P) * n_{l-1} + j}``).
     host_b : ``In(MemPortSignature(addr_width(n_l), weight.width))``
@@ -184,6 +200,10 @@ class LayerEngine(wiring.Component):
         self.groups = self.n_out // self.pes
         self.hidden = layer < L
         self.tangent = layer >= 2
+        #: This layer streams behind the layer below (``hardware.stream``; one PE).
+        self.stream = cfg.streams(layer)
+        #: The layer above streams behind this one: it gets the ``written`` strobe.
+        self.feeds_stream = self.hidden and cfg.streams(layer + 1)
         self.bank_depth = self.groups * self.n_in
         self.bank_addr_bits = addr_width(self.bank_depth)
         self.pe_bits = (self.pes - 1).bit_length()
@@ -214,6 +234,10 @@ class LayerEngine(wiring.Component):
             "host_w": In(MemPortSignature(self.pe_bits + self.bank_addr_bits, ar.weight.width)),
             "host_b": In(MemPortSignature(addr_width(self.n_out), ar.weight.width)),
         }
+        if self.stream:
+            members["prev_written"] = In(1)
+        if self.feeds_stream:
+            members["written"] = Out(1)
         if self.hidden:
             members.update({
                 "v": In(self.n_out),
@@ -285,6 +309,7 @@ class LayerEngine(wiring.Component):
         s0_upd = Signal()
         s0_addr = Signal(range(max(self.bank_depth, 2)))
         s0_j = Signal(range(max(n_in, 2)))
+        s0_i = Signal(range(max(n_out, 2)))     # streaming forward only: the row of column j
         # Stage 1: memory words valid. Stage 2: multiplier operands registered.
         # Stage 3: products registered (forward: accumulate). Update only: W is read again
         # at stage 2 (address ``rb_addr``; the word is registered at the end of stage 3),
@@ -296,6 +321,9 @@ class LayerEngine(wiring.Component):
         s3_valid, s3_last, s3_upd = Signal(), Signal(), Signal()
         s4_valid, s4_last = Signal(), Signal()
         s5_valid, s5_last = Signal(), Signal()
+        # Streaming forward only: the row and "first column" flag down to stage 3.
+        s1_i, s2_i, s3_i = (Signal.like(s0_i, name=f"s{k}_i") for k in (1, 2, 3))
+        s2_first, s3_first = Signal(), Signal()
         rb_addr = Signal.like(s0_addr, name="rb_addr")
         wb_addr = Signal.like(s0_addr, name="wb_addr")
 
@@ -346,16 +374,28 @@ class LayerEngine(wiring.Component):
         else:
             m.d.comb += group_ok.eq(~s0_upd | (s0_j != 0) | col_full)
         s0_issue = Signal()
-        m.d.comb += s0_issue.eq(s0_active & en & group_ok)
+        if self.stream:
+            # A column is issued once the layer below has written it (``avail`` rows so far).
+            avail = Signal(range(n_in + 1))
+            with m.If(fwd_q):
+                m.d.sync += avail.eq(0)
+            with m.Elif(self.prev_written):
+                m.d.sync += avail.eq(avail + 1)
+            m.d.comb += s0_issue.eq(s0_active & en & group_ok & (s0_upd | (s0_j < avail)))
+        else:
+            m.d.comb += s0_issue.eq(s0_active & en & group_ok)
 
         m.d.comb += [self.prev.addr.eq(s0_j), self.prev.en.eq(en)]
         with m.If(fwd_q):
             m.d.sync += [fwd_busy.eq(1), s0_active.eq(1), s0_upd.eq(0), s0_addr.eq(0), s0_j.eq(0),
                          col_i.eq(0)]
+            if self.stream:
+                m.d.sync += s0_i.eq(0)
         with m.Elif(upd_q):
             m.d.sync += [upd_busy.eq(1), s0_active.eq(1), s0_upd.eq(1), s0_addr.eq(0), s0_j.eq(0),
                          col_i.eq(0), col_cnt.eq(0), groups_done.eq(0)]
-        with m.Elif(s0_issue):
+        with m.Elif(s0_issue & s0_upd if self.stream else s0_issue):
+            # Row groups, column by column: the bank addresses in order.
             m.d.sync += s0_addr.eq(s0_addr + 1)
             with m.If(s0_j == n_in - 1):
                 m.d.sync += s0_j.eq(0)
@@ -363,6 +403,17 @@ class LayerEngine(wiring.Component):
                     m.d.sync += s0_active.eq(0)
             with m.Else():
                 m.d.sync += s0_j.eq(s0_j + 1)
+        if self.stream:
+            # Streaming forward: column j, rows i = 0..n_l-1 (address i * n_in + j).
+            with m.Elif(s0_issue):
+                with m.If(s0_i == n_out - 1):
+                    m.d.sync += [s0_i.eq(0), s0_addr.eq(s0_j + 1)]
+                    with m.If(s0_j == n_in - 1):
+                        m.d.sync += s0_active.eq(0)
+                    with m.Else():
+                        m.d.sync += s0_j.eq(s0_j + 1)
+                with m.Else():
+                    m.d.sync += [s0_i.eq(s0_i + 1), s0_addr.eq(s0_addr + n_in)]
 
         # ECP5 only (``weight_stages == 1``): stage 1X, between stages 1 and 2, holds the
         # banks' words (``w_d``, below), the layer below's words and the control, so that
@@ -371,23 +422,34 @@ class LayerEngine(wiring.Component):
         if xs:
             sx_valid, sx_first, sx_last, sx_upd = Signal(), Signal(), Signal(), Signal()
             y_x, d_x = dreg(act_s, "y_x"), dreg(act_s, "d_x")
+            sx_i = Signal.like(s0_i, name="sx_i")
             with m.If(en):
                 m.d.sync += [sx_valid.eq(s1_valid), sx_first.eq(s1_first), sx_last.eq(s1_last),
                              sx_upd.eq(s1_upd), y_x.eq(self.prev.y)]
                 if self.tangent:
                     m.d.sync += d_x.eq(self.prev.d)
-            o_valid, o_first, o_last, o_upd = sx_valid, sx_first, sx_last, sx_upd
+                if self.stream:
+                    m.d.sync += sx_i.eq(s1_i)
+            o_valid, o_first, o_last, o_upd, o_i = sx_valid, sx_first, sx_last, sx_upd, sx_i
             o_y, o_d = y_x, d_x
         else:
-            o_valid, o_first, o_last, o_upd = s1_valid, s1_first, s1_last, s1_upd
+            o_valid, o_first, o_last, o_upd, o_i = s1_valid, s1_first, s1_last, s1_upd, s1_i
             o_y, o_d = self.prev.y, self.prev.d
+        # (Streaming: a forward pass's "last" is its very last issue, row n_l - 1 of the
+        # last column; an update pass's is each row group's last column, as always.)
+        s0_last = s0_j == n_in - 1
+        if self.stream:
+            s0_last = s0_last & (s0_upd | (s0_i == n_out - 1))
         with m.If(en):
             m.d.sync += [
-                s1_valid.eq(s0_issue), s1_first.eq(s0_j == 0), s1_last.eq(s0_j == n_in - 1),
+                s1_valid.eq(s0_issue), s1_first.eq(s0_j == 0), s1_last.eq(s0_last),
                 s1_upd.eq(s0_upd),
                 s2_valid.eq(o_valid), s2_last.eq(o_last), s2_upd.eq(o_upd),
                 s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_upd.eq(s2_upd),
             ]
+            if self.stream:
+                m.d.sync += [s1_i.eq(s0_i), s2_i.eq(o_i), s3_i.eq(s2_i),
+                             s2_first.eq(o_first), s3_first.eq(s2_first)]
         # Stages 4 and 5 run only in update passes, where the pipeline never stalls.
         s3_wb = Signal()
         m.d.comb += s3_wb.eq(s3_valid & s3_upd)
@@ -445,17 +507,18 @@ class LayerEngine(wiring.Component):
                     m.d.sync += [mt[p].eq(w), md[p].eq(o_d),
                                  prod_t[p].eq(mt[p] * md[p])]             # the tangent multiplier
 
-            # Stage 3, forward: accumulate. The accumulators are cleared (a synchronous
-            # reset, no multiplexer in front of the adder) when their group moves on.
-            with m.If(en & s3_valid & ~s3_upd):
-                m.d.sync += acc_a[p].eq(acc_a[p] + prod_a[p])
-                if self.tangent:
-                    m.d.sync += acc_t[p].eq(acc_t[p] + prod_t[p])
-            # (They are zero when a forward pass starts: every group is cleared as it moves.)
-            with m.If(hold_load | (a0_go if bypass else 0)):
-                m.d.sync += acc_a[p].eq(0)
-                if self.tangent:
-                    m.d.sync += acc_t[p].eq(0)
+            if not self.stream:     # (streaming: the sums live in memories, below)
+                # Stage 3, forward: accumulate. The accumulators are cleared (a synchronous
+                # reset, no multiplexer in front of the adder) when their group moves on.
+                with m.If(en & s3_valid & ~s3_upd):
+                    m.d.sync += acc_a[p].eq(acc_a[p] + prod_a[p])
+                    if self.tangent:
+                        m.d.sync += acc_t[p].eq(acc_t[p] + prod_t[p])
+                # (They are zero when a forward pass starts: every group is cleared as it moves.)
+                with m.If(hold_load | (a0_go if bypass else 0)):
+                    m.d.sync += acc_a[p].eq(0)
+                    if self.tangent:
+                        m.d.sync += acc_t[p].eq(0)
 
             # Update: stage 3 rounds the term (and W_ij arrives), stage 4 subtracts and
             # saturates, stage 5 writes W_ij back to the address read at stage 2.
@@ -500,7 +563,22 @@ class LayerEngine(wiring.Component):
         hold_p = Signal(range(max(P, 2)))
         a1_valid, a2_valid = Signal(), Signal()
         a1_i, a2_i = Signal(range(max(n_out, 2))), Signal(range(max(n_out, 2)))
-        src_a, src_t = (acc_a[0], acc_t[0]) if bypass else (hold_a[0], hold_t[0])
+        if self.stream:
+            # Stage 3, streaming forward: row s3_i's sums, read (asynchronously) and
+            # written back with this product added; the first column writes the product
+            # alone. After the last column the activation stage reads them at act_i.
+            m.submodules.sum_a = sum_a = Memory(shape=acc_s, depth=n_out, init=[])
+            m.submodules.sum_t = sum_t = Memory(shape=acc_s, depth=n_out, init=[])
+            stream_src = []
+            for mem, prod in ((sum_a, prod_a[0]), (sum_t, prod_t[0])):
+                rd, wr = mem.read_port(domain="comb"), mem.write_port()
+                m.d.comb += [rd.addr.eq(Mux(acc_full, act_i, s3_i)),
+                             wr.addr.eq(s3_i), wr.en.eq(en & s3_valid & ~s3_upd),
+                             wr.data.eq(Mux(s3_first, 0, rd.data) + prod)]
+                stream_src.append(rd.data)
+            src_a, src_t = stream_src
+        else:
+            src_a, src_t = (acc_a[0], acc_t[0]) if bypass else (hold_a[0], hold_t[0])
         b_qa = dreg(w_s, "b_qa")                                 # b[act_i]
         a_sum = src_a + (b_qa << ar.act.frac)
         a1_sum = dreg(a_sum.shape(), "a1_sum")                   # acc + (b << act.frac)
@@ -524,7 +602,10 @@ class LayerEngine(wiring.Component):
             m.d.sync += [hold_a[k].eq(hold_a[k + 1]) for k in range(P - 1)]
             if self.tangent:
                 m.d.sync += [hold_t[k].eq(hold_t[k + 1]) for k in range(P - 1)]
-            if bypass:
+            if self.stream:
+                with m.If(act_i == n_out - 1):         # every row's sums taken
+                    m.d.sync += acc_full.eq(0)
+            elif bypass:
                 m.d.sync += acc_full.eq(0)
             with m.If(hold_p == P - 1):
                 m.d.sync += [hold_valid.eq(0), hold_p.eq(0)]
@@ -558,6 +639,8 @@ class LayerEngine(wiring.Component):
             v_i = self.v.bit_select(a2_i, 1)
             y_val = Mux(pos, a2_a, 0)
             d_val = saturate(Mux(pos, a2_t, 0) + Mux(v_i, Const(-one, act_s), Const(one, act_s)), ar.act)
+            if self.feeds_stream:
+                m.d.comb += self.written.eq(a2_valid)
             m.d.comb += [
                 y_wr.addr.eq(a2_i), y_wr.data.eq(y_val), y_wr.en.eq(a2_valid),
                 d_wr.addr.eq(a2_i), d_wr.data.eq(d_val), d_wr.en.eq(a2_valid),

@@ -124,7 +124,10 @@ class Link(wiring.Component):
     Parameters
     ----------
     cfg : Config
-        The configuration: its clock sets the timeout in cycles.
+        The configuration: its clock sets the timeout in cycles, and on the ECP5 boards
+        (``cfg.registered_bram``) the frame buffer's word is registered before it goes
+        out on ``cmd`` (the block RAM's output is slow there), one more cycle per
+        forwarded byte.
     commands : iterable
         The commands the processor accepts, with their exact lengths:
         :class:`LinkCommand` or anything :func:`link_commands` takes (for the processor,
@@ -162,6 +165,7 @@ class Link(wiring.Component):
             raise ValueError(f"timeout_cycles must be positive, not {timeout_cycles}")
         self.timeout_cycles = int(timeout_cycles)
         self.buffer_depth = max([c.request for c in self.commands] + [1])
+        self.registered_read = cfg.registered_bram
         super().__init__({
             "rx": In(stream.Signature(8)),
             "rx_error": In(1),
@@ -225,6 +229,15 @@ class Link(wiring.Component):
         fwd_busy = Signal()
         fcount = Signal(range(self.buffer_depth))
         m.d.comb += rd.addr.eq(fcount)
+        if self.registered_read:
+            # ECP5: the buffer's word goes into a register first (state READ), so that
+            # the DP16KD's slow output ends at a register near the block RAM.
+            word = Signal(8)
+            m.d.sync += word.eq(rd.data)
+            after_read = "READ"
+        else:
+            word = rd.data
+            after_read = "DATA"
         with m.FSM(name="fwd"):
             with m.State("IDLE"):
                 with m.If(fwd_start):
@@ -240,9 +253,13 @@ class Link(wiring.Component):
                 with m.If(no_args):
                     m.next = "IDLE"
                 with m.Else():
+                    m.next = after_read
+            if self.registered_read:
+                with m.State("READ"):
+                    m.d.comb += fwd_busy.eq(1)
                     m.next = "DATA"
             with m.State("DATA"):
-                m.d.comb += [fwd_busy.eq(1), self.cmd.valid.eq(1), self.cmd.payload.eq(rd.data)]
+                m.d.comb += [fwd_busy.eq(1), self.cmd.valid.eq(1), self.cmd.payload.eq(word)]
                 with m.If(self.cmd.ready):
                     m.d.sync += fcount.eq(fcount + 1)
                     with m.If(fcount == last):
@@ -251,7 +268,7 @@ class Link(wiring.Component):
                         m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += fwd_busy.eq(1)
-                m.next = "DATA"
+                m.next = after_read
 
         # -- the response frame ---------------------------------------------------------------
         ok = Signal()

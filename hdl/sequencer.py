@@ -5,7 +5,9 @@ step") is:
 
 1. **Directions and forward.** Every hidden layer's direction generator shifts ``n_l``
    bits into its ``v`` register (all layers at once, one bit a cycle), while the layer
-   engines run their forward passes one after the other, ``l = 1..L``. A hidden layer's
+   engines run their forward passes one stage after the other (``cfg.forward_stages``:
+   each layer alone, ``l = 1..L``, or a layer together with the streaming layers above
+   it, which start with it and take its outputs as they are written). A hidden layer's
    activation stage waits for ``v_valid``, so the draw overlaps the first MACs.
 2. **Output.** The output layer's beats stream into the output unit as they are
    computed; when the output layer is done, every engine is told to start its update.
@@ -20,7 +22,7 @@ then the output unit's argmax.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Array, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,7 +61,8 @@ class Sequencer(wiring.Component):
     v_valid : ``Out(1)``
         Every ``v`` register holds this step's directions (always high outside the draw).
     fwd : ``Out(L)``
-        Bit ``l-1``: start layer ``l``'s forward pass (strobe).
+        Bit ``l-1``: start layer ``l``'s forward pass (strobe; every layer of a stage at
+        once).
     upd : ``Out(L)``
         Bit ``l-1``: start layer ``l``'s weight update (strobe; all layers at once).
     engine_busy : ``In(L)``
@@ -140,7 +143,20 @@ class Sequencer(wiring.Component):
         count = Signal(COUNTER_WIDTH)
         ucount = Signal(COUNTER_WIDTH)
         m.d.comb += [self.cycles.eq(count), self.cycles_upd.eq(ucount)]
-        layer = Signal(range(L + 1))
+        # The forward stages (``cfg.forward_stages``): the layers each one starts, as masks
+        # of ``fwd`` and ``engine_busy`` bits. Stage k + 1 starts when stage k is idle.
+        stages = self.cfg.forward_stages
+        layer = Signal(range(len(stages) + 1))      # the running stage
+        if len(stages) == L:
+            # One layer a stage (nothing streams): stage k is layer k + 1.
+            first_fwd = self.fwd[0].eq(1)
+            stage_idle = ~self.engine_busy.bit_select(layer, 1)
+            next_fwd = self.fwd.eq(Const(1, L) << (layer + 1))
+        else:
+            masks = Array(Const(sum(1 << (l - 1) for l in st), L) for st in stages)
+            first_fwd = self.fwd.eq(masks[0])
+            stage_idle = (self.engine_busy & masks[layer]) == 0
+            next_fwd = self.fwd.eq(masks[layer + 1])
         fwd_end = Signal()                 # the forward pass ended last cycle
         err_now = Signal()                 # the first error-bus beat was last cycle
 
@@ -159,7 +175,7 @@ class Sequencer(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.train | self.infer):
-                    m.d.comb += self.fwd[0].eq(1)
+                    m.d.comb += first_fwd
                     m.d.sync += [training.eq(self.train), layer.eq(0), count.eq(0), ucount.eq(0),
                                  self.cycles_err.eq(0)]
                     if n_draw:
@@ -168,8 +184,8 @@ class Sequencer(wiring.Component):
             with m.State("FORWARD"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += count.eq(count + 1)
-                with m.If(~self.engine_busy.bit_select(layer, 1)):
-                    with m.If(layer == L - 1):
+                with m.If(stage_idle):
+                    with m.If(layer == len(stages) - 1):
                         m.d.sync += fwd_end.eq(1)
                         with m.If(training):
                             m.d.comb += self.upd.eq((1 << L) - 1)
@@ -178,7 +194,7 @@ class Sequencer(wiring.Component):
                         with m.Else():
                             m.next = "PREDICT"
                     with m.Else():
-                        m.d.comb += self.fwd.eq(Const(1, L) << (layer + 1))
+                        m.d.comb += next_fwd
                         m.d.sync += layer.eq(layer + 1)
             with m.State("UPDATE"):
                 m.d.comb += self.busy.eq(1)

@@ -128,6 +128,8 @@ class Processor(wiring.Component):
         # ---- layers chained through their activation buffers ---------------------------
         for l in range(2, L + 1):
             wiring.connect(m, eng[l - 1].prev, eng[l - 2].buf)
+            if cfg.streams(l):          # layer l reads each row as layer l - 1 writes it
+                m.d.comb += eng[l - 1].prev_written.eq(eng[l - 2].written)
 
         # ---- directions: n_l bits shift into each v register at the start of a step ----
         for h in range(H):

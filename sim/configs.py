@@ -4,7 +4,8 @@
 built for: digits (64 inputs, 10 classes), 2 to 4 layers of 3 to 16 neurons, PE counts
 that divide the layers and fit the board's multipliers, fixed-point formats of 10 to 16
 (iCE40) or 18 (ECP5) bits with random binary points, random learning-rate and
-feedback shifts, DDFA or random DFA, a random seed. Narrow formats make saturation and
+feedback shifts, DDFA or random DFA, a random seed, and streaming for some of the
+one-PE layers (``hardware.stream``). Narrow formats make saturation and
 rounding corner cases frequent, which is the point: the bench demands bit equality with
 the golden model whatever the numbers do.
 """
@@ -57,8 +58,14 @@ def _draw(rng: random.Random, name: str) -> Config:
                         alpha_shift=rng.randint(1, 8), exp_frac=rng.randint(2, min(6, act.frac)),
                         exp_range=rng.choice([8, 10, 12]), exp_bits=rng.randint(10, mw - 1))
     algorithm = rng.choice(["ddfa", "ddfa", "ddfa", "dfa"])
-    return Config(name=name, model=ModelConfig(layers=layers, algorithm=algorithm, seed=rng.randint(0, 999)),
-                  arith=arith, hardware=HardwareConfig(board=board, pes=tuple(pes)))
+    model = ModelConfig(layers=layers, algorithm=algorithm, seed=rng.randint(0, 999))
+    # Every one-PE layer above layer 1 streams with probability 1/2, drawn from a
+    # generator of its own (seeded by what was drawn), so that ``rng`` and with it every
+    # configuration, retries included, is what it was before streaming existed.
+    srng = random.Random(f"stream {name} {layers} {pes}")
+    stream = tuple(l > 1 and p == 1 and srng.random() < 0.5 for l, p in enumerate(pes, start=1))
+    return Config(name=name, model=model, arith=arith,
+                  hardware=HardwareConfig(board=board, pes=tuple(pes), stream=stream if any(stream) else ()))
 
 
 def random_config(seed: int) -> Config:

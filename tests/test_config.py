@@ -2,8 +2,8 @@
 
 import pytest
 
-from ddfa.config import (BOARDS, DEFAULTS, Config, ConfigError, Fixed, default_config, load_config,
-                         parse_arch)
+from ddfa.config import (BOARDS, DEFAULTS, Config, ConfigError, Fixed, HardwareConfig, ModelConfig,
+                         default_config, load_config, parse_arch)
 
 
 @pytest.mark.parametrize("name", DEFAULTS)
@@ -67,6 +67,9 @@ def _bad(**changes):
     ({"model.inputs": "zscore"}, "model.inputs", "pm1, standardize"),
     ({"arith.act": Fixed(16, 14)}, "arith.act", "at least 3 integer bits (frac <= 13)"),
     ({"hardware.board": "de10"}, "hardware.board", "icebreaker"),
+    ({"hardware.stream": (False,)}, "hardware.stream", "one true/false per layer"),
+    ({"hardware.stream": (True, False)}, "hardware.stream", "first entry to false"),
+    ({"hardware.pes": (4, 2), "hardware.stream": (False, True)}, "hardware.stream", "hardware.pes[1] = 1"),
     ({"train.setting": "fast"}, "train.setting", "paper or hardware"),
     ({"train.alpha": 1.5}, "train.alpha", "2**-6"),
     ({"train.epochs": 0}, "train.epochs", "at least 1"),
@@ -117,3 +120,26 @@ def test_boards_table_platforms_exist():
     for board in BOARDS.values():
         module, cls = board.platform.split(":")
         assert hasattr(importlib.import_module(module), cls), board.platform
+
+
+def test_stream_field(tmp_path):
+    """``hardware.stream``: TOML booleans, the forward stages it makes, and a
+    configuration without it serialises (and so hashes) as before the field existed."""
+    ice = default_config("icebreaker")
+    assert ice.hardware.stream == () and "stream" not in ice.to_toml()
+    assert ice.forward_stages == [[1], [2]] and not ice.streams(2)
+    path = tmp_path / "s.toml"
+    path.write_text(ice.to_toml().replace("pes = [4, 1]", "pes = [4, 1]\nstream = [false, true]"))
+    cfg = load_config(path)
+    assert cfg.hardware.stream == (False, True) and cfg.streams(2) and not cfg.streams(1)
+    assert cfg.forward_stages == [[1, 2]]
+    assert "stream = [false, true]" in cfg.to_toml()
+    deep = Config(name="d", model=ModelConfig(layers=(64, 8, 6, 4, 10)),
+                  hardware=HardwareConfig(board="ulx3s-85f", pes=(4, 1, 2, 1), stream=(False, True, False, True)))
+    assert deep.forward_stages == [[1, 2], [3, 4]]
+    path.write_text(ice.to_toml().replace("pes = [4, 1]", "pes = [4, 1]\nstream = \"off, on\""))   # as --set gives it
+    assert load_config(path).hardware.stream == (False, True)
+    for bad in ('[0, "yes"]', '"false, tru"'):
+        path.write_text(ice.to_toml().replace("pes = [4, 1]", f"pes = [4, 1]\nstream = {bad}"))
+        with pytest.raises(ConfigError, match="hardware.stream.*wrong type"):
+            load_config(path)

@@ -22,7 +22,8 @@ from .leaf_util import verilator_lint
 
 def _configs():
     ice = default_config("icebreaker")
-    ulx = default_config("ulx3s-85f").replace(**{"model.layers": (784, 20, 10), "hardware.pes": (4, 5)})
+    ulx = default_config("ulx3s-85f").replace(**{"model.layers": (784, 20, 10), "hardware.pes": (4, 5),
+                                                 "hardware.stream": ()})
     return {
         "icebreaker": ice,
         "ulx3s-85f": ulx,

@@ -268,6 +268,30 @@ def test_processor_icebreaker_default(digits):
     assert (st["cycles"], st["cycles_forward"], st["cycles_update"]) == (want["total"], want["forward"], want["update"])
 
 
+@pytest.mark.parametrize("board, layers, pes, stream", [
+    ("icebreaker", (64, 8, 10), (2, 1), (False, True)),
+    ("ulx3s-85f", (64, 6, 4, 10), (3, 1, 1), (False, True, True)),
+    ("ulx3s-85f", (64, 6, 4, 10), (3, 1, 2), (False, True, False)),
+])
+def test_processor_streaming_layers(digits, board, layers, pes, stream):
+    """Streaming layers (``hardware.stream``): layer 2 (and 3) start with layer 1 and take
+    each row as it is written. Every word after every step, inference, and the cycles of
+    each phase (hdl.cycles: the forward stages) as the model says; the forward pass is
+    shorter than the layers one after the other."""
+    cfg = Config(name="stream", model=ModelConfig(layers=layers),
+                 hardware=HardwareConfig(board=board, pes=pes, stream=stream))
+    idx = [10, 11]
+    res = run_processor(cfg, digits.x_train[idx], digits.y_train[idx], monitor_layers=True)
+    st = res["steps"][-1]
+    want = step_cycles(cfg)
+    serial = step_cycles(cfg.replace(**{"hardware.stream": ()}))
+    print(f"\n{layers} pes {pes} stream {stream}: cycles {st['cycles']} (forward {st['cycles_forward']}); "
+          f"formula {want}; layer after layer: forward {serial['forward']}; sim {res['seconds']:.1f} s")
+    assert (st["cycles"], st["cycles_forward"], st["cycles_update"]) == (want["total"], want["forward"], want["update"])
+    assert res["update_layers"] == want["update_layers"]
+    assert want["forward"] < serial["forward"]
+
+
 def test_processor_random_dfa(digits):
     """Random DFA (fixed random B, no eq.-17 update): B starts from the golden model's
     random draw and stays; W and b learn."""
