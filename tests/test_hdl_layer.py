@@ -12,7 +12,7 @@ import random
 
 import pytest
 import torch
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
@@ -25,31 +25,45 @@ from hdl.fixed import fixed_shape
 I64 = torch.int64
 
 
-def small_cfg(layers, pes, board="none", **arith_kw) -> Config:
+def small_cfg(layers, pes, board="none", stream=(), **arith_kw) -> Config:
     """A software-only configuration (no board checks), any layer sizes and PE counts;
     ``board`` picks a board's family (the ECP5's extra weight stage)."""
     ar = ArithConfig(**arith_kw) if arith_kw else ArithConfig()
     return Config(model=ModelConfig(layers=tuple(layers)),
-                  arith=ar, hardware=HardwareConfig(board=board, pes=tuple(pes)))
+                  arith=ar, hardware=HardwareConfig(board=board, pes=tuple(pes), stream=tuple(stream)))
 
 
 class Harness(wiring.Component):
-    """The engine plus memories that play the layer below (y_{l-1}, d_{l-1})."""
+    """The engine plus memories that play the layer below (y_{l-1}, d_{l-1}).
 
-    def __init__(self, cfg, layer, y_prev, d_prev, **kw):
+    For a streaming engine the memories start with garbage and the testbench writes the
+    rows one by one (``w_en``, ``w_addr``, ``w_y``, ``w_d``), strobing ``prev_written``
+    as the layer below would: a column read before it is written reads garbage."""
+
+    def __init__(self, cfg, layer, y_prev, d_prev, garbage=None, **kw):
         self.engine = LayerEngine(cfg, layer, **kw)
         self.y_prev, self.d_prev = y_prev, d_prev
+        self.garbage = garbage
         self.act_shape = fixed_shape(cfg.arith.act)
         super().__init__({})
+        n = len(y_prev)
+        self.w_en, self.w_addr = Signal(), Signal(range(max(n, 2)))
+        self.w_y, self.w_d = Signal(self.act_shape), Signal(self.act_shape)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.engine = e = self.engine
-        m.submodules.ym = ym = Memory(shape=self.act_shape, depth=len(self.y_prev), init=self.y_prev)
-        m.submodules.dm = dm = Memory(shape=self.act_shape, depth=len(self.d_prev), init=self.d_prev)
+        y0, d0 = (self.garbage, self.garbage) if self.engine.stream else (self.y_prev, self.d_prev)
+        m.submodules.ym = ym = Memory(shape=self.act_shape, depth=len(self.y_prev), init=y0)
+        m.submodules.dm = dm = Memory(shape=self.act_shape, depth=len(self.d_prev), init=d0)
         yr, dr = ym.read_port(), dm.read_port()
         m.d.comb += [yr.addr.eq(e.prev.addr), yr.en.eq(e.prev.en), e.prev.y.eq(yr.data),
                      dr.addr.eq(e.prev.addr), dr.en.eq(e.prev.en), e.prev.d.eq(dr.data)]
+        if self.engine.stream:
+            yw, dw = ym.write_port(), dm.write_port()
+            m.d.comb += [yw.addr.eq(self.w_addr), yw.data.eq(self.w_y), yw.en.eq(self.w_en),
+                         dw.addr.eq(self.w_addr), dw.data.eq(self.w_d), dw.en.eq(self.w_en),
+                         e.prev_written.eq(self.w_en)]
         return m
 
 
@@ -101,7 +115,8 @@ def run_layer(cfg, layer, seed, stall=0.3, w_scale=0.2, sat=False, extreme=False
     if hidden and n_out > 1:
         assert (a > 0).any() and (a <= 0).any(), "all neurons on one side of 0: choose another seed"
 
-    dut = Harness(cfg, layer, y_prev, d_prev, W_init=W, b_init=b)
+    garbage = rand_fmt(rng, ar.act, n_in)
+    dut = Harness(cfg, layer, y_prev, d_prev, garbage=garbage, W_init=W, b_init=b)
     e = dut.engine
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -183,8 +198,24 @@ def run_layer(cfg, layer, seed, stall=0.3, w_scale=0.2, sat=False, extreme=False
             out["beats"].append((yy, dd))
         ctx.set(e.y.ready, 0)
 
+    async def writer(ctx):
+        """Streaming: the layer below writes its rows in order, at random moments (bursts
+        and gaps), from the cycle after the strobe."""
+        await ctx.tick().until(e.busy)
+        for j in range(n_in):
+            while rng.random() < stall:
+                await ctx.tick()
+            ctx.set(dut.w_en, 1)
+            ctx.set(dut.w_addr, j)
+            ctx.set(dut.w_y, y_prev[j])
+            ctx.set(dut.w_d, d_prev[j])
+            await ctx.tick()
+            ctx.set(dut.w_en, 0)
+
     sim.add_testbench(main)
     sim.add_testbench(producer, background=True)
+    if e.stream:
+        sim.add_testbench(writer, background=True)
     if not hidden:
         sim.add_testbench(consumer, background=True)
     sim.run()
@@ -229,6 +260,29 @@ def test_layer_engine_ecp5(layers, pes, layer, stall, seed):
     assert weight_stages(cfg) == 1
     cycles = run_layer(cfg, layer, seed=seed + 100, stall=stall)
     print(layers, pes, layer, cycles)
+
+
+STREAM_CASES = [
+    # layers, pes, stream, layer, stall probability, seed
+    ((64, 8, 10), (4, 1), (False, True), 2, 0.3, 11),           # output layer
+    ((64, 6, 4, 10), (3, 1, 5), (False, True, False), 2, 0.5, 12),  # hidden, directions late
+    ((64, 6, 4, 10), (3, 1, 1), (False, True, True), 3, 0.8, 13),   # rows arrive slowly
+    ((64, 6, 4, 10), (3, 1, 1), (False, True, True), 3, 0.0, 14),   # every cycle a row
+    ((64, 1, 10), (1, 1), (False, True), 2, 0.3, 15),            # a single column
+    ((64, 5, 1, 10), (5, 1, 2), (False, True, False), 2, 0.3, 18),  # a single row
+]
+
+
+@pytest.mark.parametrize("board", ["none", "ulx3s-85f"])
+@pytest.mark.parametrize("layers,pes,stream,layer,stall,seed", STREAM_CASES)
+def test_layer_engine_streaming(layers, pes, stream, layer, stall, seed, board):
+    """A streaming engine (``hardware.stream``): the rows of the layer below are written
+    one by one at random moments, the memory holding garbage until then, so a column
+    read too early shows as a wrong y or d. Forward and update bit for bit."""
+    cfg = small_cfg(layers, pes, board=board, stream=stream)
+    assert cfg.streams(layer)
+    cycles = run_layer(cfg, layer, seed=seed, stall=stall)
+    print(layers, pes, stream, layer, cycles)
 
 
 @pytest.mark.parametrize("layer", [2, 3])
