@@ -657,6 +657,11 @@ LFSR_TAPS: dict[int, tuple[int, ...]] = {
 }
 
 
+#: How a true/false field may be written as text (``--set``, or a string in TOML).
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+               "0": False, "false": False, "no": False, "off": False}
+
+
 def _coerce(cls, fld: str, value: Any, key: str) -> Any:
     ftype = {f.name: f.type for f in fields(cls)}[fld]
     try:
@@ -664,9 +669,7 @@ def _coerce(cls, fld: str, value: Any, key: str) -> Any:
             return _fixed(value, key)
         if "tuple[bool" in str(ftype):
             if isinstance(value, str):
-                words = {"1": True, "true": True, "yes": True, "on": True,
-                         "0": False, "false": False, "no": False, "off": False}
-                value = [words[v.strip().lower()] for v in value.split(",") if v.strip()]
+                value = [_BOOL_WORDS[v.strip().lower()] for v in value.split(",") if v.strip()]
             if not all(isinstance(v, (bool, int)) for v in value):
                 raise ValueError
             return tuple(bool(v) for v in value)
@@ -678,7 +681,7 @@ def _coerce(cls, fld: str, value: Any, key: str) -> Any:
             return None
         if "bool" in str(ftype):
             if isinstance(value, str):
-                return value.lower() in ("1", "true", "yes", "on")
+                return _BOOL_WORDS[value.strip().lower()]
             return bool(value)
         if "float" in str(ftype):
             return float(value)

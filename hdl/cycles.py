@@ -107,10 +107,11 @@ def forward_cycles(cfg: Config, train: bool = True) -> list[int]:
     n, pes, L = cfg.model.layers, cfg.hardware.pes, cfg.model.n_layers
     n_draw = max(cfg.model.hidden, default=0)
     xs = _weight_stages(cfg)
+    first_stage = cfg.forward_stages[0]
     out, written = [], []
     for l in range(1, L + 1):
         # The directions are drawn from the step's start: the first stage waits for them.
-        v_ready = n_draw + 1 if (train and l < L and l in cfg.forward_stages[0]) else 0
+        v_ready = n_draw + 1 if (train and l < L and l in first_stage) else 0
         if cfg.streams(l):
             D, written = _engine_stream(n[l], written, v_ready, xs)
         else:

@@ -148,7 +148,8 @@ class Sequencer(wiring.Component):
         stages = self.cfg.forward_stages
         layer = Signal(range(len(stages) + 1))      # the running stage
         if len(stages) == L:
-            # One layer a stage (nothing streams): stage k is layer k + 1.
+            # One layer a stage (nothing streams): stage k is layer k + 1. (Written as
+            # before streaming existed, so that such a processor's Verilog is unchanged.)
             first_fwd = self.fwd[0].eq(1)
             stage_idle = ~self.engine_busy.bit_select(layer, 1)
             next_fwd = self.fwd.eq(Const(1, L) << (layer + 1))

@@ -139,6 +139,9 @@ def test_stream_field(tmp_path):
     assert deep.forward_stages == [[1, 2], [3, 4]]
     path.write_text(ice.to_toml().replace("pes = [4, 1]", "pes = [4, 1]\nstream = \"off, on\""))   # as --set gives it
     assert load_config(path).hardware.stream == (False, True)
+    path.write_text(ice.to_toml().replace("batchnorm = false", "batchnorm = \"maybe\""))   # one word table
+    with pytest.raises(ConfigError, match="train.batchnorm.*wrong type"):
+        load_config(path)
     for bad in ('[0, "yes"]', '"false, tru"'):
         path.write_text(ice.to_toml().replace("pes = [4, 1]", f"pes = [4, 1]\nstream = {bad}"))
         with pytest.raises(ConfigError, match="hardware.stream.*wrong type"):
