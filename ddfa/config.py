@@ -237,6 +237,12 @@ class HardwareConfig:
     #: (``docs/ARCHITECTURE.md``, "Streaming layers"); layer 1 reads the input and never
     #: streams. Empty: no layer streams.
     stream: tuple[bool, ...] = ()
+    #: One multiplier serves the three units that never multiply at the same time: the
+    #: output layer's tangent products (forward pass; when the output layer has one PE),
+    #: the softmax normalisation (error phase) and layer 1's feedback unit (update
+    #: phase) (``docs/ARCHITECTURE.md``, "Shared multiplier"). Left out of the TOML and
+    #: the configuration hash while false.
+    share_multiplier: bool = field(default=False, metadata={"omit_default": True})
     clock_mhz: float | None = None    # None: the board's default
     #: UART rate of the host link; None: the board's default (:attr:`Board.baud`), which
     #: the validated :class:`Config` fills in, so ``cfg.hardware.baud`` is always a number.
@@ -376,6 +382,23 @@ class Config:
         ``hdl.host.mem_bus_latency`` follow from this one fact."""
         return self.has_board and self.board.family == "ecp5"
 
+    @property
+    def lut_ram(self) -> bool:
+        """The target has distributed RAM with asynchronous reads (the ECP5's LUT RAM).
+        The iCE40 has none: there a small memory read in the same cycle would be flip-flops
+        and multiplexers, so the processor uses its block RAM with registered reads
+        (a streaming layer's row sums) or shift registers (the relu mask) instead."""
+        return self.has_board and self.board.family == "ecp5"
+
+    @property
+    def softmax_fold(self) -> bool:
+        """With the shared multiplier (signed operands): the softmax's table word
+        ``E <= 2**exp_bits`` does not fit a signed operand (``exp_bits + 2`` bits), so
+        ``E = 2**exp_bits`` (the only word that needs the top bit) enters as
+        ``2**(exp_bits-1)`` times ``2 r``. See :class:`hdl.output.OutputUnit`."""
+        return (self.has_board and "softmax" in self.shared_multiplier_units
+                and self.arith.exp_bits + 2 > self.board.multiplier_width)
+
     @staticmethod
     def sum_width(m: int, n: int, terms: int) -> int:
         """Bits of a signed word that holds the sum of ``terms`` products of an ``m``-bit
@@ -423,7 +446,25 @@ class Config:
         """
         P = self.hardware.pes
         n = sum(p * (1 if l == 0 else 2) for l, p in enumerate(P))
-        return n + (self.model.n_layers - 1) + 1
+        return n + (self.model.n_layers - 1) + 1 - (len(self.shared_multiplier_units) - 1 if self.shared_multiplier_units else 0)
+
+    @property
+    def shared_multiplier_units(self) -> tuple[str, ...]:
+        """The units that use the one shared multiplier (``hardware.share_multiplier``), in
+        the order of its ports: ``"tangent"`` (the output layer's tangent products, when
+        that layer has one PE), ``"softmax"`` and ``"feedback"`` (layer 1's feedback unit,
+        when there is a hidden layer); empty when nothing is shared. They run in the
+        forward pass, the error phase and the update phase: never two at once."""
+        if not self.hardware.share_multiplier:
+            return ()
+        L = self.model.n_layers
+        units = []
+        if L >= 2 and self.hardware.pes[-1] == 1:
+            units.append("tangent")
+        units.append("softmax")
+        if L >= 2:
+            units.append("feedback")
+        return tuple(units)
 
     def direction_seed(self, layer: int) -> int:
         """Seed of hidden layer ``layer``'s direction LFSR (layers count from 1): a fixed,
@@ -484,11 +525,13 @@ class Config:
         # Unset fields (None) and empty lists (``hardware.stream`` when nothing streams)
         # are left out, so a configuration that does not use a field serialises, and
         # hashes (INFO's configuration hash), as it did before the field existed.
+        # So are fields marked ``omit_default`` while they hold their default.
         out: dict[str, Any] = {"name": self.name}
         for sec in _SECTIONS:
             obj = getattr(self, sec)
             out[sec] = {f.name: conv(getattr(obj, f.name)) for f in fields(obj)
-                        if getattr(obj, f.name) not in (None, ())}
+                        if getattr(obj, f.name) not in (None, ())
+                        and not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)}
         return out
 
     def to_toml(self) -> str:
@@ -628,6 +671,10 @@ class Config:
                     raise ConfigError("hardware.stream", f"layer {l} streams with {p} PEs",
                                       f"a streaming layer has one PE: set hardware.pes[{l - 1}] = 1, "
                                       f"or stream[{l - 1}] = false")
+        if h.share_multiplier and len(self.shared_multiplier_units) < 2:
+            raise ConfigError("hardware.share_multiplier", "nothing to share: the softmax is the only unit "
+                              "left (no hidden layer, and the output layer has more than one PE)",
+                              "set hardware.share_multiplier = false")
         board = self.board
         if a.exp_bits + 1 > board.multiplier_width:
             raise ConfigError("arith.exp_bits", f"softmax table entries of {a.exp_bits + 1} bits do not fit the "
@@ -639,6 +686,15 @@ class Config:
                 raise ConfigError(f"arith.{name}.width", f"{f.width} bits exceed the {board.device}'s "
                                   f"{board.multiplier_width}-bit multipliers",
                                   f"use at most {board.multiplier_width} bits on {board.name}")
+        if h.share_multiplier:
+            # The quotient r <= 2**err.frac is a signed operand of the shared multiplier
+            # (doubled when the table word is folded, see softmax_fold).
+            r_bits = a.err.frac + 2 + (1 if a.exp_bits + 2 > board.multiplier_width else 0)
+            if r_bits > board.multiplier_width:
+                raise ConfigError("hardware.share_multiplier", f"the softmax quotient needs a {r_bits}-bit signed "
+                                  f"operand, the {board.device}'s multipliers have {board.multiplier_width} bits",
+                                  f"use err.frac <= {a.err.frac - (r_bits - board.multiplier_width)}, or set "
+                                  "hardware.share_multiplier = false")
         if self.multipliers_needed > board.multipliers:
             raise ConfigError("hardware.pes", f"{self.multipliers_needed} multipliers needed, the {board.device} "
                               f"has {board.multipliers}", "use fewer PEs per layer")

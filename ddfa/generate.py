@@ -195,7 +195,8 @@ def build_report(cfg: Config, text: str) -> dict:
         "algorithm": cfg.model.algorithm,
         "verilog": f"{VERILOG_NAME}.v",
         "multipliers": {"config": cfg.multipliers_needed, "netlist": verilog_multipliers(text),
-                        "board": board.multipliers},
+                        "board": board.multipliers,
+                        "shared": list(cfg.shared_multiplier_units)},   # hardware.share_multiplier
         "memory_bits": {"learned": sum(m["bits"] for m in learned), "total": total_bits,
                         "board": board.memory_bits},
         "memories": learned,
@@ -235,7 +236,8 @@ def report_markdown(r: dict) -> str:
         "## Resources",
         "",
         f"* multipliers: {r['multipliers']['netlist']} in the netlist "
-        f"(configuration: {r['multipliers']['config']}; board: {r['multipliers']['board']})",
+        f"(configuration: {r['multipliers']['config']}; board: {r['multipliers']['board']})"
+        + (f"; one shared by {', '.join(r['multipliers']['shared'])}" if r['multipliers']['shared'] else ""),
         f"* memory: {r['memory_bits']['total']} bits in all, {r['memory_bits']['learned']} of them learned "
         f"(board: {r['memory_bits']['board']})",
         "",

@@ -25,7 +25,8 @@ Layer engine ``l`` (``n_in = n_{l-1}``, ``P`` PEs, ``R = n_l / P`` row groups):
 * **Streaming layer** (``hardware.stream``; one PE). It starts with the layer below
   (one forward stage, ``cfg.forward_stages``) and issues column ``j``'s ``n_l`` rows one
   a cycle from the cycle after ``y_{l-1,j}`` is written; its activation stage starts
-  ``4 + x`` cycles after the last issue. A stage lasts as long as its slowest engine:
+  ``4 + x`` cycles after the last issue (``5`` on the iCE40, whose row sums are in
+  block RAM: row 0 is read first). A stage lasts as long as its slowest engine:
   ``forward = sum over stages of max D_l``.
 * **Output unit.** After the last output beat, the softmax takes
   ``OutputUnit.cycles() - 2 n_L`` cycles before the first error-bus beat; then the
@@ -87,17 +88,19 @@ def _engine_forward(n_in: int, P: int, R: int, v_ready: int = 0, xs: int = 0) ->
     return S + P + 2, written
 
 
-def _engine_stream(n_out: int, below: list[int], v_ready: int = 0, xs: int = 0) -> tuple[int, list[int]]:
+def _engine_stream(n_out: int, below: list[int], v_ready: int = 0, xs: int = 0,
+                   bram_sums: bool = False) -> tuple[int, list[int]]:
     """The same for a streaming engine (one PE), started with the layer below, whose
     rows are written at the cycles ``below``. Column ``j``'s ``n_out`` rows are issued
     one a cycle, from the cycle after ``y_{l-1,j}`` is written (and after the previous
     column, and from cycle 2: the registered strobe starts the issue counters). The last
     product is added at stage 3 (``3 + x`` cycles after its issue); the activation stage
-    then takes the ``n_out`` rows one a cycle from the next cycle on."""
+    then takes the ``n_out`` rows one a cycle from the next cycle on (a cycle later with
+    the sums in block RAM, ``bram_sums``: row 0 is read first)."""
     end = 1
     for w in below:
         end = max(end + 1, w + 1) + n_out - 1
-    A = max(end + 4 + xs, v_ready)
+    A = max(end + 4 + xs + bram_sums, v_ready)
     return A + n_out + 2, [A + i + 2 for i in range(n_out)]
 
 
@@ -113,7 +116,7 @@ def forward_cycles(cfg: Config, train: bool = True) -> list[int]:
         # The directions are drawn from the step's start: the first stage waits for them.
         v_ready = n_draw + 1 if (train and l < L and l in first_stage) else 0
         if cfg.streams(l):
-            D, written = _engine_stream(n[l], written, v_ready, xs)
+            D, written = _engine_stream(n[l], written, v_ready, xs, bram_sums=not cfg.lut_ram)
         else:
             D, written = _engine_forward(n[l - 1], pes[l - 1], n[l] // pes[l - 1], v_ready, xs)
         out.append(D)

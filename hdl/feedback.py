@@ -14,6 +14,7 @@ from ddfa.config import Config
 
 from .fixed import fixed_shape, narrow, round_shift, saturate, wire
 from .layouts import ErrorBeat, MemPortSignature, addr_width
+from .mul import MulPortSignature
 
 __all__ = ["FeedbackUnit"]
 
@@ -40,6 +41,10 @@ class FeedbackUnit(wiring.Component):
 
     For random DFA (``model.algorithm = "dfa"``) ``B_l`` is fixed: nothing is written.
 
+    With ``hardware.share_multiplier``, layer 1's unit sends ``B_io`` and ``e_o`` to the
+    processor's shared multiplier (``mul``, held while the rows run) instead of its own;
+    the timing is the same.
+
     Parameters
     ----------
     cfg : Config
@@ -62,6 +67,9 @@ class FeedbackUnit(wiring.Component):
         From the first ``bus`` beat until the last ``g`` beat transfers.
     host : ``In(MemPortSignature(addr_width(n_l * n_L), feedback.width))``
         The host's port into ``B_l``; used only while ``busy`` is low.
+    mul : ``Out(MulPortSignature(cfg))``
+        Only for the unit that uses the shared multiplier (``hardware.share_multiplier``,
+        layer 1).
     """
 
     def __init__(self, cfg: Config, layer: int, init=None):
@@ -80,13 +88,18 @@ class FeedbackUnit(wiring.Component):
         if len(init) > depth or any(not fb.min <= x <= fb.max for x in init):
             raise ValueError(f"init must be at most {depth} words of {fb}")
         self._init = init
-        super().__init__({
+        #: The products B_io * e_o come from the shared multiplier (``mul``).
+        self.shared = layer == 1 and "feedback" in cfg.shared_multiplier_units
+        members = {
             "bus": In(stream.Signature(ErrorBeat(cfg))),
             "v": In(self._rows),
             "g": Out(stream.Signature(fixed_shape(cfg.arith.err))),
             "busy": Out(1),
             "host": In(MemPortSignature(addr_width(depth), fb.width)),
-        })
+        }
+        if self.shared:
+            members["mul"] = Out(MulPortSignature(cfg))
+        super().__init__(members)
 
     @property
     def update(self) -> bool:
@@ -183,6 +196,11 @@ class FeedbackUnit(wiring.Component):
         from .layer import host_latency
         m.d.comb += self.host.rdata.eq(B_r if host_latency(cfg) == 2 else rp.data)
 
+        if self.shared:
+            # The shared multiplier's operand registers are B_r and e_r's twins, its
+            # product register a_prod's (B_r stays: the ECP5 host reads B through it).
+            m.d.comb += [self.mul.a.eq(rp.data), self.mul.b.eq(e), self.mul.ce.eq(adv),
+                         self.mul.sel.eq(running), a_prod.eq(self.mul.p[:len(a_prod)])]
         acc_next = wire(m, acc + a_prod, "acc_next")
         g_narrow = wire(m, narrow(total, ar.feedback.frac, ar.err), "g_narrow")
 
@@ -198,7 +216,9 @@ class FeedbackUnit(wiring.Component):
                 m.d.sync += [ra.eq(ra + 1), col.eq(Mux(col == cols - 1, 0, col + 1))]
             # M -> A
             m.d.sync += [r_v.eq(m_v), r_last.eq(m_last), B_r.eq(rp.data), e_r.eq(e)]   # M -> R
-            m.d.sync += [a_v.eq(r_v), a_last.eq(r_last), a_prod.eq(B_r * e_r)]   # the multiplier
+            m.d.sync += [a_v.eq(r_v), a_last.eq(r_last)]
+            if not self.shared:
+                m.d.sync += a_prod.eq(B_r * e_r)                                         # the multiplier
             with m.If(m_v & m_last):
                 m.d.sync += v.eq(v >> 1)
             # A -> N

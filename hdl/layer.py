@@ -10,8 +10,8 @@ described in ``docs/ARCHITECTURE.md``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, MemoryData, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Array, Cat, Const, MemoryData, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -20,6 +20,7 @@ from ddfa.config import Config
 
 from .fixed import fixed_shape, narrow, round_shift, saturate
 from .layouts import ErrorBeat, MemPortSignature, OutputBeat, addr_width
+from .mul import MulPortSignature
 
 __all__ = ["ActReadSignature", "LayerEngine", "bank_rows", "host_latency", "weight_stages"]
 
@@ -135,7 +136,17 @@ class LayerEngine(wiring.Component):
     written again at stage 3; the first column writes the product alone). After the last
     column the activation stage takes the rows from those memories, as above. The sums
     are the same integers, added in the same order, so the result is the same bit for
-    bit; the update pass is unchanged.
+    bit; the update pass is unchanged. The memories are LUT RAM read asynchronously where
+    the board has it (``cfg.lut_ram``, the ECP5); elsewhere (the iCE40) one block RAM of
+    both sums, read a stage early, and the activation stage starts a cycle later.
+
+    **Relu mask.** ``[a_l,i > 0]`` is read back for the update from ``y_buf``'s second
+    read port where the board has LUT RAM; elsewhere (the iCE40, where that port would
+    be a second block RAM) it goes through a shift register of ``n_l`` bits.
+
+    **Shared multiplier** (``hardware.share_multiplier``, the output layer with one PE).
+    The tangent products come from the processor's shared multiplier (``mul``, held
+    during forward passes) instead of the engine's own; the timing is the same.
 
     **Host.** While ``busy`` is low the host reads and writes ``W`` and ``b`` through
     ``host_w`` (address ``{pe, bank address}``: the PE index in the high bits) and
@@ -182,6 +193,8 @@ class LayerEngine(wiring.Component):
         come in order) this cycle; the forward pass reads a column only once it is written.
     written : ``Out(1)``
         Only when the layer above streams: this cycle writes the next row of ``y``, ``d``.
+    mul : ``Out(MulPortSignature(cfg))``
+        Only with the shared multiplier (``self.shared``): the tangent products.
     host_w : ``In(MemPortSignature(pe_bits + bank_addr_bits, weight.width))``
         Host port into the ``W`` banks (address ``{pe, (i div P) * n_{l-1} + j}``).
     host_b : ``In(MemPortSignature(addr_width(n_l), weight.width))``
@@ -204,6 +217,10 @@ class LayerEngine(wiring.Component):
         self.stream = cfg.streams(layer)
         #: The layer above streams behind this one: it gets the ``written`` strobe.
         self.feeds_stream = self.hidden and cfg.streams(layer + 1)
+        #: The tangent products come from the shared multiplier (``mul``; the output
+        #: layer with one PE, ``hardware.share_multiplier``).
+        self.shared = (not self.hidden and self.tangent and self.pes == 1
+                       and "tangent" in cfg.shared_multiplier_units)
         self.bank_depth = self.groups * self.n_in
         self.bank_addr_bits = addr_width(self.bank_depth)
         self.pe_bits = (self.pes - 1).bit_length()
@@ -238,6 +255,8 @@ class LayerEngine(wiring.Component):
             members["prev_written"] = In(1)
         if self.feeds_stream:
             members["written"] = Out(1)
+        if self.shared:
+            members["mul"] = Out(MulPortSignature(cfg))
         if self.hidden:
             members.update({
                 "v": In(self.n_out),
@@ -503,9 +522,13 @@ class LayerEngine(wiring.Component):
                 with m.If(~o_upd | o_first):
                     m.d.sync += ma[p].eq(Mux(o_upd, Mux(collect_m[p], collect[p], 0), w))
                 m.d.sync += [mb[p].eq(o_y), prod_a[p].eq(ma[p] * mb[p])]   # stage 2 -> 3
-                if self.tangent:
+                if self.tangent and not self.shared:
                     m.d.sync += [mt[p].eq(w), md[p].eq(o_d),
                                  prod_t[p].eq(mt[p] * md[p])]             # the tangent multiplier
+            if self.shared:
+                # The shared multiplier's registers are mt, md and prod_t (forward passes).
+                m.d.comb += [self.mul.a.eq(w), self.mul.b.eq(o_d), self.mul.ce.eq(en),
+                             self.mul.sel.eq(fwd_busy), prod_t[p].eq(self.mul.p[:len(prod_t[p])])]
 
             if not self.stream:     # (streaming: the sums live in memories, below)
                 # Stage 3, forward: accumulate. The accumulators are cleared (a synchronous
@@ -563,7 +586,27 @@ class LayerEngine(wiring.Component):
         hold_p = Signal(range(max(P, 2)))
         a1_valid, a2_valid = Signal(), Signal()
         a1_i, a2_i = Signal(range(max(n_out, 2))), Signal(range(max(n_out, 2)))
-        if self.stream:
+        sums_ready = None
+        if self.stream and not self.cfg.lut_ram:
+            # The same in block RAM (the iCE40 has no LUT RAM), with registered reads: a
+            # and t in one word, row s2_i's read at stage 2 so that its sums arrive with
+            # the product at stage 3 (a row is written at stage 3 before it is read again
+            # at stage 2: one column later, n_l >= 2 cycles; with one row, in the same
+            # cycle, so the read port is transparent). After the last column the
+            # activation stage reads row act_i ahead: the address is the next row as A0
+            # takes one, and A0 waits a cycle for row 0 (``sums_ready``).
+            m.submodules.sums = sums = Memory(shape=data.StructLayout({"a": acc_s, "t": acc_s}),
+                                              depth=n_out, init=[])
+            wr = sums.write_port()
+            rd = sums.read_port(transparent_for=(wr,) if n_out == 1 else ())
+            sums_ready = Signal()
+            m.d.sync += sums_ready.eq(acc_full)
+            m.d.comb += [rd.addr.eq(Mux(acc_full, Mux(a0_go, act_i + 1, act_i), s2_i)),
+                         wr.addr.eq(s3_i), wr.en.eq(en & s3_valid & ~s3_upd),
+                         wr.data.a.eq(Mux(s3_first, 0, rd.data.a) + prod_a[0]),
+                         wr.data.t.eq(Mux(s3_first, 0, rd.data.t) + prod_t[0])]
+            src_a, src_t = rd.data.a, rd.data.t
+        elif self.stream:
             # Stage 3, streaming forward: row s3_i's sums, read (asynchronously) and
             # written back with this product added; the first column writes the product
             # alone. After the last column the activation stage reads them at act_i.
@@ -594,7 +637,10 @@ class LayerEngine(wiring.Component):
             v_ok = Const(1)
         act_adv = Signal()
         m.d.comb += act_adv.eq(~a2_valid | a2_take)
-        m.d.comb += a0_go.eq(fwd_busy & (acc_full if bypass else hold_valid) & act_adv & v_ok)
+        full = acc_full if bypass else hold_valid
+        if sums_ready is not None:
+            full = full & sums_ready
+        m.d.comb += a0_go.eq(fwd_busy & full & act_adv & v_ok)
 
         # A0: the hold register's first row and its bias (b_rd holds b[act_i], read ahead).
         with m.If(a0_go):
@@ -632,9 +678,15 @@ class LayerEngine(wiring.Component):
             m.submodules.d_buf = d_mem = Memory(shape=act_s, depth=n_out, init=[])
             y_wr, d_wr = y_mem.write_port(), d_mem.write_port()
             y_rd, d_rd = y_mem.read_port(), d_mem.read_port()
-            # relu'(a_l,i) = [a_l,i > 0] = [y_l,i != 0]: a second read port into y (the
-            # first is the layer above's, busy with its own update at the same time).
-            k_rd = y_mem.read_port()
+            if self.cfg.lut_ram:
+                # relu'(a_l,i) = [a_l,i > 0] = [y_l,i != 0]: a second read port into y (the
+                # first is the layer above's, busy with its own update at the same time).
+                k_rd = y_mem.read_port()
+            else:
+                # iCE40: a second read port would be a second block RAM; the mask bits
+                # [a_l,i > 0] go into a shift register instead, row 0 first (the forward
+                # pass writes the rows in order, the update takes them in order).
+                mask = Signal(n_out, name="relu_mask")
             one = ar.act.one
             v_i = self.v.bit_select(a2_i, 1)
             y_val = Mux(pos, a2_a, 0)
@@ -666,9 +718,17 @@ class LayerEngine(wiring.Component):
         with m.Elif(take & (col_ra != n_out - 1)):
             m.d.sync += col_ra.eq(col_ra + 1)
         if self.hidden:
-            m.d.comb += [k_rd.addr.eq(Mux(upd_q, 0, col_ra)), k_rd.en.eq(upd_q | take)]   # y[col_i]
+            if self.cfg.lut_ram:
+                m.d.comb += [k_rd.addr.eq(Mux(upd_q, 0, col_ra)), k_rd.en.eq(upd_q | take)]   # y[col_i]
+                relu = k_rd.data.any()
+            else:
+                with m.If(a2_valid):
+                    m.d.sync += mask.eq(Cat(mask[1:], pos) if n_out > 1 else pos)
+                with m.Elif(take):
+                    m.d.sync += mask.eq(mask >> 1)
+                relu = mask[0]                                                  # [a_l,col_i > 0]
             m.d.comb += [self.g.ready.eq(collecting), take.eq(collecting & self.g.valid),
-                         delta_in.eq(self.g.payload), keep.eq(k_rd.data.any())]
+                         delta_in.eq(self.g.payload), keep.eq(relu)]
         else:
             # The error bus never waits for this engine: a FIFO holds all n_L values of e.
             m.submodules.e_fifo = fifo = SyncFIFOBuffered(width=ar.err.width, depth=n_out)

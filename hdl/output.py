@@ -14,6 +14,7 @@ from golden.arith import exp_table
 
 from .fixed import fixed_shape, round_shift, wire
 from .layouts import ErrorBeat, OutputBeat
+from .mul import MulPortSignature
 
 __all__ = ["OutputUnit"]
 
@@ -61,6 +62,12 @@ class OutputUnit(wiring.Component):
     The exponential ROM holds :func:`golden.arith.exp_table` (``exp_entries`` words of
     ``exp_bits + 1`` bits); every memory read is registered (block RAM).
 
+    **Shared multiplier** (``hardware.share_multiplier``). The product ``E_o * r`` is
+    formed by the processor's shared multiplier (``mul``, held during step 4), whose
+    operands are signed: where ``E_o <= 2**exp_bits`` does not fit one
+    (``cfg.softmax_fold``), the one word that needs the top bit, ``2**exp_bits``, enters
+    as ``2**(exp_bits-1)`` and ``r`` as ``2 r``. The product is the same.
+
     Parameters
     ----------
     cfg : Config
@@ -83,12 +90,16 @@ class OutputUnit(wiring.Component):
     busy : ``Out(1)``
         From the first ``y`` beat until the last ``bus`` beat transfers (or until
         ``pred_valid`` has strobed, in inference).
+    mul : ``Out(MulPortSignature(cfg))``
+        Only with ``hardware.share_multiplier``: the port into the shared multiplier.
     """
 
     def __init__(self, cfg: Config):
         self._cfg = cfg
         n = cfg.model.n_outputs
-        super().__init__({
+        #: The product E_o * r comes from the shared multiplier (``mul``).
+        self.shared = "softmax" in cfg.shared_multiplier_units
+        members = {
             "y": In(stream.Signature(OutputBeat(cfg))),
             "label": In(range(n)),
             "train": In(1),
@@ -96,7 +107,10 @@ class OutputUnit(wiring.Component):
             "pred": Out(range(n)),
             "pred_valid": Out(1),
             "busy": Out(1),
-        })
+        }
+        if self.shared:
+            members["mul"] = Out(MulPortSignature(cfg))
+        super().__init__(members)
 
     def cycles(self, train: bool = True) -> int:
         """Cycles from the first ``y`` beat to ``busy`` low, with ``y`` beats back to back
@@ -180,6 +194,16 @@ class OutputUnit(wiring.Component):
             rom_r.addr.eq(k),
             rom_r.en.eq(adv),
         ]
+        if self.shared:
+            # E2 and r into the shared multiplier's operand registers (E2q's twin), its
+            # product register is prod.
+            a_in, b_in = E2, r
+            if cfg.softmax_fold:
+                top = ar.exp_bits                    # E2[top] set <=> E2 == 2**exp_bits
+                a_in = Mux(E2[top], 1 << (top - 1), E2[:top])
+                b_in = Mux(E2[top], r << 1, r)
+            m.d.comb += [self.mul.a.eq(a_in), self.mul.b.eq(b_in), self.mul.ce.eq(adv),
+                         self.mul.sel.eq(phase_emit), prod.eq(self.mul.p[:len(prod)])]
         with m.If(adv):
             m.d.sync += [
                 v1.eq(issue), o1.eq(rd_o),
@@ -187,7 +211,10 @@ class OutputUnit(wiring.Component):
                 v2.eq(v1b), o2.eq(o1b), d2.eq(d1), in2.eq(y1 > thr),
                 v2b.eq(v2), o2b.eq(o2), d2b.eq(d2), E2q.eq(E2),
                 v3.eq(v2b & phase_emit), o3.eq(o2b), d3.eq(d2b),
-                prod.eq(E2q * r),                    # the multiplier: E_o * r
+            ]
+            if not self.shared:
+                m.d.sync += prod.eq(E2q * r)         # the multiplier: E_o * r
+            m.d.sync += [
                 self.bus.valid.eq(v3), o4.eq(o3), self.bus.payload.d.eq(d3),
                 self.bus.payload.e.eq(p - Mux(o3 == label, ar.err.one, 0)),
             ]

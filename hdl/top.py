@@ -21,6 +21,7 @@ from .feedback import FeedbackUnit
 from .fixed import extend, fixed_shape
 from .host import Host, HostParams, mem_bus_latency, memory_map
 from .layer import LayerEngine, host_latency
+from .mul import SharedMultiplier
 from .output import OutputUnit
 from .sequencer import Sequencer
 
@@ -152,6 +153,14 @@ class Processor(wiring.Component):
             others = Cat(*(r for j, r in enumerate(readys) if j != k))
             m.d.comb += [c.valid.eq(ou.bus.valid & (others.all() if len(others) else 1)),
                          c.payload.eq(ou.bus.payload)]
+
+        # ---- the shared multiplier (hardware.share_multiplier) --------------------------
+        units = cfg.shared_multiplier_units
+        if units:
+            m.submodules.shared_mul = shared = SharedMultiplier(cfg, len(units))
+            users = {"tangent": eng[L - 1], "softmax": ou, "feedback": fbs[0] if fbs else None}
+            for k, unit in enumerate(units):
+                wiring.connect(m, users[unit].mul, shared.ports[k])
 
         # ---- sequencer -----------------------------------------------------------------
         m.d.comb += [

@@ -4,8 +4,9 @@
 built for: digits (64 inputs, 10 classes), 2 to 4 layers of 3 to 16 neurons, PE counts
 that divide the layers and fit the board's multipliers, fixed-point formats of 10 to 16
 (iCE40) or 18 (ECP5) bits with random binary points, random learning-rate and
-feedback shifts, DDFA or random DFA, a random seed, and streaming for some of the
-one-PE layers (``hardware.stream``). Narrow formats make saturation and
+feedback shifts, DDFA or random DFA, a random seed, streaming for some of the
+one-PE layers (``hardware.stream``) and the shared multiplier for about half of them
+(``hardware.share_multiplier``). Narrow formats make saturation and
 rounding corner cases frequent, which is the point: the bench demands bit equality with
 the golden model whatever the numbers do.
 """
@@ -64,8 +65,13 @@ def _draw(rng: random.Random, name: str) -> Config:
     # configuration, retries included, is what it was before streaming existed.
     srng = random.Random(f"stream {name} {layers} {pes}")
     stream = tuple(l > 1 and p == 1 and srng.random() < 0.5 for l, p in enumerate(pes, start=1))
+    # The shared multiplier, with probability 1/2 from the same generator, where the
+    # softmax quotient fits its signed operand (so that no draw is refused for it).
+    fold = arith.exp_bits + 2 > mw
+    share = srng.random() < 0.5 and arith.err.frac + 2 + fold <= mw
     return Config(name=name, model=model, arith=arith,
-                  hardware=HardwareConfig(board=board, pes=tuple(pes), stream=stream if any(stream) else ()))
+                  hardware=HardwareConfig(board=board, pes=tuple(pes), stream=stream if any(stream) else (),
+                                          share_multiplier=share))
 
 
 def random_config(seed: int) -> Config:

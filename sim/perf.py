@@ -12,7 +12,9 @@ Useful multiplications of one training step (``docs/ARITHMETIC.md`` section 5), 
 
 ``mac_utilization = useful / (multipliers x cycles_per_sample)``, with the processor's
 multipliers (``Config.multipliers_needed``: ``P_l`` primal and, from layer 2, ``P_l``
-tangent per layer, one per feedback unit, one in the output unit);
+tangent per layer, one per feedback unit, one in the output unit; with
+``hardware.share_multiplier`` one serves the output layer's tangent, the softmax and layer
+1's feedback unit);
 ``ideal_cycles_per_sample = ceil(useful / multipliers)``.
 """
 
@@ -47,6 +49,12 @@ def _multiplier_groups(cfg: Config) -> list[tuple[str, int, int]]:
     for l in range(1, L):
         out.append((f"feedback{l}", 1, n[l] * n[-1]))
     out.append(("output_softmax", 1, n[-1]))
+    units = cfg.shared_multiplier_units            # hardware.share_multiplier: one multiplier
+    if units:
+        names = {"tangent": f"layer{L}_tangent", "softmax": "output_softmax", "feedback": "feedback1"}
+        shared = [g for g in out if g[0] in {names[u] for u in units}]
+        out = [g for g in out if g not in shared]
+        out.append(("shared (" + " + ".join(g[0] for g in shared) + ")", 1, sum(g[2] for g in shared)))
     return out
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Elaboratable, Module
 
 
 def verilator_env() -> dict[str, str] | None:
@@ -38,3 +39,24 @@ def verilator_lint(component, name: str, tmp_path: Path) -> str:
     log = res.stdout + res.stderr
     assert res.returncode == 0 and "%Error" not in log, log
     return log
+
+
+class _WithSharedMultiplier(Elaboratable):
+    def __init__(self, dut, cfg):
+        self.dut, self.cfg = dut, cfg
+
+    def elaborate(self, platform):
+        from amaranth.lib import wiring
+        from hdl.mul import SharedMultiplier
+        m = Module()
+        m.submodules.dut = self.dut
+        m.submodules.mul = mul = SharedMultiplier(self.cfg, 1)
+        wiring.connect(m, self.dut.mul, mul.ports[0])
+        return m
+
+
+def with_shared_multiplier(dut, cfg):
+    """``dut``, or, when it takes its products from the shared multiplier
+    (``hardware.share_multiplier``: it has a ``mul`` port), ``dut`` with a one-port
+    :class:`hdl.mul.SharedMultiplier` behind it, as the processor wires it."""
+    return _WithSharedMultiplier(dut, cfg) if "mul" in dut.signature.members else dut

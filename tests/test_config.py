@@ -52,7 +52,7 @@ def _bad(**changes):
     ({"arith.acc_width": 32}, "arith.acc_width", "at least 39"),
     ({"hardware.pes": (3, 1)}, "hardware.pes", "divisor of 32"),
     ({"hardware.pes": (4,)}, "hardware.pes", "one PE count per layer"),
-    ({"hardware.pes": (32, 10)}, "hardware.pes", "fewer PEs"),
+    ({"hardware.pes": (32, 10), "hardware.stream": ()}, "hardware.pes", "fewer PEs"),
     ({"arith.lr_shift": 0}, "arith.lr_shift", "use a shift"),
     ({"arith.lr_shift": 30}, "arith.lr_shift", "use a shift"),
     ({"arith.alpha_shift": 0}, "arith.alpha_shift", "from 1 to 16"),
@@ -70,6 +70,9 @@ def _bad(**changes):
     ({"hardware.stream": (False,)}, "hardware.stream", "one true/false per layer"),
     ({"hardware.stream": (True, False)}, "hardware.stream", "first entry to false"),
     ({"hardware.pes": (4, 2), "hardware.stream": (False, True)}, "hardware.stream", "hardware.pes[1] = 1"),
+    ({"model.layers": (64, 10), "hardware.pes": (2,), "hardware.stream": ()}, "hardware.share_multiplier",
+     "share_multiplier = false"),
+    ({"arith.err": Fixed(16, 14)}, "hardware.share_multiplier", "err.frac <= 13"),
     ({"train.setting": "fast"}, "train.setting", "paper or hardware"),
     ({"train.alpha": 1.5}, "train.alpha", "2**-6"),
     ({"train.epochs": 0}, "train.epochs", "at least 1"),
@@ -125,7 +128,7 @@ def test_boards_table_platforms_exist():
 def test_stream_field(tmp_path):
     """``hardware.stream``: TOML booleans, the forward stages it makes, and a
     configuration without it serialises (and so hashes) as before the field existed."""
-    ice = default_config("icebreaker")
+    ice = default_config("icebreaker").replace(**{"hardware.stream": (), "hardware.share_multiplier": False})
     assert ice.hardware.stream == () and "stream" not in ice.to_toml()
     assert ice.forward_stages == [[1], [2]] and not ice.streams(2)
     path = tmp_path / "s.toml"
@@ -146,3 +149,22 @@ def test_stream_field(tmp_path):
         path.write_text(ice.to_toml().replace("pes = [4, 1]", f"pes = [4, 1]\nstream = {bad}"))
         with pytest.raises(ConfigError, match="hardware.stream.*wrong type"):
             load_config(path)
+
+
+def test_share_multiplier_field(tmp_path):
+    """``hardware.share_multiplier``: which units share, one multiplier fewer per extra
+    unit, TOML, and a configuration without it serialises (and hashes) as before."""
+    ice = default_config("icebreaker")
+    assert ice.hardware.share_multiplier and ice.shared_multiplier_units == ("tangent", "softmax", "feedback")
+    assert ice.multipliers_needed == 6 and ice.softmax_fold          # 4 + 1 + 1 shared; E = 2**15 is folded
+    own = ice.replace(**{"hardware.share_multiplier": False})
+    assert own.multipliers_needed == 8 and own.shared_multiplier_units == () and not own.softmax_fold
+    assert "share_multiplier" not in own.to_toml() and "share_multiplier = true" in ice.to_toml()
+    path = tmp_path / "s.toml"
+    path.write_text(ice.to_toml())
+    assert load_config(path).hardware.share_multiplier
+    # the output layer with two PEs keeps its tangent multipliers: softmax and feedback share
+    two = ice.replace(**{"hardware.pes": (2, 2), "hardware.stream": ()})
+    assert two.shared_multiplier_units == ("softmax", "feedback") and two.multipliers_needed == 2 + 4 + 1
+    ulx = default_config("ulx3s-85f").replace(**{"hardware.share_multiplier": True})
+    assert ulx.multipliers_needed == 34 and not ulx.softmax_fold    # 18-bit operands hold 2**15

@@ -33,7 +33,7 @@ def err_of(base, **changes) -> ConfigError:
     (ULX, {"hardware.pes": (32, 3)}, "hardware.pes", "divisor of 10: 1, 2, 5, 10"),
     (ICE, {"hardware.pes": (4, 1, 1)}, "hardware.pes", "one PE count per layer"),
     # multipliers and memories that exceed the board
-    (ICE, {"hardware.pes": (8, 2)}, "hardware.pes", "fewer PEs"),
+    (ICE, {"hardware.pes": (8, 2), "hardware.stream": ()}, "hardware.pes", "fewer PEs"),
     (ICE, {"model.layers": (64, 2048, 10), "hardware.pes": (1, 1), "arith.acc_width": 48}, "model.layers",
      "smaller network"),
     (ULX, {"model.layers": (784, 512, 10), "hardware.pes": (1, 1)}, "model.layers", "larger board"),

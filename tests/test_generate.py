@@ -77,7 +77,9 @@ def test_generate_icebreaker_deterministic(tmp_path, capsys):
     cfg = default_config("icebreaker")
     assert (a / "config.toml").read_text() == cfg.to_toml()
     report = json.loads((a / "report.json").read_text())
-    assert report["multipliers"]["netlist"] == cfg.multipliers_needed == report["multipliers"]["config"]
+    assert report["multipliers"]["netlist"] == cfg.multipliers_needed == report["multipliers"]["config"] == 6
+    assert report["multipliers"]["shared"] == ["tangent", "softmax", "feedback"]
+    assert "one shared by tangent, softmax, feedback" in (a / "report.md").read_text()
     assert report["cycles"]["total"] == step_cycles(cfg)["total"]
     assert [m["name"] for m in report["memories"]] == [m.name for m in memory_map(cfg)]
     arrays = {(x["module"].split(".")[-1], x["name"]): x for x in report["memory_arrays"]}
@@ -127,7 +129,7 @@ def test_fast_meminit_is_identical():
     (["--board", "icebreaker", "--set", "model.algorithm=bp"], "model.algorithm"),
     (["--board", "icebreaker", "--set", "hardware.pes=[3,1]"], "hardware.pes"),
     (["--board", "icebreaker", "--set", "train.optimizer=adam"], "train.optimizer"),
-    (["--board", "icebreaker", "--set", "hardware.pes=[8,2]"], "hardware.pes"),
+    (["--board", "icebreaker", "--set", "hardware.pes=[8,1]"], "hardware.pes"),
     ([], "--config/--board"),
 ])
 def test_generate_refuses(argv, field, tmp_path, capsys, monkeypatch):

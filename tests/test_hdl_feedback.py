@@ -17,7 +17,7 @@ from golden import arith
 from hdl.feedback import FeedbackUnit
 from hdl.layer import host_latency
 
-from .leaf_util import verilator_lint
+from .leaf_util import verilator_lint, with_shared_multiplier
 
 
 def _configs():
@@ -28,6 +28,7 @@ def _configs():
         "icebreaker": ice,
         "ulx3s-85f": ulx,
         "icebreaker-dfa": ice.replace(**{"model.algorithm": "dfa"}),
+        "icebreaker-own-multiplier": ice.replace(**{"hardware.share_multiplier": False}),
     }
 
 
@@ -121,7 +122,7 @@ def _simulate(dut, cfg, steps, rng, gap=0.3, ready=0.5):
             if r and valid:
                 g_beats.append(payload)
 
-    sim = Simulator(dut)
+    sim = Simulator(with_shared_multiplier(dut, cfg))
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
     sim.add_testbench(consumer, background=True)

@@ -19,18 +19,21 @@ from amaranth.sim import Simulator
 
 from ddfa.config import Config, ModelConfig, HardwareConfig, ArithConfig, Fixed
 from golden import arith
+from hdl.mul import SharedMultiplier
 from hdl.layer import LayerEngine, bank_rows, weight_stages
 from hdl.fixed import fixed_shape
 
 I64 = torch.int64
 
 
-def small_cfg(layers, pes, board="none", stream=(), **arith_kw) -> Config:
+def small_cfg(layers, pes, board="none", stream=(), share=False, **arith_kw) -> Config:
     """A software-only configuration (no board checks), any layer sizes and PE counts;
-    ``board`` picks a board's family (the ECP5's extra weight stage)."""
+    ``board`` picks a board's family (the ECP5's extra weight stage and LUT RAM; "none"
+    builds what the iCE40 gets: block-RAM sums and the relu mask in a shift register)."""
     ar = ArithConfig(**arith_kw) if arith_kw else ArithConfig()
     return Config(model=ModelConfig(layers=tuple(layers)),
-                  arith=ar, hardware=HardwareConfig(board=board, pes=tuple(pes), stream=tuple(stream)))
+                  arith=ar, hardware=HardwareConfig(board=board, pes=tuple(pes), stream=tuple(stream),
+                                                    share_multiplier=share))
 
 
 class Harness(wiring.Component):
@@ -59,6 +62,9 @@ class Harness(wiring.Component):
         yr, dr = ym.read_port(), dm.read_port()
         m.d.comb += [yr.addr.eq(e.prev.addr), yr.en.eq(e.prev.en), e.prev.y.eq(yr.data),
                      dr.addr.eq(e.prev.addr), dr.en.eq(e.prev.en), e.prev.d.eq(dr.data)]
+        if "mul" in e.signature.members:        # the output layer's tangent: the shared multiplier
+            m.submodules.mul = mul = SharedMultiplier(e.cfg, 1)
+            wiring.connect(m, e.mul, mul.ports[0])
         if self.engine.stream:
             yw, dw = ym.write_port(), dm.write_port()
             m.d.comb += [yw.addr.eq(self.w_addr), yw.data.eq(self.w_y), yw.en.eq(self.w_en),
@@ -283,6 +289,18 @@ def test_layer_engine_streaming(layers, pes, stream, layer, stall, seed, board):
     assert cfg.streams(layer)
     cycles = run_layer(cfg, layer, seed=seed, stall=stall)
     print(layers, pes, stream, layer, cycles)
+
+
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+@pytest.mark.parametrize("stream", [(), (False, True)])
+def test_layer_engine_shared_tangent(board, stream):
+    """The output layer's tangent products from the shared multiplier
+    (``hardware.share_multiplier``), with and without streaming, on both families."""
+    cfg = small_cfg((64, 8, 10), (4, 1), board=board, stream=stream, share=True,
+                    **({} if board == "ulx3s-85f" else {"acc_width": 40}))
+    assert LayerEngine(cfg, 2).shared
+    cycles = run_layer(cfg, 2, seed=21, stall=0.3)
+    print(board, stream, cycles)
 
 
 @pytest.mark.parametrize("layer", [2, 3])

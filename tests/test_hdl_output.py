@@ -16,7 +16,7 @@ from ddfa.config import Config, default_config
 from golden import arith
 from hdl.output import OutputUnit
 
-from .leaf_util import verilator_lint
+from .leaf_util import verilator_lint, with_shared_multiplier
 
 
 def _configs():
@@ -24,8 +24,9 @@ def _configs():
         "hardware.board": "none", "arith.exp_frac": 3, "arith.exp_range": 5, "arith.exp_bits": 9,
         "arith.err": (12, 10), "arith.act": (12, 6),
     })
-    return {"icebreaker": default_config("icebreaker"), "ulx3s-85f": default_config("ulx3s-85f"),
-            "small-table": small}
+    ice = default_config("icebreaker")
+    return {"icebreaker": ice, "ulx3s-85f": default_config("ulx3s-85f"), "small-table": small,
+            "icebreaker-own-multiplier": ice.replace(**{"hardware.share_multiplier": False})}
 
 
 def _vectors(cfg, rng: random.Random, count: int):
@@ -111,7 +112,7 @@ def _simulate(dut, samples, rng, gap=0.3, ready=0.5):
             if strobe:
                 preds.append(pred)
 
-    sim = Simulator(dut)
+    sim = Simulator(with_shared_multiplier(dut, dut._cfg))
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
     sim.add_testbench(consumer, background=True)
@@ -173,7 +174,7 @@ def test_cycles_and_busy(train):
             cycles += 1
         log.update(cycles=cycles, beats=beats)
 
-    sim = Simulator(dut)
+    sim = Simulator(with_shared_multiplier(dut, cfg))
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()

@@ -292,6 +292,30 @@ def test_processor_streaming_layers(digits, board, layers, pes, stream):
     assert want["forward"] < serial["forward"]
 
 
+@pytest.mark.parametrize("board, layers, pes, stream", [
+    ("icebreaker", (64, 32, 10), (4, 1), (False, True)),       # the icebreaker default's hardware
+    ("icebreaker", (64, 8, 10), (2, 2), ()),                   # no tangent PE to share
+    ("ulx3s-85f", (64, 6, 4, 10), (3, 2, 1), ()),              # two feedback units, one shares
+])
+def test_processor_shared_multiplier(digits, board, layers, pes, stream):
+    """``hardware.share_multiplier``: the output layer's tangent products (when it has
+    one PE), the softmax and layer 1's feedback unit use one multiplier. Every word after
+    every step, inference, and the cycles as the model says (sharing costs none)."""
+    cfg = Config(name="share", model=ModelConfig(layers=layers), arith=default_config(board).arith,
+                 hardware=HardwareConfig(board=board, pes=pes, stream=stream, share_multiplier=True))
+    assert cfg.softmax_fold == (board == "icebreaker")      # exp_bits 15 on 16-bit multipliers: folded
+    own = cfg.replace(**{"hardware.share_multiplier": False})
+    assert cfg.multipliers_needed == own.multipliers_needed - len(cfg.shared_multiplier_units) + 1
+    idx = [12, 13]
+    res = run_processor(cfg, digits.x_train[idx], digits.y_train[idx], readback="peek")
+    st = res["steps"][-1]
+    want = step_cycles(cfg)
+    assert want == step_cycles(own)
+    print(f"\n{layers} pes {pes} stream {stream} shared {cfg.shared_multiplier_units}: cycles {st['cycles']}; "
+          f"sim {res['seconds']:.1f} s")
+    assert (st["cycles"], st["cycles_forward"], st["cycles_update"]) == (want["total"], want["forward"], want["update"])
+
+
 def test_processor_random_dfa(digits):
     """Random DFA (fixed random B, no eq.-17 update): B starts from the golden model's
     random draw and stays; W and b learn."""

@@ -105,7 +105,8 @@ def test_bad_echo_is_a_protocol_error():
 
 def test_useful_macs_and_utilization():
     """Useful multiplications of a step and the utilisation figure's definition."""
-    cfg = default_config("icebreaker")                    # 64-32-10, PEs 4 and 1: 8 multipliers
+    own = default_config("icebreaker").replace(**{"hardware.share_multiplier": False})
+    cfg = own                                             # 64-32-10, PEs 4 and 1: 8 multipliers
     m = useful_macs(cfg)
     assert m["forward_primal"] == 64 * 32 + 32 * 10 == m["update"]
     assert m["forward_tangent"] == 32 * 10
@@ -117,6 +118,15 @@ def test_useful_macs_and_utilization():
     assert r["ideal_cycles_per_sample"] == -(-m["total"] // 8)
     assert r["mac_utilization"] == round(m["total"] / 8000, 4)
     assert r["phase_cycles"] == {"forward": 600.0, "error": 30.0, "update": 370.0}
+    # the default shares one multiplier among layer 2's tangent, the feedback unit and the
+    # softmax: 6 multipliers, the same useful work, one group for the three
+    shared = figures(default_config("icebreaker"), {"cycles_per_sample": 1000.0, "status_cycles": {
+        "total": 1000.0, "forward": 600.0, "update": 400.0, "error": 30.0}})
+    assert shared["multipliers"] == 6 and shared["mac_utilization"] == round(m["total"] / 6000, 4)
+    groups = shared["multiplier_utilization"]
+    assert groups["shared (layer2_tangent + feedback1 + output_softmax)"] == round((320 + 320 + 10) / 1000, 4)
+    assert set(groups) == {"layer1_primal (forward + update)", "layer2_primal (forward + update)",
+                           "shared (layer2_tangent + feedback1 + output_softmax)"}
 
 
 @pytest.mark.parametrize("seed", range(40))
