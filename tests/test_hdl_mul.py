@@ -22,8 +22,10 @@ def test_shared_multiplier_model(board):
     async def tb(ctx):
         # model: the operand and product registers of the selected port, under its ce
         a_q = b_q = p_q = None
+        owner = 0
         for cycle in range(2000):
-            owner = rng.randrange(3) if cycle % 50 == 0 or cycle == 0 else owner
+            if cycle % 50 == 0:                      # another unit takes the multiplier
+                owner = rng.randrange(3)
             for k, port in enumerate(dut.ports):
                 ctx.set(port.sel, k == owner)
                 ctx.set(port.a, rng.choice([lo, hi, rng.randint(lo, hi)]))
