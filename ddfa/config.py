@@ -446,7 +446,8 @@ class Config:
         """
         P = self.hardware.pes
         n = sum(p * (1 if l == 0 else 2) for l, p in enumerate(P))
-        return n + (self.model.n_layers - 1) + 1 - (len(self.shared_multiplier_units) - 1 if self.shared_multiplier_units else 0)
+        saved = max(len(self.shared_multiplier_units) - 1, 0)     # hardware.share_multiplier
+        return n + (self.model.n_layers - 1) + 1 - saved
 
     @property
     def shared_multiplier_units(self) -> tuple[str, ...]:
@@ -672,9 +673,8 @@ class Config:
                                       f"a streaming layer has one PE: set hardware.pes[{l - 1}] = 1, "
                                       f"or stream[{l - 1}] = false")
         if h.share_multiplier and len(self.shared_multiplier_units) < 2:
-            raise ConfigError("hardware.share_multiplier", "nothing to share: the softmax is the only unit "
-                              "left (no hidden layer, and the output layer has more than one PE)",
-                              "set hardware.share_multiplier = false")
+            raise ConfigError("hardware.share_multiplier", "nothing to share: without a hidden layer the "
+                              "softmax is the only unit that could use it", "set hardware.share_multiplier = false")
         board = self.board
         if a.exp_bits + 1 > board.multiplier_width:
             raise ConfigError("arith.exp_bits", f"softmax table entries of {a.exp_bits + 1} bits do not fit the "
@@ -689,7 +689,7 @@ class Config:
         if h.share_multiplier:
             # The quotient r <= 2**err.frac is a signed operand of the shared multiplier
             # (doubled when the table word is folded, see softmax_fold).
-            r_bits = a.err.frac + 2 + (1 if a.exp_bits + 2 > board.multiplier_width else 0)
+            r_bits = a.err.frac + 2 + self.softmax_fold
             if r_bits > board.multiplier_width:
                 raise ConfigError("hardware.share_multiplier", f"the softmax quotient needs a {r_bits}-bit signed "
                                   f"operand, the {board.device}'s multipliers have {board.multiplier_width} bits",

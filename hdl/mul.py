@@ -55,9 +55,10 @@ class SharedMultiplier(wiring.Component):
     ``ports`` units through :func:`MulPortSignature` ports.
 
     The operands and the clock enable come from the unit whose ``sel`` is high (the
-    first such port when several are: the units are built never to overlap, and the
-    processor's tests check every product they use). The registers carry no reset, so
-    that Yosys packs them into the DSP block with the multiplier.
+    first such port when several are, the last port when none is: the units are built
+    never to overlap, and the processor's tests check every product they use). The
+    registers carry no reset, so that Yosys packs them into the DSP block with the
+    multiplier.
 
     Parameters
     ----------
