@@ -710,13 +710,15 @@ class LayerEngine(wiring.Component):
         take = Signal()
         delta_in = Signal(err_s)        # g_i or e_o as it arrives; delta_i = keep ? delta_in : 0
         keep = Signal()
-        # The mask is read one row ahead: row 0 with the strobe, row i + 1 as delta_i is
-        # taken (the address is a register, col_ra = col_i + 1; the read enable says when).
-        col_ra = Signal(range(max(n_out, 2)))
-        with m.If(upd_q):
-            m.d.sync += col_ra.eq(min(1, n_out - 1))
-        with m.Elif(take & (col_ra != n_out - 1)):
-            m.d.sync += col_ra.eq(col_ra + 1)
+        if self.cfg.lut_ram:
+            # The mask is read from y one row ahead: row 0 with the strobe, row i + 1 as
+            # delta_i is taken (the address is a register, col_ra = col_i + 1; the read
+            # enable says when). (iCE40: the mask shift register needs no address.)
+            col_ra = Signal(range(max(n_out, 2)))
+            with m.If(upd_q):
+                m.d.sync += col_ra.eq(min(1, n_out - 1))
+            with m.Elif(take & (col_ra != n_out - 1)):
+                m.d.sync += col_ra.eq(col_ra + 1)
         if self.hidden:
             if self.cfg.lut_ram:
                 m.d.comb += [k_rd.addr.eq(Mux(upd_q, 0, col_ra)), k_rd.en.eq(upd_q | take)]   # y[col_i]

@@ -65,13 +65,21 @@ def _draw(rng: random.Random, name: str) -> Config:
     # configuration, retries included, is what it was before streaming existed.
     srng = random.Random(f"stream {name} {layers} {pes}")
     stream = tuple(l > 1 and p == 1 and srng.random() < 0.5 for l, p in enumerate(pes, start=1))
-    # The shared multiplier, with probability 1/2 from the same generator, where the
-    # softmax quotient fits its signed operand (so that no draw is refused for it).
-    fold = arith.exp_bits + 2 > mw
-    share = srng.random() < 0.5 and arith.err.frac + 2 + fold <= mw
-    return Config(name=name, model=model, arith=arith,
-                  hardware=HardwareConfig(board=board, pes=tuple(pes), stream=stream if any(stream) else (),
-                                          share_multiplier=share))
+    # The shared multiplier, with probability 1/2 from the same generator; where the
+    # validation refuses it (the softmax quotient does not fit its signed operand), the
+    # configuration keeps its own multipliers rather than being drawn again.
+    share = srng.random() < 0.5
+
+    def make(share: bool) -> Config:
+        return Config(name=name, model=model, arith=arith,
+                      hardware=HardwareConfig(board=board, pes=tuple(pes), stream=stream if any(stream) else (),
+                                              share_multiplier=share))
+    try:
+        return make(share)
+    except ConfigError as e:
+        if not share or e.field != "hardware.share_multiplier":
+            raise
+        return make(False)
 
 
 def random_config(seed: int) -> Config:

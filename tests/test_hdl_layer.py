@@ -19,9 +19,10 @@ from amaranth.sim import Simulator
 
 from ddfa.config import Config, ModelConfig, HardwareConfig, ArithConfig, Fixed
 from golden import arith
-from hdl.mul import SharedMultiplier
 from hdl.layer import LayerEngine, bank_rows, weight_stages
 from hdl.fixed import fixed_shape
+
+from .leaf_util import with_shared_multiplier
 
 I64 = torch.int64
 
@@ -55,16 +56,14 @@ class Harness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.engine = e = self.engine
+        e = self.engine
+        m.submodules.engine = with_shared_multiplier(e, e.cfg)   # (the output layer's tangent, if shared)
         y0, d0 = (self.garbage, self.garbage) if self.engine.stream else (self.y_prev, self.d_prev)
         m.submodules.ym = ym = Memory(shape=self.act_shape, depth=len(self.y_prev), init=y0)
         m.submodules.dm = dm = Memory(shape=self.act_shape, depth=len(self.d_prev), init=d0)
         yr, dr = ym.read_port(), dm.read_port()
         m.d.comb += [yr.addr.eq(e.prev.addr), yr.en.eq(e.prev.en), e.prev.y.eq(yr.data),
                      dr.addr.eq(e.prev.addr), dr.en.eq(e.prev.en), e.prev.d.eq(dr.data)]
-        if "mul" in e.signature.members:        # the output layer's tangent: the shared multiplier
-            m.submodules.mul = mul = SharedMultiplier(e.cfg, 1)
-            wiring.connect(m, e.mul, mul.ports[0])
         if self.engine.stream:
             yw, dw = ym.write_port(), dm.write_port()
             m.d.comb += [yw.addr.eq(self.w_addr), yw.data.eq(self.w_y), yw.en.eq(self.w_en),
