@@ -102,11 +102,18 @@ class Board:
     #: not set it): what the board's USB-UART bridge runs and what makes the UART divisor
     #: ``clock / baud`` a whole number at ``clock_mhz`` (docs/BOARDS.md, "Host link rate").
     baud: int = 115200
+    #: The block RAM's ``(depth, width)`` aspect ratios, shallowest first, where a word
+    #: may be sliced into narrower, deeper block RAMs (:meth:`Config.bram_slices`);
+    #: empty where the processor keeps one memory per bank.
+    bram_aspects: tuple = ()
 
     @property
     def memory_bits(self) -> int:
         return self.ebr_blocks * self.ebr_bits + self.spram_bits
 
+
+#: The ECP5 DP16KD's true-dual-port aspects (18 kbit; 512 x 36 is pseudo-dual-port only).
+DP16KD_ASPECTS = ((1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
 BOARDS: dict[str, Board] = {b.name: b for b in [
     # FT2232H bridge (up to 12 Mbaud): 3 Mbaud = 30 MHz / 10, exact.
@@ -119,11 +126,11 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
     # FT231X bridge (up to 3 Mbaud): 2 Mbaud = 80 MHz / 40, exact (3 Mbaud would be
     # 80 MHz / 27 = 2.963 Mbaud, 1.2 % off).
     Board("ulx3s-85f", "ecp5", "LFE5U-85F", 156, 18, 208, 18432, 0, 83640,
-          "amaranth_boards.ulx3s:ULX3S_85F_Platform", 80.0, 2_000_000),
+          "amaranth_boards.ulx3s:ULX3S_85F_Platform", 80.0, 2_000_000, DP16KD_ASPECTS),
     # No USB-UART bridge on the board: the UART pins go to an external adapter, so the
     # rate every adapter runs (80 MHz / 694 = 115,274 baud, 0.06 % off).
     Board("orangecrab-25f", "ecp5", "LFE5U-25F", 28, 18, 56, 18432, 0, 24288,
-          "amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 80.0, 115200),
+          "amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 80.0, 115200, DP16KD_ASPECTS),
 ]}
 
 #: The UART rate of a configuration without a board (``hardware.board = "none"``).
@@ -381,6 +388,25 @@ class Config:
         ``hdl.layer.host_latency``, ``hdl.layer.weight_stages`` and
         ``hdl.host.mem_bus_latency`` follow from this one fact."""
         return self.has_board and self.board.family == "ecp5"
+
+    def bram_slices(self, depth: int, width: int) -> tuple[int, ...]:
+        """The widths of the column slices, low bits first, that a ``W`` bank of ``depth``
+        words of ``width`` bits is stored in: ``(width,)`` (one memory) unless it is
+        deeper than the block RAM's widest aspect on a board with ``bram_aspects`` (the
+        ECP5). There each slice is as wide as one block RAM that holds all ``depth`` words
+        (a 3,136-word bank of 18-bit weights: five 4,096 x 4 DP16KD for 4 + 4 + 4 + 4 + 2
+        bits), so a word is read from every slice at once and goes straight into its
+        register: no read multiplexer after the block RAMs, whose outputs are slow
+        (:attr:`registered_bram`), and no read-address register to select it.
+        ``docs/ARCHITECTURE.md``, "Banking"."""
+        aspects = self.board.bram_aspects if self.has_board else ()
+        if not aspects or depth <= aspects[0][0]:
+            return (width,)
+        w = next((w for d, w in aspects if depth <= d), None)
+        if w is None:
+            return (width,)
+        n, r = divmod(width, w)
+        return (w,) * n + ((r,) if r else ())
 
     @property
     def lut_ram(self) -> bool:

@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
 
+from .bank import SlicedMemory
 from .fixed import fixed_shape, narrow, round_shift, saturate
 from .layouts import ErrorBeat, MemPortSignature, OutputBeat, addr_width
 from .mul import MulPortSignature
@@ -236,10 +237,20 @@ class LayerEngine(wiring.Component):
         if len(b_init) != self.n_out:
             raise ValueError(f"{len(b_init)} biases given, {self.n_out} expected")
         w_s = fixed_shape(cfg.arith.weight)
-        #: The contents of the ``W`` banks and of ``b`` (``MemoryData``; a simulation
-        #: testbench reads them with ``ctx.get(engine.W_data[p][addr])``).
-        self.W_data = [MemoryData(shape=w_s, depth=self.bank_depth, init=bank)
-                       for bank in bank_rows(W_init, self.n_out, self.n_in, self.pes)]
+        #: The widths of the column slices each ``W`` bank is stored in
+        #: (:meth:`~ddfa.config.Config.bram_slices`; one slice: a plain memory).
+        self.bank_slices = cfg.bram_slices(self.bank_depth, w_s.width)
+        #: The ``W`` banks: ``MemoryData`` each, or a :class:`~hdl.bank.SlicedMemory`
+        #: where the bank is sliced. A testbench reads a weight with
+        #: :meth:`bank_word`.
+        self.W_data = []
+        for bank in bank_rows(W_init, self.n_out, self.n_in, self.pes):
+            if len(self.bank_slices) == 1:
+                self.W_data.append(MemoryData(shape=w_s, depth=self.bank_depth, init=bank))
+            else:
+                self.W_data.append(SlicedMemory(shape=w_s, depth=self.bank_depth, init=bank,
+                                                slices=self.bank_slices))
+        #: The contents of ``b`` (a testbench reads them with ``ctx.get(engine.b_data[i])``).
         self.b_data = MemoryData(shape=w_s, depth=self.n_out, init=b_init)
 
         ar = cfg.arith
@@ -277,6 +288,11 @@ class LayerEngine(wiring.Component):
         a = self.cfg.arith
         return a.err.frac + a.act.frac + a.lr_shift - a.weight.frac
 
+    def bank_word(self, ctx, p: int, addr: int) -> int:
+        """The weight at address ``addr`` of PE ``p``'s bank in a simulation."""
+        bank = self.W_data[p]
+        return bank.word(ctx, addr) if isinstance(bank, SlicedMemory) else ctx.get(bank[addr])
+
     @property
     def shift_b(self) -> int:
         a = self.cfg.arith
@@ -304,9 +320,12 @@ class LayerEngine(wiring.Component):
         # ---- memories -------------------------------------------------------------
         banks = []
         for p in range(P):
-            mem = Memory(data=self.W_data[p])
-            m.submodules[f"W_pe{p}"] = mem
-            banks.append((mem.read_port(), mem.write_port()))
+            if isinstance(self.W_data[p], SlicedMemory):
+                m.submodules[f"W_pe{p}"] = bank = self.W_data[p]
+                banks.append((bank.read, bank.write))
+            else:
+                m.submodules[f"W_pe{p}"] = mem = Memory(data=self.W_data[p])
+                banks.append((mem.read_port(), mem.write_port()))
         m.submodules.b = b_mem = Memory(data=self.b_data)
         b_rd, b_wr = b_mem.read_port(), b_mem.write_port()
 

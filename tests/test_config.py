@@ -166,5 +166,7 @@ def test_share_multiplier_field(tmp_path):
     # the output layer with two PEs keeps its tangent multipliers: softmax and feedback share
     two = ice.replace(**{"hardware.pes": (2, 2), "hardware.stream": ()})
     assert two.shared_multiplier_units == ("softmax", "feedback") and two.multipliers_needed == 2 + 4 + 1
-    ulx = default_config("ulx3s-85f").replace(**{"hardware.share_multiplier": True})
-    assert ulx.multipliers_needed == 34 and not ulx.softmax_fold    # 18-bit operands hold 2**15
+    ulx = default_config("ulx3s-85f")
+    assert ulx.hardware.share_multiplier
+    assert ulx.multipliers_needed == 18 and not ulx.softmax_fold    # 16 + 1 + 1 shared; 18-bit operands hold 2**15
+    assert ulx.replace(**{"hardware.share_multiplier": False}).multipliers_needed == 20

@@ -98,7 +98,10 @@ def test_generate_ulx3s(tmp_path):
     print(f"\nulx3s-85f generate: wall {wall:.1f} s, cpu {cpu:.1f} s")
     assert cpu < 10
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["multipliers"]["netlist"] == default_config("ulx3s-85f").multipliers_needed == 36   # 32 + 1 + 1 + 1 + 1
+    assert report["multipliers"]["netlist"] == default_config("ulx3s-85f").multipliers_needed == 18   # 16 + 1 + 1 shared
+    # each layer-1 bank (8 rows x 784 = 6,272 weights) is nine 2-bit slices, one DP16KD each
+    bank0 = [a for a in report["memory_arrays"] if a["module"].endswith("layer1.W_pe0")]
+    assert [(a["words"], a["width"]) for a in bank0] == [(6272, 2)] * 9
     lint(tmp_path / f"{VERILOG_NAME}.v")
 
 

@@ -27,12 +27,12 @@ from .leaf_util import with_shared_multiplier
 I64 = torch.int64
 
 
-def small_cfg(layers, pes, board="none", stream=(), share=False, **arith_kw) -> Config:
+def small_cfg(layers, pes, board="none", stream=(), share=False, dataset="digits", **arith_kw) -> Config:
     """A software-only configuration (no board checks), any layer sizes and PE counts;
     ``board`` picks a board's family (the ECP5's extra weight stage and LUT RAM; "none"
     builds what the iCE40 gets: block-RAM sums and the relu mask in a shift register)."""
     ar = ArithConfig(**arith_kw) if arith_kw else ArithConfig()
-    return Config(model=ModelConfig(layers=tuple(layers)),
+    return Config(model=ModelConfig(layers=tuple(layers), dataset=dataset),
                   arith=ar, hardware=HardwareConfig(board=board, pes=tuple(pes), stream=tuple(stream),
                                                     share_multiplier=share))
 
@@ -265,6 +265,22 @@ def test_layer_engine_ecp5(layers, pes, layer, stall, seed):
     assert weight_stages(cfg) == 1
     cycles = run_layer(cfg, layer, seed=seed + 100, stall=stall)
     print(layers, pes, layer, cycles)
+
+
+@pytest.mark.parametrize("layers,pes,layer,seed", [
+    ((784, 3, 10), (1, 10), 1, 21),      # 2,352-word bank: 4-bit slices (as the 32-PE ulx3s processor's)
+    ((784, 4, 10), (2, 10), 1, 22),      # 1,568-word banks: 9-bit slices
+])
+def test_layer_engine_ecp5_sliced(layers, pes, layer, seed):
+    """ECP5 banks deeper than a DP16KD at 18 bits are stored as column slices
+    (``Config.bram_slices``): forward, update and every stored weight (read back through
+    the host port) bit for bit."""
+    cfg = small_cfg(layers, pes, board="ulx3s-85f", dataset="mnist", acc_width=48)
+    depth = -(-layers[layer] // pes[layer - 1]) * layers[layer - 1]
+    slices = cfg.bram_slices(depth, cfg.arith.weight.width)
+    assert len(slices) > 1
+    cycles = run_layer(cfg, layer, seed=seed, stall=0.2)
+    print(layers, pes, layer, slices, cycles)
 
 
 STREAM_CASES = [

@@ -98,7 +98,7 @@ async def peek_all(ctx, drv: HostDriver, proto: HostProtocol) -> dict[str, list[
         P = e.pes
         W = [0] * (n[l] * n[l - 1])
         for p in range(P):
-            bank = [ctx.get(e.W_data[p][a]) for a in range(e.bank_depth)]
+            bank = [e.bank_word(ctx, p, a) for a in range(e.bank_depth)]
             for r, i in enumerate(range(p, n[l], P)):
                 W[i * n[l - 1]:(i + 1) * n[l - 1]] = bank[r * n[l - 1]:(r + 1) * n[l - 1]]
         out[f"W{l}"] = W

@@ -1,0 +1,66 @@
+"""The sliced weight bank against a plain memory model, word for word: random reads and
+writes (read enable dropped at random, reads of the address being written) on the slicings
+``Config.bram_slices`` chooses, signed and unsigned words."""
+
+import random
+
+import pytest
+from amaranth.hdl import signed, unsigned
+from amaranth.sim import Simulator
+
+from ddfa.config import default_config
+from hdl.bank import SlicedMemory
+
+
+@pytest.mark.parametrize("shape,depth,slices", [
+    (signed(18), 6272, (2,) * 9),            # the ulx3s-85f default's layer-1 banks (16 PEs)
+    (signed(18), 3136, (4, 4, 4, 4, 2)),    # ... with 32 PEs
+    (signed(18), 1200, (9, 9)),
+    (unsigned(7), 40, (1, 2, 4)),
+])
+def test_sliced_memory_model(shape, depth, slices):
+    rng = random.Random(depth)
+    w = shape.width
+    lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if shape.signed else (0, (1 << w) - 1)
+    init = [rng.choice([lo, hi, -1 if shape.signed else 0, rng.randint(lo, hi)]) for _ in range(depth)]
+    dut = SlicedMemory(shape=shape, depth=depth, init=init, slices=slices)
+    model = list(init)
+    checked = []
+
+    async def tb(ctx):
+        data = None                    # the read port's word (not transparent, enabled reads)
+        for cycle in range(3000):
+            ra = rng.randrange(depth)
+            wa = ra if rng.random() < 0.2 else rng.randrange(depth)
+            wd, we, re = rng.randint(lo, hi), rng.random() < 0.5, rng.random() < 0.8
+            ctx.set(dut.read.addr, ra)
+            ctx.set(dut.read.en, re)
+            ctx.set(dut.write.addr, wa)
+            ctx.set(dut.write.data, wd)
+            ctx.set(dut.write.en, we)
+            await ctx.tick()
+            if re:
+                data = model[ra]       # read before the write of the same cycle
+            if we:
+                model[wa] = wd
+            if data is not None:
+                assert ctx.get(dut.read.data) == data, f"cycle {cycle}"
+                checked.append(data)
+        for a in range(depth):         # every stored word, through the slices
+            assert dut.word(ctx, a) == model[a], f"word {a}"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert len(checked) > 2000
+
+
+def test_bram_slices():
+    ulx, ice = default_config("ulx3s-85f"), default_config("icebreaker")
+    assert ulx.bram_slices(3136, 18) == (4, 4, 4, 4, 2)     # 5 DP16KD 4096 x 4 (2 bits unused)
+    assert ulx.bram_slices(1024, 18) == (18,)               # one DP16KD 1024 x 18
+    assert ulx.bram_slices(1025, 18) == (9, 9)
+    assert ulx.bram_slices(6272, 18) == (2,) * 9
+    assert ulx.bram_slices(16385, 18) == (18,)              # deeper than any aspect
+    assert ice.bram_slices(3136, 16) == (16,)               # the iCE40 keeps one memory
