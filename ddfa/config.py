@@ -114,6 +114,10 @@ class Board:
 
 #: The ECP5 DP16KD's true-dual-port aspects (18 kbit; 512 x 36 is pseudo-dual-port only).
 DP16KD_ASPECTS = ((1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+#: Block RAMs left for the memories other than the ``W`` banks when those are sliced
+#: (:meth:`Config.bram_slices`): the x, y and d buffers, b, B, the e FIFO and the link's
+#: frame buffer (12 on the ULX3S default).
+BRAM_RESERVE = 16
 
 BOARDS: dict[str, Board] = {b.name: b for b in [
     # FT2232H bridge (up to 12 Mbaud): 3 Mbaud = 30 MHz / 10, exact.
@@ -406,7 +410,30 @@ class Config:
         if w is None:
             return (width,)
         n, r = divmod(width, w)
-        return (w,) * n + ((r,) if r else ())
+        slices = (w,) * n + ((r,) if r else ())
+        # Slices can take up to 1.8 times the block RAMs of one memory per bank (nine
+        # 8,192 x 2 slices hold what five 1,024 x 18 blocks and a multiplexer hold). Where
+        # every layer's banks, sliced, would leave fewer than BRAM_RESERVE blocks for the
+        # other memories, the banks stay whole: a configuration that fits keeps fitting.
+        if self._sliced_bank_blocks() > self.board.ebr_blocks - BRAM_RESERVE:
+            return (width,)
+        return slices
+
+    def _sliced_bank_blocks(self) -> int:
+        """Block RAMs of every layer's ``W`` banks when deep banks are sliced."""
+        aspects, total = self.board.bram_aspects, 0
+        n, pes, width = self.model.layers, self.hardware.pes, self.arith.weight.width
+        for l in range(1, len(n)):
+            depth = n[l] // pes[l - 1] * n[l - 1]
+            w = next((w for d, w in aspects if depth <= d), None)
+            if w is None:                                   # one memory (deeper than any aspect)
+                blocks = -(-depth // aspects[0][0]) * -(-width // aspects[0][1])
+            elif depth <= aspects[0][0]:
+                blocks = -(-width // aspects[0][1])
+            else:
+                blocks = -(-width // w)
+            total += pes[l - 1] * blocks
+        return total
 
     @property
     def lut_ram(self) -> bool:

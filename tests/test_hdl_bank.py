@@ -64,3 +64,10 @@ def test_bram_slices():
     assert ulx.bram_slices(6272, 18) == (2,) * 9
     assert ulx.bram_slices(16385, 18) == (18,)              # deeper than any aspect
     assert ice.bram_slices(3136, 16) == (16,)               # the iCE40 keeps one memory
+    # On the OrangeCrab's 56 block RAMs, slices that would leave fewer than BRAM_RESERVE
+    # blocks for the other memories are not used: the banks stay whole (and fit).
+    crab = ulx.replace(**{"hardware.board": "orangecrab-25f", "model.layers": (784, 32, 10),
+                          "hardware.pes": (4, 1)})
+    assert crab.bram_slices(6272, 18) == (2,) * 9          # 4 x 9 + 1 = 37 <= 56 - 16
+    crab8 = crab.replace(**{"hardware.pes": (8, 1)})
+    assert crab8.bram_slices(3136, 18) == (18,)             # 8 x 5 + 1 = 41 > 40
