@@ -439,8 +439,8 @@ class Config:
     def lut_ram(self) -> bool:
         """The target has distributed RAM with asynchronous reads (the ECP5's LUT RAM).
         The iCE40 has none: there a small memory read in the same cycle would be flip-flops
-        and multiplexers, so the processor uses its block RAM with registered reads
-        (a streaming layer's row sums) or shift registers (the relu mask) instead."""
+        and multiplexers, so a streaming layer's row sums live in block RAM with registered
+        reads instead."""
         return self.has_board and self.board.family == "ecp5"
 
     @property

@@ -141,9 +141,9 @@ class LayerEngine(wiring.Component):
     the board has it (``cfg.lut_ram``, the ECP5); elsewhere (the iCE40) one block RAM of
     both sums, read a stage early, and the activation stage starts a cycle later.
 
-    **Relu mask.** ``[a_l,i > 0]`` is read back for the update from ``y_buf``'s second
-    read port where the board has LUT RAM; elsewhere (the iCE40, where that port would
-    be a second block RAM) it goes through a shift register of ``n_l`` bits.
+    **Relu mask.** ``[a_l,i > 0]`` goes from the activation stage to the update through a
+    shift register of ``n_l`` bits (not through a second read port of ``y_buf``: a second
+    block RAM on the iCE40, a slow DP16KD output on the ECP5).
 
     **Shared multiplier** (``hardware.share_multiplier``, the output layer with one PE).
     The tangent products come from the processor's shared multiplier (``mul``, held
@@ -697,15 +697,13 @@ class LayerEngine(wiring.Component):
             m.submodules.d_buf = d_mem = Memory(shape=act_s, depth=n_out, init=[])
             y_wr, d_wr = y_mem.write_port(), d_mem.write_port()
             y_rd, d_rd = y_mem.read_port(), d_mem.read_port()
-            if self.cfg.lut_ram:
-                # relu'(a_l,i) = [a_l,i > 0] = [y_l,i != 0]: a second read port into y (the
-                # first is the layer above's, busy with its own update at the same time).
-                k_rd = y_mem.read_port()
-            else:
-                # iCE40: a second read port would be a second block RAM; the mask bits
-                # [a_l,i > 0] go into a shift register instead, row 0 first (the forward
-                # pass writes the rows in order, the update takes them in order).
-                mask = Signal(n_out, name="relu_mask")
+            # relu'(a_l,i) = [a_l,i > 0]: the mask bits go into a shift register, row 0
+            # first (the forward pass writes the rows in order, the update takes them in
+            # order). Reading [y_l,i != 0] back from y would need a second read port (the
+            # first is the layer above's, busy with its own update at the same time): a
+            # second block RAM on the iCE40, and on the ECP5 a DP16KD's slow output on
+            # the path into the delta collector.
+            mask = Signal(n_out, name="relu_mask")
             one = ar.act.one
             v_i = self.v.bit_select(a2_i, 1)
             y_val = Mux(pos, a2_a, 0)
@@ -729,25 +727,12 @@ class LayerEngine(wiring.Component):
         take = Signal()
         delta_in = Signal(err_s)        # g_i or e_o as it arrives; delta_i = keep ? delta_in : 0
         keep = Signal()
-        if self.cfg.lut_ram:
-            # The mask is read from y one row ahead: row 0 with the strobe, row i + 1 as
-            # delta_i is taken (the address is a register, col_ra = col_i + 1; the read
-            # enable says when). (iCE40: the mask shift register needs no address.)
-            col_ra = Signal(range(max(n_out, 2)))
-            with m.If(upd_q):
-                m.d.sync += col_ra.eq(min(1, n_out - 1))
-            with m.Elif(take & (col_ra != n_out - 1)):
-                m.d.sync += col_ra.eq(col_ra + 1)
         if self.hidden:
-            if self.cfg.lut_ram:
-                m.d.comb += [k_rd.addr.eq(Mux(upd_q, 0, col_ra)), k_rd.en.eq(upd_q | take)]   # y[col_i]
-                relu = k_rd.data.any()
-            else:
-                with m.If(a2_valid):
-                    m.d.sync += mask.eq(Cat(mask[1:], pos) if n_out > 1 else pos)
-                with m.Elif(take):
-                    m.d.sync += mask.eq(mask >> 1)
-                relu = mask[0]                                                  # [a_l,col_i > 0]
+            with m.If(a2_valid):
+                m.d.sync += mask.eq(Cat(mask[1:], pos) if n_out > 1 else pos)
+            with m.Elif(take):
+                m.d.sync += mask.eq(mask >> 1)
+            relu = mask[0]                                                      # [a_l,col_i > 0]
             m.d.comb += [self.g.ready.eq(collecting), take.eq(collecting & self.g.valid),
                          delta_in.eq(self.g.payload), keep.eq(relu)]
         else:
