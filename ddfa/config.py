@@ -119,6 +119,20 @@ DP16KD_ASPECTS = ((1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 #: frame buffer (12 on the ULX3S default).
 BRAM_RESERVE = 16
 
+
+def aspect_slices(aspects: tuple, depth: int, width: int) -> tuple[int, ...] | None:
+    """The column slices (widths, low bits first) of a memory of ``depth`` words of
+    ``width`` bits, each slice one block RAM of the narrowest-width aspect in ``aspects``
+    (``(depth, width)`` pairs, shallowest first) that holds all ``depth`` words; ``None``
+    where it needs none (one block deep) or none fits (deeper than every aspect)."""
+    if not aspects or depth <= aspects[0][0]:
+        return None
+    w = next((w for d, w in aspects if depth <= d), None)
+    if w is None:
+        return None
+    n, r = divmod(width, w)
+    return (w,) * n + ((r,) if r else ())
+
 BOARDS: dict[str, Board] = {b.name: b for b in [
     # FT2232H bridge (up to 12 Mbaud): 3 Mbaud = 30 MHz / 10, exact.
     Board("icebreaker", "ice40", "iCE40UP5K", 8, 16, 30, 4096, 4 * 256 * 1024, 5280,
@@ -393,46 +407,43 @@ class Config:
         ``hdl.host.mem_bus_latency`` follow from this one fact."""
         return self.has_board and self.board.family == "ecp5"
 
-    def bram_slices(self, depth: int, width: int) -> tuple[int, ...]:
-        """The widths of the column slices, low bits first, that a ``W`` bank of ``depth``
-        words of ``width`` bits is stored in: ``(width,)`` (one memory) unless it is
-        deeper than the block RAM's widest aspect on a board with ``bram_aspects`` (the
-        ECP5). There each slice is as wide as one block RAM that holds all ``depth`` words
-        (a 3,136-word bank of 18-bit weights: five 4,096 x 4 DP16KD for 4 + 4 + 4 + 4 + 2
-        bits), so a word is read from every slice at once and goes straight into its
-        register: no read multiplexer after the block RAMs, whose outputs are slow
-        (:attr:`registered_bram`), and no read-address register to select it.
-        ``docs/ARCHITECTURE.md``, "Banking"."""
+    def bank_depth(self, layer: int) -> int:
+        """Words in each of layer ``layer``'s ``W`` banks, one per PE: PE ``p`` holds the
+        rows ``i = p (mod P_l)``, ``n_{l-1}`` weights each (``docs/ARITHMETIC.md`` section 7)."""
+        n, P = self.model.layers, self.hardware.pes[layer - 1]
+        return n[layer] // P * n[layer - 1]
+
+    def bram_slices(self, layer: int) -> tuple[int, ...]:
+        """The widths of the column slices, low bits first, that layer ``layer``'s ``W``
+        banks are stored in: ``(weight.width,)`` (one memory) unless a bank is deeper than
+        the block RAM's widest aspect on a board with ``bram_aspects`` (the ECP5). There
+        each slice is as wide as one block RAM that holds every word of the bank
+        (:func:`aspect_slices`; the ULX3S default's 6,272-word banks of 18-bit weights:
+        nine 8,192 x 2 DP16KD), so a word is read from every slice at once and goes
+        straight into its register: no read multiplexer after the block RAMs, whose
+        outputs are slow (:attr:`registered_bram`), and no read-address register to
+        select it. ``docs/ARCHITECTURE.md``, "Banking".
+
+        Slices can take up to 1.8 times the block RAMs of whole banks (nine 8,192 x 2
+        slices hold what five 1,024 x 18 blocks and a multiplexer hold). Where every
+        layer's banks, sliced, would leave fewer than ``BRAM_RESERVE`` blocks for the
+        other memories, the banks stay whole: a configuration that fits keeps fitting."""
+        width = self.arith.weight.width
         aspects = self.board.bram_aspects if self.has_board else ()
-        if not aspects or depth <= aspects[0][0]:
-            return (width,)
-        w = next((w for d, w in aspects if depth <= d), None)
-        if w is None:
-            return (width,)
-        n, r = divmod(width, w)
-        slices = (w,) * n + ((r,) if r else ())
-        # Slices can take up to 1.8 times the block RAMs of one memory per bank (nine
-        # 8,192 x 2 slices hold what five 1,024 x 18 blocks and a multiplexer hold). Where
-        # every layer's banks, sliced, would leave fewer than BRAM_RESERVE blocks for the
-        # other memories, the banks stay whole: a configuration that fits keeps fitting.
-        if self._sliced_bank_blocks() > self.board.ebr_blocks - BRAM_RESERVE:
+        slices = aspect_slices(aspects, self.bank_depth(layer), width)
+        if slices is None or self._bank_blocks() > self.board.ebr_blocks - BRAM_RESERVE:
             return (width,)
         return slices
 
-    def _sliced_bank_blocks(self) -> int:
-        """Block RAMs of every layer's ``W`` banks when deep banks are sliced."""
-        aspects, total = self.board.bram_aspects, 0
-        n, pes, width = self.model.layers, self.hardware.pes, self.arith.weight.width
-        for l in range(1, len(n)):
-            depth = n[l] // pes[l - 1] * n[l - 1]
-            w = next((w for d, w in aspects if depth <= d), None)
-            if w is None:                                   # one memory (deeper than any aspect)
-                blocks = -(-depth // aspects[0][0]) * -(-width // aspects[0][1])
-            elif depth <= aspects[0][0]:
-                blocks = -(-width // aspects[0][1])
-            else:
-                blocks = -(-width // w)
-            total += pes[l - 1] * blocks
+    def _bank_blocks(self) -> int:
+        """Block RAMs of every layer's ``W`` banks, deep banks sliced."""
+        aspects, width, total = self.board.bram_aspects, self.arith.weight.width, 0
+        (d0, w0) = aspects[0]
+        for l in range(1, self.model.n_layers + 1):
+            depth = self.bank_depth(l)
+            slices = aspect_slices(aspects, depth, width)
+            blocks = len(slices) if slices else -(-depth // d0) * -(-width // w0)
+            total += self.hardware.pes[l - 1] * blocks
         return total
 
     @property

@@ -1,11 +1,11 @@
 """A weight bank stored as column slices, one block RAM deep each.
 
-An ECP5 DP16KD holds 1,024 words of 18 bits, or 4,096 of 4. A bank of 3,136 weights (the
-``ulx3s-85f`` default's layer-1 PE) stored 18 bits wide takes four block RAMs and a 4:1
-read multiplexer after them, whose select is a registered address bit and whose inputs
-are the block RAMs' slow outputs (``Config.registered_bram``). Stored as five 4-bit (and
-one 2-bit) slices, every slice holds every word: a read takes its bits from each slice at
-the same address, and the word goes straight into its register. :class:`SlicedMemory`
+An ECP5 DP16KD holds 1,024 words of 18 bits, or 8,192 of 2. A bank of 6,272 weights (a
+layer-1 PE of the ``ulx3s-85f`` default) stored 18 bits wide takes seven block RAMs and a
+7:1 read multiplexer after them, whose select is a registered address bit and whose
+inputs are the block RAMs' slow outputs (``Config.registered_bram``). Stored as nine
+2-bit slices, every slice holds every word: a read takes its bits from each slice at the
+same address, and the word goes straight into its register. :class:`SlicedMemory`
 is that memory, with the read and write ports of one :class:`~amaranth.lib.memory.Memory`;
 :meth:`ddfa.config.Config.bram_slices` chooses the slices.
 """

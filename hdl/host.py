@@ -89,7 +89,7 @@ def memory_map(cfg: Config) -> tuple[MemoryInfo, ...]:
     for l in range(1, L + 1):
         P = cfg.hardware.pes[l - 1]
         for p in range(P):
-            out.append(MemoryInfo(len(out), f"W{l}_pe{p}", "W", l, p, n[l] // P * n[l - 1], a.weight.width))
+            out.append(MemoryInfo(len(out), f"W{l}_pe{p}", "W", l, p, cfg.bank_depth(l), a.weight.width))
         out.append(MemoryInfo(len(out), f"b{l}", "b", l, None, n[l], a.weight.width))
         if l < L:
             out.append(MemoryInfo(len(out), f"B{l}", "B", l, None, n[l] * n[-1], a.feedback.width))

@@ -222,7 +222,7 @@ class LayerEngine(wiring.Component):
         #: layer with one PE, ``hardware.share_multiplier``).
         self.shared = (not self.hidden and self.tangent and self.pes == 1
                        and "tangent" in cfg.shared_multiplier_units)
-        self.bank_depth = self.groups * self.n_in
+        self.bank_depth = cfg.bank_depth(layer)
         self.bank_addr_bits = addr_width(self.bank_depth)
         self.pe_bits = (self.pes - 1).bit_length()
         #: The host ports' read latency in cycles: 2 on the ECP5 boards (the word comes
@@ -239,7 +239,7 @@ class LayerEngine(wiring.Component):
         w_s = fixed_shape(cfg.arith.weight)
         #: The widths of the column slices each ``W`` bank is stored in
         #: (:meth:`~ddfa.config.Config.bram_slices`; one slice: a plain memory).
-        self.bank_slices = cfg.bram_slices(self.bank_depth, w_s.width)
+        self.bank_slices = cfg.bram_slices(layer)
         #: The ``W`` banks: ``MemoryData`` each, or a :class:`~hdl.bank.SlicedMemory`
         #: where the bank is sliced. A testbench reads a weight with
         #: :meth:`bank_word`.

@@ -1,6 +1,6 @@
 """The sliced weight bank against a plain memory model, word for word: random reads and
 writes (read enable dropped at random, reads of the address being written) on the slicings
-``Config.bram_slices`` chooses, signed and unsigned words."""
+``Config.bram_slices`` chooses, signed and unsigned words; the choice itself."""
 
 import random
 
@@ -8,7 +8,7 @@ import pytest
 from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
-from ddfa.config import default_config
+from ddfa.config import DP16KD_ASPECTS, aspect_slices, default_config
 from hdl.bank import SlicedMemory
 
 
@@ -56,18 +56,27 @@ def test_sliced_memory_model(shape, depth, slices):
     assert len(checked) > 2000
 
 
+def test_aspect_slices():
+    a = DP16KD_ASPECTS
+    assert aspect_slices(a, 1024, 18) is None                # one DP16KD 1024 x 18
+    assert aspect_slices(a, 1025, 18) == (9, 9)              # 2048 x 9
+    assert aspect_slices(a, 3136, 18) == (4, 4, 4, 4, 2)     # 4096 x 4 (2 bits unused)
+    assert aspect_slices(a, 6272, 18) == (2,) * 9            # 8192 x 2
+    assert aspect_slices(a, 16385, 18) is None               # deeper than any aspect
+    assert aspect_slices((), 6272, 18) is None               # a board without aspects
+
+
 def test_bram_slices():
     ulx, ice = default_config("ulx3s-85f"), default_config("icebreaker")
-    assert ulx.bram_slices(3136, 18) == (4, 4, 4, 4, 2)     # 5 DP16KD 4096 x 4 (2 bits unused)
-    assert ulx.bram_slices(1024, 18) == (18,)               # one DP16KD 1024 x 18
-    assert ulx.bram_slices(1025, 18) == (9, 9)
-    assert ulx.bram_slices(6272, 18) == (2,) * 9
-    assert ulx.bram_slices(16385, 18) == (18,)              # deeper than any aspect
-    assert ice.bram_slices(3136, 16) == (16,)               # the iCE40 keeps one memory
+    assert ulx.bank_depth(1) == 6272 and ulx.bram_slices(1) == (2,) * 9
+    assert ulx.bram_slices(2) == (9, 9)                      # 1 PE: 10 rows x 128
+    ulx32 = ulx.replace(**{"hardware.pes": (32, 1), "hardware.share_multiplier": False})
+    assert ulx32.bram_slices(1) == (4, 4, 4, 4, 2)
+    assert ice.bram_slices(1) == (16,)                       # the iCE40 keeps one memory
     # On the OrangeCrab's 56 block RAMs, slices that would leave fewer than BRAM_RESERVE
     # blocks for the other memories are not used: the banks stay whole (and fit).
     crab = ulx.replace(**{"hardware.board": "orangecrab-25f", "model.layers": (784, 32, 10),
                           "hardware.pes": (4, 1)})
-    assert crab.bram_slices(6272, 18) == (2,) * 9          # 4 x 9 + 1 = 37 <= 56 - 16
+    assert crab.bram_slices(1) == (2,) * 9                   # 4 x 9 + 1 = 37 <= 56 - 16
     crab8 = crab.replace(**{"hardware.pes": (8, 1)})
-    assert crab8.bram_slices(3136, 18) == (18,)             # 8 x 5 + 1 = 41 > 40
+    assert crab8.bram_slices(1) == (18,)                     # 8 x 5 + 1 = 41 > 40

@@ -29,8 +29,8 @@ I64 = torch.int64
 
 def small_cfg(layers, pes, board="none", stream=(), share=False, dataset="digits", **arith_kw) -> Config:
     """A software-only configuration (no board checks), any layer sizes and PE counts;
-    ``board`` picks a board's family (the ECP5's extra weight stage and LUT RAM; "none"
-    builds what the iCE40 gets: block-RAM sums and the relu mask in a shift register)."""
+    ``board`` picks a board's family (the ECP5's extra weight stage, LUT RAM and sliced
+    deep banks; "none" builds what the iCE40 gets: block-RAM sums)."""
     ar = ArithConfig(**arith_kw) if arith_kw else ArithConfig()
     return Config(model=ModelConfig(layers=tuple(layers), dataset=dataset),
                   arith=ar, hardware=HardwareConfig(board=board, pes=tuple(pes), stream=tuple(stream),
@@ -276,8 +276,7 @@ def test_layer_engine_ecp5_sliced(layers, pes, layer, seed):
     (``Config.bram_slices``): forward, update and every stored weight (read back through
     the host port) bit for bit."""
     cfg = small_cfg(layers, pes, board="ulx3s-85f", dataset="mnist", acc_width=48)
-    depth = -(-layers[layer] // pes[layer - 1]) * layers[layer - 1]
-    slices = cfg.bram_slices(depth, cfg.arith.weight.width)
+    slices = cfg.bram_slices(layer)
     assert len(slices) > 1
     cycles = run_layer(cfg, layer, seed=seed, stall=0.2)
     print(layers, pes, layer, slices, cycles)
