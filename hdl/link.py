@@ -1,8 +1,8 @@
 """The frame layer between the UART and the processor's host byte stream.
 
 ``docs/HOST-LINK.md`` is the specification; the constants (SYNC, status bytes, error
-codes, the CRC) come from :mod:`ddfa.link_client`, the host side, so both ends read one
-definition.
+codes, the CRC) come from :mod:`ddfa.protocol`, which the host side (:mod:`ddfa.cli.link_client`)
+reads as well, so both ends read one definition.
 
 The link is *store-and-forward*: a request frame is received whole into a buffer and
 checked (known command, the length that command takes, CRC) before its first byte goes
@@ -22,7 +22,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
-from ddfa.link_client import CRC_INIT, CRC_POLY, MAX_PAYLOAD, STATUS_ERROR, STATUS_OK, SYNC, LinkErrorCode
+from ddfa.protocol import CRC_INIT, CRC_POLY, MAX_PAYLOAD, STATUS_ERROR, STATUS_OK, SYNC, LinkErrorCode
 
 __all__ = ["LinkCommand", "Link", "UARTLink", "crc16_byte", "DEFAULT_TIMEOUT_US", "link_commands"]
 

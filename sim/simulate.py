@@ -3,7 +3,7 @@
 :func:`simulate` is ``ddfa simulate`` and what ``tests/test_sim_*.py`` call:
 
 1. the processor's Verilog: generated from the configuration (``ddfa generate``'s
-   :func:`ddfa.generate.processor_verilog`), or every ``*.v``/``*.sv`` file of a given
+   :func:`hdl.verilog.processor_verilog`), or every ``*.v``/``*.sv`` file of a given
    directory (``--verilog DIR``: hand-edited Verilog, a post-synthesis netlist);
 2. a build with cocotb's runner (:func:`sim.runner.get_runner`), together with the
    simulation top ``sim/hdl/ddfa_sim_top.v``. Builds are cached: the build directory is
@@ -99,7 +99,7 @@ def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -
         if not files:
             raise FileNotFoundError(f"no .v or .sv file in {d}")
         return files
-    from ddfa.generate import VERILOG_NAME, processor_verilog
+    from hdl.verilog import VERILOG_NAME, processor_verilog
     key = hashlib.sha256(cfg.to_toml().encode() + _code_hash().encode()).hexdigest()[:16]
     out = work / "gen" / f"{cfg.name}-{key}"
     v = out / f"{VERILOG_NAME}.v"

@@ -150,7 +150,7 @@ class StreamSimTransport:
 def test_board_session_trains_the_simulated_processor():
     pytest.importorskip("hdl.top")
     import torch
-    from ddfa.board import BoardSession, ConfigMismatch, train_on_board
+    from ddfa.cli.board import BoardSession, ConfigMismatch, train_on_board
     from golden.fixed import FixedModel
     from golden.arith import quantize
     from .test_link_processor import LinkedProcessor, small_cfg

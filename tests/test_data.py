@@ -44,7 +44,7 @@ def test_unknown_input_scaling():
 
 
 def test_training_uses_the_configured_scaling(monkeypatch):
-    from ddfa import train
+    from ddfa.cli import train
     from ddfa.config import default_config
     seen = []
 

@@ -16,7 +16,7 @@ import pytest
 
 from ddfa.cli import main
 from ddfa.config import default_config
-from ddfa.demo import EXIT, AUTHORS_CPU_SAMPLES_PER_S, exit_status, format_summary, run_demo
+from ddfa.cli.demo import EXIT, AUTHORS_CPU_SAMPLES_PER_S, exit_status, format_summary, run_demo
 
 SMALL = ["--set", "model.layers=[64,4,10]", "--set", "hardware.pes=[2,1]"]
 
@@ -58,7 +58,7 @@ def test_demo_cli_without_build(tmp_path, sim_cache, capsys):
 def test_demo_reports_a_mismatch(tmp_path, sim_cache, monkeypatch):
     """A fault in the generated Verilog (sim/faults.py) makes the simulation stage fail:
     exit status 1, the first mismatch in the summary."""
-    import ddfa.generate as gen
+    import ddfa.cli.generate as gen
     from sim.faults import inject
     real = gen.generate
 
@@ -115,7 +115,7 @@ def test_demo_build_does_not_fit(tmp_path, monkeypatch):
     """BuildFailed with nextpnr's partial utilisation (what a design too large for the
     UP5K gives): 'NOT BUILT', the overflowing resource, exit status 3."""
     import boards.build as bb
-    from ddfa.demo import _build_stage
+    from ddfa.cli.demo import _build_stage
     cfg = default_config("icebreaker")
     util = {"ICESTORM_LC": {"used": 6092, "available": 5280}, "ICESTORM_DSP": {"used": 8, "available": 8}}
     partial = bb.BuildResult(board="icebreaker", family="ice40", device="iCE40UP5K", top="BoardTop", bitstream="",

@@ -7,25 +7,19 @@ from __future__ import annotations
 import filecmp
 import json
 import random
-import resource
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from ddfa.cli import main
 from ddfa.config import ArithConfig, Config, ConfigError, Fixed, HardwareConfig, ModelConfig, default_config
-from ddfa.generate import (VERILOG_NAME, _fast_meminit, processor_verilog, verilog_memories,
+from hdl.verilog import VERILOG_NAME, _fast_meminit, processor_verilog
+from ddfa.cli.generate import (verilog_memories,
                            verilog_multipliers)
 from hdl.cycles import step_cycles
 from hdl.host import memory_map
 from tests.leaf_util import verilator_env
-
-
-def _cpu() -> float:
-    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def lint(path: Path) -> str:
@@ -64,11 +58,8 @@ def random_configs(n: int, seed: int = 1234) -> list[Config]:
 def test_generate_icebreaker_deterministic(tmp_path, capsys):
     """Two runs of ``ddfa generate --board icebreaker`` give identical files; the report
     matches the configuration and the cycle model; the Verilog lints."""
-    times = []
     for run in ("a", "b"):
-        c0, t0 = _cpu(), time.perf_counter()
         assert main(["generate", "--board", "icebreaker", "--out", str(tmp_path / run)]) == 0
-        times.append((time.perf_counter() - t0, _cpu() - c0))
     a, b = tmp_path / "a", tmp_path / "b"
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert Path(f"{VERILOG_NAME}.v") in files and Path("mem/manifest.json") in files
@@ -85,18 +76,12 @@ def test_generate_icebreaker_deterministic(tmp_path, capsys):
     arrays = {(x["module"].split(".")[-1], x["name"]): x for x in report["memory_arrays"]}
     assert arrays[("layer1", "W_pe0")]["words"] == 8 * 64 and arrays[("feedback1", "mem")]["words"] == 320
     lint(a / f"{VERILOG_NAME}.v")
-    print(f"\nicebreaker generate: wall {times[0][0]:.1f} s / {times[1][0]:.1f} s, cpu {times[0][1]:.1f} s")
 
 
 @pytest.mark.slow
 def test_generate_ulx3s(tmp_path):
-    """The big default: generation time (CPU, so that the test does not depend on the
-    machine's load), multipliers, lint."""
-    c0, t0 = _cpu(), time.perf_counter()
+    """The big default: multipliers, block-RAM slices, lint."""
     assert main(["generate", "--board", "ulx3s-85f", "--out", str(tmp_path)]) == 0
-    wall, cpu = time.perf_counter() - t0, _cpu() - c0
-    print(f"\nulx3s-85f generate: wall {wall:.1f} s, cpu {cpu:.1f} s")
-    assert cpu < 10
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["multipliers"]["netlist"] == default_config("ulx3s-85f").multipliers_needed == 18   # 16 + 1 + 1 shared
     # each layer-1 bank (8 rows x 784 = 6,272 weights) is nine 2-bit slices, one DP16KD each

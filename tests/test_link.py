@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
 from ddfa.config import default_config
-from ddfa.link_client import (CRC_CHECK, STATUS_ERROR, STATUS_OK, SYNC, Frame, FrameDecoder, LinkClient,
+from ddfa.cli.link_client import (CRC_CHECK, STATUS_ERROR, STATUS_OK, SYNC, Frame, FrameDecoder, LinkClient,
                               LinkErrorCode, LinkRefused, crc16, decode_frame, encode_frame)
 from hdl.link import Link, LinkCommand, crc16_byte
 
@@ -79,7 +79,7 @@ def test_decoder_drops_corrupt_frame_and_resyncs():
 
 
 def test_crc_hardware_matches_software():
-    """hdl.link.crc16_byte against ddfa.link_client.crc16, random (crc, byte) pairs."""
+    """hdl.link.crc16_byte against ddfa.cli.link_client.crc16, random (crc, byte) pairs."""
     rng = random.Random(1)
     pairs = [(rng.randrange(1 << 16), rng.randrange(256)) for _ in range(300)] + [(0xFFFF, b) for b in range(256)]
     crc_in, byte_in = Signal(16), Signal(8)
@@ -102,7 +102,7 @@ def test_serial_transport_loopback():
     """SerialTransport through pyserial's loop:// URL: the request comes back as its own
     response (payload b"\x00..." reads as status OK)."""
     pytest.importorskip("serial")
-    from ddfa.link_client import SerialTransport
+    from ddfa.cli.link_client import SerialTransport
     with SerialTransport("loop://", 115200) as t:
         client = LinkClient(t, timeout=1.0)
         assert client.request(0x02, bytes([STATUS_OK]) + b"abc") == b"abc"
@@ -358,7 +358,7 @@ def test_any_single_bit_flip_is_never_forwarded(command, data):
 # --------------------------------------------------------------------------------------
 
 class SimTransport:
-    """A :class:`ddfa.link_client.Transport` into an Amaranth simulation of a design with
+    """A :class:`ddfa.cli.link_client.Transport` into an Amaranth simulation of a design with
     ``rx``/``tx`` UART pins: ``write`` queues bytes for a software UART, ``read`` advances
     the simulation until bytes come back."""
 

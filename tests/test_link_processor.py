@@ -9,7 +9,7 @@ from amaranth.lib import stream, wiring
 from amaranth.sim import Simulator
 
 from ddfa.config import Config, HardwareConfig, ModelConfig
-from ddfa.link_client import STATUS_ERROR, STATUS_OK, Frame, FrameDecoder, LinkErrorCode, encode_frame
+from ddfa.cli.link_client import STATUS_ERROR, STATUS_OK, Frame, FrameDecoder, LinkErrorCode, encode_frame
 
 host = pytest.importorskip("hdl.host")
 top = pytest.importorskip("hdl.top")

@@ -12,8 +12,8 @@ import argparse
 import importlib
 import sys
 
-from .config import INPUT_SCALINGS, ConfigError, DATASET_SHAPES, load_config, parse_arch
-from .data import DataError
+from ..config import INPUT_SCALINGS, ConfigError, DATASET_SHAPES, load_config, parse_arch
+from ..data import DataError
 
 __all__ = ["main", "add_config_args", "config_from_args"]
 
@@ -95,13 +95,13 @@ def _parse_value(v: str):
 
 # Subcommands live in modules of their own; each exposes add_arguments(p) and run(args).
 COMMANDS = {
-    "train": ("ddfa.train", "train a golden model (float or fixed-point)"),
-    "report": ("ddfa.report", "render results JSON files as a table and plots"),
-    "demo": ("ddfa.demo", "the whole flow on the embedded default: generate, train in RTL simulation, build, summary"),
-    "generate": ("ddfa.generate", "write the processor's Verilog, memory images and report"),
-    "build": ("ddfa.build", "build the processor's bitstream for a board (open toolchain)"),
-    "board": ("ddfa.board", "the supported boards; talk to a programmed board over its UART"),
-    "simulate": ("ddfa.simulate", "run the processor's Verilog in RTL simulation against the golden model"),
+    "train": ("ddfa.cli.train", "train a golden model (float or fixed-point)"),
+    "report": ("ddfa.cli.report", "render results JSON files as a table and plots"),
+    "demo": ("ddfa.cli.demo", "the whole flow on the embedded default: generate, train in RTL simulation, build, summary"),
+    "generate": ("ddfa.cli.generate", "write the processor's Verilog, memory images and report"),
+    "build": ("ddfa.cli.build", "build the processor's bitstream for a board (open toolchain)"),
+    "board": ("ddfa.cli.board", "the supported boards; talk to a programmed board over its UART"),
+    "simulate": ("ddfa.cli.simulate", "run the processor's Verilog in RTL simulation against the golden model"),
 }
 
 

@@ -29,21 +29,18 @@ algorithm other than ``ddfa``/``dfa``, or training settings that are not the har
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import sys
 import time
 from pathlib import Path
 
-from .cli import add_config_args, config_from_args
-from .config import Config, ConfigError
+from . import add_config_args, config_from_args
+from hdl.verilog import VERILOG_NAME, processor_verilog
+
+from ..config import Config, ConfigError
 
 __all__ = ["add_arguments", "run", "generate", "VERILOG_NAME", "verilog_memories", "verilog_multipliers"]
-
-#: Top module name and file stem of the generated Verilog.
-VERILOG_NAME = "ddfa_processor"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
@@ -71,57 +68,6 @@ def run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 # Generation
 # --------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _fast_meminit():
-    """Amaranth 0.5.10 writes each memory's initial contents to RTLIL one bit at a time
-    through its netlist objects, which is most of the conversion time of a large
-    processor (about 2.5 s of the ULX3S default's 100,352 weight words). This emits the
-    same ``$meminit_v2`` cell, character for character, from the integers directly. It
-    applies only to the pinned Amaranth version (anything else runs unchanged), only
-    inside :func:`generate`, and ``tests/test_generate.py`` checks that the RTLIL is
-    identical with and without it.
-    """
-    import amaranth
-    from amaranth.back import rtlil
-    from amaranth.hdl import _nir
-    if amaranth.__version__ != "0.5.10" or not hasattr(rtlil, "ModuleEmitter"):
-        yield
-        return
-    original = rtlil.ModuleEmitter.emit_memory
-
-    def emit_memory(self, cell_idx, cell):
-        if cell.width == 0 or cell.depth == 0:
-            return original(self, cell_idx, cell)
-        info = self.memories[cell_idx]
-        mask = (1 << cell.width) - 1
-        bits = "".join(format(row & mask, f"0{cell.width}b") for row in reversed(cell.init))
-        self.builder.cell("$meminit_v2", ports={
-            "ADDR": self.sigspec(),
-            "DATA": f"{cell.width * cell.depth}'{bits}",
-            "EN": self.sigspec(_nir.Value.ones(cell.width)),
-        }, parameters={
-            "MEMID": info.memid,
-            "ABITS": 0,
-            "WIDTH": cell.width,
-            "WORDS": cell.depth,
-            "PRIORITY": 0,
-        }, src_loc=cell.src_loc)
-
-    rtlil.ModuleEmitter.emit_memory = emit_memory
-    try:
-        yield
-    finally:
-        rtlil.ModuleEmitter.emit_memory = original
-
-
-def processor_verilog(cfg: Config, model=None) -> str:
-    """The Verilog of ``Processor(cfg, model)`` (deterministic: ``emit_src=False``)."""
-    from amaranth.back import verilog
-    from hdl.top import Processor
-    with _fast_meminit():
-        return verilog.convert(Processor(cfg, model), name=VERILOG_NAME, emit_src=False)
-
 
 _MODULE_RE = re.compile(r"^module\s+(\\\S+|[^\s(]+)", re.M)
 _MEM_RE = re.compile(r"^\s*reg\s+\[(\d+):0\]\s+(\S+)\s+\[(\d+):0\];", re.M)
@@ -278,5 +224,5 @@ def report_markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    from .cli import main
+    from . import main
     sys.exit(main(["generate"] + sys.argv[1:]))

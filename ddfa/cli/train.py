@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-from .cli import add_config_args, config_from_args
-from .config import Config, ConfigError
-from .data import load_dataset
+from . import add_config_args, config_from_args
+from ..config import Config, ConfigError
+from ..data import load_dataset
 
 __all__ = ["add_arguments", "run", "arch_name", "run_training"]
 

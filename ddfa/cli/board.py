@@ -10,7 +10,7 @@
 
 Every request goes out as a link frame (``docs/HOST-LINK.md``) carrying one host-protocol
 command (``docs/HOST-PROTOCOL.md``). :class:`BoardSession` is the same conversation for
-any :class:`ddfa.link_client.Transport`, so the tests drive it into an RTL simulation.
+any :class:`ddfa.cli.link_client.Transport`, so the tests drive it into an RTL simulation.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import add_config_args, config_from_args
-from .config import BOARDS, Config
+from . import add_config_args, config_from_args
+from ..config import BOARDS, Config
 from .link_client import LinkClient, LinkProtocolError, LinkRefused, LinkTimeout, SerialTransport
 
 __all__ = ["BoardSession", "ConfigMismatch", "add_arguments", "run"]
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "status":
             result = session.status()
         else:
-            from .data import load_dataset
+            from ..data import load_dataset
             if not args.no_check:
                 session.info()
             data = load_dataset(cfg.model.dataset, getattr(args, "data_dir", None), cfg.model.inputs)

@@ -27,8 +27,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import add_config_args, config_from_args
-from .config import ConfigError
+from . import add_config_args, config_from_args
+from ..config import ConfigError
 
 __all__ = ["add_arguments", "run", "summary"]
 
@@ -106,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from .cli import main
+    from . import main
     sys.exit(main(["simulate"] + sys.argv[1:]))

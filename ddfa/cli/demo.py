@@ -9,7 +9,7 @@
 
 Three stages, each a Python call of the module that does it alone:
 
-1. **generate** (:func:`ddfa.generate.generate`): the processor's Verilog, memory images
+1. **generate** (:func:`ddfa.cli.generate.generate`): the processor's Verilog, memory images
    and report into ``OUT/generated``;
 2. **simulate** (:func:`sim.simulate.simulate`): *that* Verilog on Verilator (or
    Icarus), trained on real samples through the host byte stream (default: one epoch of
@@ -46,8 +46,8 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import add_config_args, config_from_args
-from .config import Config, ConfigError
+from . import add_config_args, config_from_args
+from ..config import Config, ConfigError
 
 __all__ = ["add_arguments", "run", "run_demo", "format_summary", "exit_status", "compare_golden",
            "AUTHORS_CPU_SAMPLES_PER_S", "EXIT"]
@@ -104,7 +104,7 @@ def run_demo(cfg: Config, out: str | Path = "build/demo", *, epochs: float | Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if steps is None:
-        from .data import load_dataset
+        from ..data import load_dataset
         steps = round((1.0 if epochs is None else epochs) * load_dataset(cfg.model.dataset, data_dir, cfg.model.inputs).x_train.shape[0])
     if steps < 1:
         raise ConfigError("--steps/--epochs", f"{steps} training steps", "train for at least one step")
@@ -371,5 +371,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from .cli import main
+    from . import main
     sys.exit(main(["demo"] + sys.argv[1:]))

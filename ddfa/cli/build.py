@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .cli import add_config_args, config_from_args
+from . import add_config_args, config_from_args
 
 __all__ = ["add_arguments", "run"]
 
