@@ -14,6 +14,7 @@ either with command-line overrides (:meth:`Config.replace`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -22,7 +23,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError", "Fixed", "ModelConfig", "TrainConfig", "ArithConfig", "HardwareConfig",
-    "Config", "BOARDS", "Board", "DEFAULTS", "load_config", "default_config",
+    "Config", "BOARDS", "Board", "DEFAULTS", "load_config", "default_config", "config_hash",
 ]
 
 
@@ -858,3 +859,9 @@ def load_config(path: str | Path | None = None, board: str | None = None) -> Con
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{p} is not valid TOML ({exc})", "fix the syntax") from None
     return Config.from_dict(data, name=p.stem)
+
+
+def config_hash(cfg: Config) -> int:
+    """32 bits that identify the configuration: the first four bytes (little-endian) of
+    the sha256 of ``cfg.to_toml()``. INFO returns them."""
+    return int.from_bytes(hashlib.sha256(cfg.to_toml().encode()).digest()[:4], "little")

@@ -15,21 +15,20 @@ the memory map (:func:`memory_map`) that numbers every memory of the processor.
 from __future__ import annotations
 
 import enum
-import hashlib
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ddfa.config import Config
+from ddfa.config import Config, config_hash
 
 from .layouts import addr_width
 from .sequencer import COUNTER_WIDTH
 
 __all__ = ["Opcode", "BLOCK_WORDS", "mem_bus_latency", "PROTOCOL_VERSION", "ERROR_REPLY", "MemoryInfo", "memory_map", "HostCommand",
            "host_commands", "HostParams", "HostProtocol", "HostMemSignature", "HostLfsrSignature",
-           "HostStatusSignature", "Host", "config_hash"]
+           "HostStatusSignature", "Host"]
 
 #: Version byte returned by PING and INFO.
 PROTOCOL_VERSION = 1
@@ -96,12 +95,6 @@ def memory_map(cfg: Config) -> tuple[MemoryInfo, ...]:
     if len(out) > 255:
         raise ValueError("more than 255 memories: the host protocol's memory id is one byte")
     return tuple(out)
-
-
-def config_hash(cfg: Config) -> int:
-    """32 bits that identify the configuration: the first four bytes (little-endian) of
-    the sha256 of ``cfg.to_toml()``. INFO returns them."""
-    return int.from_bytes(hashlib.sha256(cfg.to_toml().encode()).digest()[:4], "little")
 
 
 @dataclass(frozen=True)

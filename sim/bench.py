@@ -67,7 +67,8 @@ async def train_bit_exact(dut):
         marks[name] = round(time.perf_counter() - t_enter, 3)
 
     from ddfa.config import load_config
-    from hdl.host import Opcode, PROTOCOL_VERSION, config_hash
+    from ddfa.config import config_hash
+    from hdl.host import Opcode, PROTOCOL_VERSION
     from .golden_link import connect
     from .readback import compare, logical
 

@@ -21,7 +21,8 @@ from ddfa.config import Config, ModelConfig, HardwareConfig, default_config
 from ddfa.data import load_dataset
 from golden.fixed import FixedModel
 from hdl.cycles import infer_cycles, step_cycles
-from hdl.host import HostProtocol, Opcode, config_hash
+from ddfa.config import config_hash
+from hdl.host import HostProtocol, Opcode
 from hdl.top import Processor
 
 

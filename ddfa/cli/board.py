@@ -67,7 +67,7 @@ class BoardSession:
         return reply[1]
 
     def info(self, check: bool = True) -> dict:
-        from hdl.host import config_hash
+        from ddfa.config import config_hash
         info = self.proto.decode_info(self.command(self.proto.encode_info()))
         info["expected_hash"] = config_hash(self.cfg)
         if check and info["config_hash"] != info["expected_hash"]:
