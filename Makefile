@@ -3,18 +3,36 @@
 #   make test   - the whole test suite
 # Both run `make setup` first; it is idempotent and returns at once when nothing is missing.
 
-PYTHON ?= python3.11
+# PYTHON: the interpreter the virtual environment is made with (3.11 or newer), e.g.
+#   make setup PYTHON=python3.12
+# An existing .venv made with another Python version is made anew; without PYTHON an
+# existing .venv is kept whatever its version, and a new one uses python3.11 when present.
+PYTHON ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ddfa-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-quick clean venv
 
-setup: $(STAMP) tools
+setup: venv $(STAMP) tools
+
+# The interpreter: PYTHON as given, else python3.11, else python3; a name that pyenv
+# knows but has not activated (python3.12 on a pyenv machine) is found through pyenv.
+PY_NAME := $(or $(PYTHON),$(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3))
+PY_EXE  := $(shell $(PY_NAME) -c 'import sys; print(sys.executable)' 2>/dev/null || \
+                   pyenv whence --path $(PY_NAME) 2>/dev/null | tail -n 1)
+
+venv:
+	@test -n "$(PY_EXE)" || { echo "error: no Python interpreter '$(PY_NAME)'; install it or give PYTHON=python3.X (3.11 or newer)" >&2; exit 1; }
+	@$(PY_EXE) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "error: $(PY_EXE) is older than Python 3.11; give PYTHON=python3.11 or newer" >&2; exit 1; }
+	@if [ -n "$(PYTHON)" ] && [ -x $(BIN)/python ] && \
+	    [ "$$($(BIN)/python -c 'import sys; print(sys.version_info[:2])')" != "$$($(PY_EXE) -c 'import sys; print(sys.version_info[:2])')" ]; then \
+	  echo "$(VENV) was made with another Python version: making it anew with $(PY_EXE)"; rm -rf $(VENV); fi
+	@test -x $(BIN)/python || $(PY_EXE) -m venv $(VENV)
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .
 	@touch $(STAMP)
@@ -58,6 +76,10 @@ bench-build: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# About 3 minutes: the tests not marked slow, two at a time.
+test-quick: setup
+	$(BIN)/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build out *.egg-info
