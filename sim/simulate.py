@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ddfa.config import Config
+from hdl.verilog import VERILOG_NAME, processor_verilog
 
 from .golden_link import GoldenOracle, serve
 from .runner import PUBLIC_VLT, SIMULATORS, build_args, get_runner, make_overrides
@@ -91,34 +92,28 @@ def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: s
 
 
 def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -> list[Path]:
-    """The processor's Verilog files: those of ``verilog_dir``, or generated into
-    ``work`` (cached by the configuration's TOML)."""
+    """The processor's Verilog files: those of ``verilog_dir``, or generated from ``cfg``
+    into ``work``.
+
+    Generated Verilog is stored under a name made from its own sha256, so that whatever
+    shapes the netlist (the configuration, the generator's code, the pinned Amaranth)
+    gives a new file, and :func:`build` (keyed on the sources' contents) never reuses a
+    simulation of other Verilog."""
     if verilog_dir is not None:
         d = Path(verilog_dir)
         files = sorted(p for p in d.iterdir() if p.suffix in (".v", ".sv")) if d.is_dir() else []
         if not files:
             raise FileNotFoundError(f"no .v or .sv file in {d}")
         return files
-    from hdl.verilog import VERILOG_NAME, processor_verilog
-    key = hashlib.sha256(cfg.to_toml().encode() + _code_hash().encode()).hexdigest()[:16]
-    out = work / "gen" / f"{cfg.name}-{key}"
-    v = out / f"{VERILOG_NAME}.v"
+    text = processor_verilog(cfg)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    v = work / "gen" / key / f"{VERILOG_NAME}.v"
     if not v.is_file():
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = v.with_suffix(".tmp")
-        tmp.write_text(processor_verilog(cfg))
+        v.parent.mkdir(parents=True, exist_ok=True)
+        tmp = v.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
         tmp.replace(v)
     return [v]
-
-
-def _code_hash() -> str:
-    """A hash of the HDL generator's source, so that a changed generator regenerates."""
-    h = hashlib.sha256()
-    for p in sorted((REPO / "hdl").glob("*.py")) + [REPO / "ddfa" / "generate.py", REPO / "golden" / "fixed.py",
-                                                     REPO / "golden" / "arith.py"]:
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def buffer_words(cfg: Config) -> tuple[int, int]:
