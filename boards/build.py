@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ddfa.config import Config
+from hdl.cycles import step_cycles
 
 from .platforms import make_platform
 from .toolchain import find_programmer, find_tool, toolchain_env, ToolchainError
@@ -146,10 +147,7 @@ def link_samples_per_s(cfg: Config) -> float | None:
     """Training samples per second that the UART can carry: per sample one LOAD_SAMPLE
     and one TRAIN request and their responses (frame overhead 6 bytes, status 1 byte),
     10 bits per byte at ``cfg.hardware.baud``; no allowance for USB latency."""
-    try:
-        from hdl.host import Opcode, host_commands
-    except ImportError:
-        return None
+    from hdl.host import Opcode, host_commands
     cmds = {c.code: c for c in host_commands(cfg)}
     n = 0
     for op in (Opcode.LOAD_SAMPLE, Opcode.TRAIN):
@@ -157,15 +155,9 @@ def link_samples_per_s(cfg: Config) -> float | None:
     return cfg.hardware.baud / 10 / n
 
 
-def cycles_per_sample(cfg: Config) -> int | None:
-    """Clock cycles of one training step from ``hdl.cycles.step_cycles`` (None when that
-    model is not available or gives no number)."""
-    try:
-        from hdl.cycles import step_cycles
-        total = int(step_cycles(cfg)["total"])
-    except Exception:                     # the model is another module's; absent or WIP
-        return None
-    return total or None
+def cycles_per_sample(cfg: Config) -> int:
+    """Clock cycles of one training step (:func:`hdl.cycles.step_cycles`)."""
+    return int(step_cycles(cfg)["total"])
 
 
 #: Extra nextpnr options per family (none at present). Tried on the ULX3S default processor
@@ -205,8 +197,8 @@ def build(cfg: Config, top, out_dir: str | Path, *, name: str = "ddfa_top", seed
     """Build ``top`` (an Elaboratable for ``cfg.board``) into ``out_dir``.
 
     Returns the :class:`BuildResult`; raises :class:`~boards.toolchain.ToolchainError`
-    when a tool is missing and :class:`subprocess.CalledProcessError` when a tool fails
-    (its log is in ``out_dir``).
+    when a tool is missing and :class:`BuildFailed` when a tool fails (its log is in
+    ``out_dir``; :attr:`BuildFailed.partial` holds what is known of the build).
     """
     board = cfg.board
     family = board.family
