@@ -20,7 +20,7 @@ def make_cfg(algo="ddfa", **changes):
 
 
 # --------------------------------------------------------------------------------------
-# An independent reference: scalar loops, no tensors, the brief's section 1 written out
+# An independent reference: scalar loops, no tensors, the paper's equations written out
 # --------------------------------------------------------------------------------------
 
 def _relu_d(a):

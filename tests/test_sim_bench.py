@@ -4,9 +4,8 @@ small configurations, the check interval, backpressure on the host stream, and
 deliberate faults that the bench must catch.
 
 Builds are cached in ``build/sim-tests`` (or ``$DDFA_SIM_BUILD``): a Verilator build
-takes 30 s (a small configuration) to 2 min (ulx3s-85f) here and is reused while the
-Verilog is unchanged. Budget: about 6 minutes with ``-n 2`` and a cold cache on this
-2-core machine, a little over 1 minute with a warm one (``docs/RESULTS-sim.md``).
+takes 30 s (a small configuration) to 2 min (ulx3s-85f) on two cores and is reused
+while the Verilog is unchanged.
 """
 
 from __future__ import annotations
