@@ -8,7 +8,7 @@
 #
 # Results go to results/<experiment>/*.json (one file per run, written by
 # 'ddfa train --json'), reports (table.md and PNG plots) to results/<experiment>/report/.
-# Batch-64 runs use one torch thread (--threads 1): on a shared 2-core machine a second
+# Batch-64 runs use one torch thread (--threads 1): when other jobs hold the cores a second
 # OpenMP thread loses far more to waiting than it gains; batch-of-one runs use one thread
 # by default. The full 100-epoch protocol of the paper's Table I is
 # 'scripts/reproduce_float.sh full100' (about ten days of one core; --print lists it).

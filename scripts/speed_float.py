@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
-"""Training throughput of the float golden model, in one run (README figure (c)).
+"""Training throughput of the float golden model, in one run (``docs/RESULTS-float.md`` (c)).
 
-One process, one torch thread throughout. Because the 2-core machine is shared with
-other jobs whose load drifts within seconds, BP and DDFA are always measured side by
-side and compared pair by pair; the figures are the **median of the per-pair ratios**
+One process, one torch thread throughout. Because other work on the machine can change
+the load within seconds, BP and DDFA are always measured side by side and compared pair by pair; the figures are the **median of the per-pair ratios**
 DDFA/BP, with the quartiles, the extremes and the number of pairs at or above 0.9x.
 
 1. Paper setting (Adam, Gaussian directions, batch 64), MNIST 2x800, step-interleaved:

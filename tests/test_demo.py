@@ -1,11 +1,11 @@
-"""``ddfa demo`` (ddfa/demo.py): the flow, its summary and its exit statuses.
+"""``ddfa demo`` (ddfa/cli/demo.py): the flow, its summary and its exit statuses.
 
 The simulation stage runs for real (a small processor, a few steps on Icarus, a few
 seconds once Icarus has compiled it). The bitstream stage runs for real too, up to the
 point where a real failure stops it: a missing tool. A full build of even a small
-processor takes minutes on the shared machine, so the built and does-not-fit cases are
-exercised by ``make demo`` itself (README, "Issue 6: the demo"); here their summaries
-are checked from the build stage's own objects.
+processor takes minutes, so the built and does-not-fit cases are exercised by
+``make demo`` itself (README, "What the demo does"); here their summaries are checked
+from the build stage's own objects.
 """
 
 from __future__ import annotations
