@@ -14,9 +14,12 @@ scikit-learn (digits) and the IDX files (MNIST), as section 8 names them.
 Compared: the quantised inputs of the whole digits and MNIST sets; the initial
 ``W``, ``b``, ``B`` and generator states of both embedded defaults, DDFA and random DFA;
 three epochs' orders; and every stored word (``W``, ``b``, ``B``, LFSR and xorshift
-states, the step counter) after each of the first training steps of the icebreaker
-default on digits (DDFA, random DFA, stochastic rounding) and of the ulx3s-85f default
-on MNIST.
+states, the step counter) and every intermediate (``v, a, y, t, d, p, e, g, delta``)
+after each of the first training steps of the icebreaker default on digits (DDFA,
+random DFA, stochastic rounding) and of the ulx3s-85f default on MNIST.
+
+The MNIST files are looked for in ``$DDFA_DATA_DIR/mnist`` (default ``../shared/data``
+beside the checkout), as in ``tests/test_data.py``.
 """
 
 from __future__ import annotations
@@ -488,7 +491,11 @@ def test_initial_state(variant):
     """Section 6: every initial word and generator state."""
     board, changes = VARIANTS[variant]
     cfg = _config(board, **changes)
-    assert_same_state(Contract(cfg).state(), golden_state(FixedModel(cfg)), f"{variant}, initial state")
+    when = f"{variant}, initial state"
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        when += (" (PyTorch runs its DEFAULT CPU kernels here, whose uniform_ rounds twice: "
+                 "ARITHMETIC.md 4.3 lists the ulx3s-85f words that then differ)")
+    assert_same_state(Contract(cfg).state(), golden_state(FixedModel(cfg)), when)
 
 
 @pytest.mark.parametrize("variant, steps", [("icebreaker", 50), ("icebreaker-dfa", 20),
