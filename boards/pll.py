@@ -22,6 +22,8 @@ from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Modul
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
+from ddfa.config import FAMILIES
+
 __all__ = ["PLLError", "ICE40PLL", "ECP5PLL", "ice40_pll", "ecp5_pll", "BoardClock"]
 
 
@@ -74,51 +76,58 @@ def _mhz(f_hz: float) -> Fraction:
 
 
 def ice40_pll(f_in_hz: float, f_out_hz: float, tolerance: float = 0.02) -> ICE40PLL:
-    """The ``icepll`` search (SIMPLE feedback): PFD 10..133 MHz, VCO 533..1066 MHz,
-    output 16..275 MHz; the closest output frequency wins, the first found on a tie."""
+    """The ``icepll`` search (SIMPLE feedback) within the family's PLL limits
+    (``ddfa.config.FAMILIES["ice40"].pll``: PFD 10..133 MHz, VCO 533..1066 MHz, output
+    16..275 MHz); the closest output frequency wins, the first found on a tie."""
+    lim = FAMILIES["ice40"].pll
+    (pfd_lo, pfd_hi), (vco_lo, vco_hi), (out_lo, out_hi) = (
+        map(Fraction, r) for r in (lim.pfd_mhz, lim.vco_mhz, lim.out_mhz))
     f_in, want = _mhz(f_in_hz), _mhz(f_out_hz)
     best = None
     for divr in range(16):
         pfd = f_in / (divr + 1)
-        if not 10 <= pfd <= 133:
+        if not pfd_lo <= pfd <= pfd_hi:
             continue
         for divf in range(128):
             vco = pfd * (divf + 1)
-            if not 533 <= vco <= 1066:
+            if not vco_lo <= vco <= vco_hi:
                 continue
             for divq in range(1, 7):
                 out = vco / (1 << divq)
-                if not 16 <= out <= 275:
+                if not out_lo <= out <= out_hi:
                     continue
                 err = abs(out - want)
                 if best is None or err < best[0]:
                     best = (err, divr, divf, divq, out, pfd)
     if best is None or best[0] > want * Fraction(tolerance):
         raise PLLError(f"an iCE40 PLL cannot make {float(want):g} MHz from {float(f_in):g} MHz "
-                       f"(outputs 16..275 MHz); choose another hardware.clock_mhz")
+                       f"(outputs {float(out_lo):g}..{float(out_hi):g} MHz); choose another hardware.clock_mhz")
     _, divr, divf, divq, out, pfd = best
     filter_range = 1 if pfd < 17 else 2 if pfd < 26 else 3 if pfd < 44 else 4 if pfd < 66 else 5 if pfd < 101 else 6
     return ICE40PLL(float(f_in) * 1e6, float(out) * 1e6, divr, divf, divq, filter_range)
 
 
 def ecp5_pll(f_in_hz: float, f_out_hz: float, tolerance: float = 0.02) -> ECP5PLL:
-    """The ``ecppll`` search: PFD 3.125..400 MHz, VCO 400..800 MHz; the closest output
-    wins, then the VCO closest to 600 MHz."""
+    """The ``ecppll`` search within the family's PLL limits
+    (``ddfa.config.FAMILIES["ecp5"].pll``: PFD 3.125..400 MHz, VCO 400..800 MHz); the
+    closest output wins, then the VCO closest to 600 MHz."""
+    lim = FAMILIES["ecp5"].pll
+    (pfd_lo, pfd_hi), (vco_lo, vco_hi) = (map(Fraction, r) for r in (lim.pfd_mhz, lim.vco_mhz))
     f_in, want = _mhz(f_in_hz), _mhz(f_out_hz)
     best = None
     for clki in range(1, 129):
         pfd = f_in / clki
-        if not Fraction(3125, 1000) <= pfd <= 400:
+        if not pfd_lo <= pfd <= pfd_hi:
             continue
         for fb in range(1, 81):
             out = pfd * fb
-            if out > 800:
+            if out > vco_hi:
                 break
             for op in range(1, 129):
                 vco = out * op
-                if vco < 400:
+                if vco < vco_lo:
                     continue
-                if vco > 800:
+                if vco > vco_hi:
                     break
                 err = abs(out - want)
                 if best is None or err < best[0] or (err == best[0] and abs(vco - 600) < abs(best[4] - 600)):

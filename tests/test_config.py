@@ -1,6 +1,9 @@
 """The configuration: embedded defaults, TOML round trip, and every validation error."""
 
+import tomllib
+
 import pytest
+import tomli_w
 
 from ddfa.config import (BOARDS, DEFAULTS, Config, ConfigError, Fixed, HardwareConfig, ModelConfig,
                          default_config, load_config, parse_arch)
@@ -125,35 +128,43 @@ def test_boards_table_platforms_exist():
         assert hasattr(importlib.import_module(module), cls), board.platform
 
 
+def _write(path, cfg, **sections):
+    """Write ``cfg`` as TOML with some fields changed: ``hardware={"stream": [...]}``."""
+    data = cfg.to_dict()
+    for sec, changes in sections.items():
+        data[sec].update(changes)
+    path.write_text(tomli_w.dumps(data))
+
+
 def test_stream_field(tmp_path):
     """``hardware.stream``: TOML booleans, the forward stages it makes, and a
-    configuration without it serialises (and so hashes) as before the field existed."""
+    configuration without it serialises without it."""
     ice = default_config("icebreaker").replace(**{"hardware.stream": (), "hardware.share_multiplier": False})
     assert ice.hardware.stream == () and "stream" not in ice.to_toml()
     assert ice.forward_stages == [[1], [2]] and not ice.streams(2)
     path = tmp_path / "s.toml"
-    path.write_text(ice.to_toml().replace("pes = [4, 1]", "pes = [4, 1]\nstream = [false, true]"))
+    _write(path, ice, hardware={"stream": [False, True]})
     cfg = load_config(path)
     assert cfg.hardware.stream == (False, True) and cfg.streams(2) and not cfg.streams(1)
     assert cfg.forward_stages == [[1, 2]]
-    assert "stream = [false, true]" in cfg.to_toml()
+    assert tomllib.loads(cfg.to_toml())["hardware"]["stream"] == [False, True]
     deep = Config(name="d", model=ModelConfig(layers=(64, 8, 6, 4, 10)),
                   hardware=HardwareConfig(board="ulx3s-85f", pes=(4, 1, 2, 1), stream=(False, True, False, True)))
     assert deep.forward_stages == [[1, 2], [3, 4]]
-    path.write_text(ice.to_toml().replace("pes = [4, 1]", "pes = [4, 1]\nstream = \"off, on\""))   # as --set gives it
+    _write(path, ice, hardware={"stream": "off, on"})           # as --set gives it
     assert load_config(path).hardware.stream == (False, True)
-    path.write_text(ice.to_toml().replace("batchnorm = false", "batchnorm = \"maybe\""))   # one word table
+    _write(path, ice, train={"batchnorm": "maybe"})             # one word table
     with pytest.raises(ConfigError, match="train.batchnorm.*wrong type"):
         load_config(path)
-    for bad in ('[0, "yes"]', '"false, tru"'):
-        path.write_text(ice.to_toml().replace("pes = [4, 1]", f"pes = [4, 1]\nstream = {bad}"))
+    for bad in ([0, "yes"], "false, tru"):
+        _write(path, ice, hardware={"stream": bad})
         with pytest.raises(ConfigError, match="hardware.stream.*wrong type"):
             load_config(path)
 
 
 def test_share_multiplier_field(tmp_path):
     """``hardware.share_multiplier``: which units share, one multiplier fewer per extra
-    unit, TOML, and a configuration without it serialises (and hashes) as before."""
+    unit, TOML, and a configuration without it serialises without it."""
     ice = default_config("icebreaker")
     assert ice.hardware.share_multiplier and ice.shared_multiplier_units == ("tangent", "softmax", "feedback")
     assert ice.multipliers_needed == 6 and ice.softmax_fold          # 4 + 1 + 1 shared; E = 2**15 is folded
