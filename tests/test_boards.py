@@ -61,6 +61,23 @@ def test_pll_refuses_unreachable():
         ice40_pll(12e6, 5e6)          # below the 16 MHz output floor
 
 
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_database_oscillator_and_pll_range(board):
+    """The board database's oscillator is the platform's default clock, and the ends of
+    its family's PLL output range are where the divider search stops: the ends are made
+    (within 2 %, the low end from this board's oscillator where the dividers reach it),
+    3 % beyond them is not."""
+    b = BOARDS[board]
+    assert make_platform(board).default_clk_frequency == b.osc_mhz * 1e6
+    lo, hi = b.clock_range_mhz
+    search = ecp5_pll if b.family == "ecp5" else ice40_pll
+    assert search(b.osc_mhz * 1e6, hi * 1e6).f_out == pytest.approx(hi * 1e6, rel=0.02)
+    assert search(b.osc_mhz * 1e6, lo * 1.02 * 1e6).f_out == pytest.approx(lo * 1.02e6, rel=0.02)
+    for beyond in (lo * 0.97, hi * 1.03):
+        with pytest.raises(PLLError):
+            search(b.osc_mhz * 1e6, beyond * 1e6)
+
+
 # -- the toolchain ------------------------------------------------------------------------
 
 def test_toolchain_env_points_at_yowasp():

@@ -16,6 +16,8 @@ Modules
     Embedded defaults and TOML files in.
 :mod:`~ddfa.config.boards`
     The board database: boards, families, their resources and PLL limits.
+:mod:`~ddfa.config.pll`
+    The PLL divider search of each family (the clocks a board makes).
 :mod:`~ddfa.config.memory`
     The memory-mapping policy: banking, block-RAM slicing and counting.
 :mod:`~ddfa.config.identity`
@@ -26,6 +28,7 @@ from .boards import BOARDS, DEFAULT_BAUD, DP16KD_ASPECTS, FAMILIES, Board, Famil
 from .core import Config
 from .files import DEFAULTS, default_config, load_config
 from .identity import HASHED_FIELDS, UNHASHED_FIELDS, config_diff, config_hash, hashed_values
+from .pll import PLLError, board_makes_clock, pll_for
 from .memory import BRAM_RESERVE, aspect_slices, bank_address, bank_depth, split_banks
 from .schema import (ALGORITHMS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, SECTIONS, STD_FLOOR,
                      ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig, parse_arch)
@@ -35,6 +38,7 @@ __all__ = [
     "ALGORITHMS", "DATASETS", "DATASET_SHAPES", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS", "parse_arch",
     "Config", "DEFAULTS", "load_config", "default_config",
     "BOARDS", "Board", "FAMILIES", "Family", "PLLLimits", "DP16KD_ASPECTS", "DEFAULT_BAUD",
+    "PLLError", "pll_for", "board_makes_clock",
     "BRAM_RESERVE", "aspect_slices", "bank_address", "bank_depth", "split_banks",
     "HASHED_FIELDS", "UNHASHED_FIELDS", "hashed_values", "config_hash", "config_diff",
 ]

@@ -153,13 +153,9 @@ class Board:
     @property
     def clock_range_mhz(self) -> tuple[float, float]:
         """The clocks the PLL can make, ``(low, high)`` in MHz (the oscillator itself,
-        :attr:`osc_mhz`, is usable too: it needs no PLL)."""
+        :attr:`osc_mhz`, is usable too: it needs no PLL). Within it, the divider search
+        of ``ddfa.config.pll`` says which the board makes from its oscillator."""
         return self.pll.out_mhz
-
-    def makes_clock(self, mhz: float) -> bool:
-        """Whether ``mhz`` is the oscillator or within the PLL's output range."""
-        lo, hi = self.clock_range_mhz
-        return mhz == self.osc_mhz or lo <= mhz <= hi
 
     @property
     def memory_bits(self) -> int:

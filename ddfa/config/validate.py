@@ -12,6 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 from .boards import BOARDS
+from .pll import board_makes_clock
 from .schema import (ALGORITHMS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, STD_FLOOR, ConfigError,
                      Fixed)
 
@@ -165,11 +166,12 @@ def check_hardware(cfg: Config) -> None:
                 raise ConfigError("hardware.clock_mhz", f"{h.clock_mhz} MHz", "use a positive clock such as 30")
         else:
             board = BOARDS[h.board]
-            if not board.makes_clock(h.clock_mhz):
+            if not (_finite(h.clock_mhz) and board_makes_clock(board, h.clock_mhz)):
                 lo, hi = board.clock_range_mhz
                 raise ConfigError("hardware.clock_mhz", f"the {board.family} PLL of {board.name} cannot make "
-                                  f"{h.clock_mhz:g} MHz", f"use {lo:g} to {hi:g} MHz, or the board's "
-                                  f"{board.osc_mhz:g} MHz oscillator")
+                                  f"{h.clock_mhz:g} MHz (within 2 %) from its {board.osc_mhz:g} MHz oscillator",
+                                  f"use a clock from {lo:g} to {hi:g} MHz that it makes, such as the default "
+                                  f"{board.clock_mhz:g}, or {board.osc_mhz:g} MHz (no PLL)")
     if not isinstance(h.baud, int) or not 300 <= h.baud <= 12_000_000:
         raise ConfigError("hardware.baud", f"{h.baud!r} baud", "use 300 to 12000000 (e.g. 115200 or 3000000)")
 
