@@ -10,6 +10,7 @@ import torch
 from ddfa.config import (BOARDS, DEFAULTS, HASHED_FIELDS, SECTIONS, UNHASHED_FIELDS, Config, ConfigError, Fixed,
                          HardwareConfig, ModelConfig, bank_address, bank_depth, board_makes_clock, config_diff,
                          config_hash, default_config, hashed_values, load_config, parse_arch, split_banks)
+import hdl.host
 from hdl.verilog import processor_verilog
 
 
@@ -361,7 +362,8 @@ def test_unhashed_fields_leave_the_verilog_alone():
     base = Config(name="a", model=ModelConfig(layers=(64, 4, 10)),
                   hardware=HardwareConfig(board="icebreaker", pes=(1, 1)))
     other = base.replace(name="b", **{"model.inputs": "standardize", "arith.act": Fixed(16, 9),
-                                      "train.epochs": 1, "hardware.clock_mhz": 24.0, "hardware.baud": 9600})
+                                      "arith.acc_width": 48, "train.epochs": 1, "hardware.clock_mhz": 24.0,
+                                      "hardware.baud": 9600})
     base = base.replace(**{"arith.act": Fixed(16, 9)})
     assert config_hash(base) == config_hash(other) and config_diff(base, other) == []
     assert processor_verilog(base) == processor_verilog(other)
@@ -385,3 +387,39 @@ def test_banking_rule(n_out, n_in, pes):
             assert banks[pe].reshape(-1)[addr] == W[i, j]
     rows = W.tolist()                                  # lists of rows split the same way
     assert [sum(b, []) for b in split_banks(rows, pes)] == [b.reshape(-1).tolist() for b in banks]
+
+
+#: A change of each hashed field on the small processor below (hardware.board: another
+#: family; two boards of one family build the same processor for different pins).
+HASHED_CHANGES = {
+    "model.layers": {"model.layers": (64, 2, 10)},
+    "model.algorithm": {"model.algorithm": "dfa"},
+    "model.seed": {"model.seed": 1},
+    "arith.act": {"arith.act": Fixed(16, 10)},
+    "arith.err": {"arith.err": Fixed(16, 12)},
+    "arith.weight": {"arith.weight": Fixed(16, 11)},
+    "arith.feedback": {"arith.feedback": Fixed(16, 11)},
+    "arith.lr_shift": {"arith.lr_shift": 7},
+    "arith.alpha_shift": {"arith.alpha_shift": 7},
+    "arith.exp_frac": {"arith.exp_frac": 4},
+    "arith.exp_range": {"arith.exp_range": 10},
+    "arith.exp_bits": {"arith.exp_bits": 14},
+    "arith.lfsr_width": {"arith.lfsr_width": 24},
+    "hardware.board": {"hardware.board": "ulx3s-85f"},
+    "hardware.pes": {"hardware.pes": (2, 1)},
+    "hardware.stream": {"hardware.stream": (False, True)},
+    "hardware.share_multiplier": {"hardware.share_multiplier": True},
+}
+
+
+@pytest.mark.slow
+def test_hashed_fields_change_the_verilog(monkeypatch):
+    """Each hashed field changes the processor's Verilog or its memory images even with
+    the INFO hash constant held fixed (arith.rounding: the processor has only "nearest")."""
+    monkeypatch.setattr(hdl.host, "config_hash", lambda cfg: 0)
+    assert set(HASHED_CHANGES) == set(HASHED_FIELDS) - {"arith.rounding"}
+    base = Config(name="a", model=ModelConfig(layers=(64, 4, 10)),
+                  hardware=HardwareConfig(board="icebreaker", pes=(1, 1)))
+    text = processor_verilog(base)
+    for key, changes in HASHED_CHANGES.items():
+        assert processor_verilog(base.replace(**changes)) != text, key

@@ -26,8 +26,9 @@ HASHED_FIELDS = (
     "model.layers",               # every memory's size, every counter
     "model.algorithm",            # DFA's random B or DDFA's zero B and its update
     "model.seed",                 # the initial W, b (and B) images, the direction LFSR seeds
-    "arith.act", "arith.err", "arith.weight", "arith.feedback", "arith.acc_width",
-    "arith.lr_shift", "arith.alpha_shift", "arith.rounding",
+    "arith.act", "arith.err", "arith.weight", "arith.feedback",
+    "arith.lr_shift", "arith.alpha_shift",
+    "arith.rounding",             # the images' stochastic-rounding generator states (golden model only)
     "arith.exp_frac", "arith.exp_range", "arith.exp_bits",     # the softmax table
     "arith.lfsr_width",
     "hardware.board",             # the device: multiplier width, block RAM slicing and read registers
@@ -39,6 +40,7 @@ UNHASHED_FIELDS = (
     "model.dataset",              # only through model.layers (MNIST and Fashion-MNIST build the same)
     "model.conv",                 # software models only (a board refuses it)
     "model.inputs",               # the host scales the samples
+    "arith.acc_width",            # a bound, validated to hold every sum: each accumulator is as wide as its own sum
     # The float model's training; the fixed-point model and the processor refuse any
     # value of these that is not theirs (golden.fixed), so none changes a processor.
     "train.setting", "train.epochs", "train.batch_size", "train.lr", "train.lr_decay", "train.optimizer",
