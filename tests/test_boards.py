@@ -18,7 +18,7 @@ from boards.build import _fmax, parse_nextpnr_report, summarise_resources
 from boards.platforms import EXTRA_UART, make_platform
 from boards.pll import PLLError, ecp5_pll, ice40_pll
 from boards.top import BoardTop
-from ddfa.config import BOARDS, default_config
+from ddfa.config import BOARDS, FAMILIES, PLLLimits, default_config
 
 from .link_loopback import ECHO_COMMANDS, EchoStub
 
@@ -59,6 +59,13 @@ def test_ecp5_pll_matches_ecppll(f_in, f_out, expect):
 def test_pll_refuses_unreachable():
     with pytest.raises(PLLError, match="hardware.clock_mhz"):
         ice40_pll(12e6, 5e6)          # below the 16 MHz output floor
+
+
+def test_family_pll_limits():
+    """The PLL limits of the board database: iCE40 (TN1251, as icepll), ECP5 (as ecppll;
+    the output is the VCO / CLKOP_DIV, 1..128)."""
+    assert FAMILIES["ice40"].pll == PLLLimits((10, 133), (533, 1066), (16, 275))
+    assert FAMILIES["ecp5"].pll == PLLLimits((3.125, 400), (400, 800), (400 / 128, 800))
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))

@@ -258,8 +258,6 @@ class Config:
     def from_dict(cls, data: dict, name: str = "custom") -> "Config":
         data = dict(data)
         name = data.pop("name", name)
-        if not isinstance(name, str):
-            raise ConfigError("name", f"{name!r} is not a string", "write it as name = \"my-net\"")
         sections = {}
         for sec, sec_cls in SECTIONS.items():
             raw = data.pop(sec, {})
