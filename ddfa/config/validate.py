@@ -2,8 +2,8 @@
 
 :func:`validate` runs when a :class:`~ddfa.config.Config` is made: each check raises a
 :class:`~ddfa.config.ConfigError` that names the field, the problem and the fix, on one
-line. Every rule is here once; :func:`check_board_fit` applies only to a configuration
-with a board.
+line. Every rule is here once; :data:`BOARD_CHECKS` apply only to a configuration with a
+board.
 """
 
 from __future__ import annotations
@@ -19,19 +19,14 @@ from .schema import (ALGORITHMS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_
 if TYPE_CHECKING:
     from .core import Config
 
-__all__ = ["validate", "check_name", "check_model", "check_train", "check_arith", "check_hardware",
-           "check_board_fit"]
+__all__ = ["validate", "CHECKS", "BOARD_CHECKS"]
 
 
 def validate(cfg: Config) -> None:
-    """Every check, sections in file order; raises the first :class:`ConfigError`."""
-    check_name(cfg)
-    check_model(cfg)
-    check_train(cfg)
-    check_arith(cfg)
-    check_hardware(cfg)
-    if cfg.has_board:
-        check_board_fit(cfg)
+    """Every check of :data:`CHECKS` in order, then, with a board, of
+    :data:`BOARD_CHECKS`; raises the first :class:`ConfigError`."""
+    for check in CHECKS + (BOARD_CHECKS if cfg.has_board else ()):
+        check(cfg)
 
 
 def _choice(key: str, value, allowed: tuple, what: str, fix: str | None = None) -> None:
@@ -50,11 +45,13 @@ def _finite(x: float) -> bool:
 
 
 def check_name(cfg: Config) -> None:
+    """``name`` is a string (any: the hash leaves it out)."""
     if not isinstance(cfg.name, str):
         raise ConfigError("name", f"{cfg.name!r} is not a string", "write it as name = \"my-net\"")
 
 
 def check_model(cfg: Config) -> None:
+    """The data set, its input scaling, the algorithm and the layer sizes."""
     m = cfg.model
     _choice("model.dataset", m.dataset, DATASETS, "data set")
     _choice("model.inputs", m.inputs, INPUT_SCALINGS, "input scaling")
@@ -71,6 +68,7 @@ def check_model(cfg: Config) -> None:
 
 
 def check_train(cfg: Config) -> None:
+    """The float model's training: counts at least 1, finite positive rates, choices."""
     t = cfg.train
     _choice("train.setting", t.setting, ("paper", "hardware"), "setting", "use paper or hardware")
     _count("train.epochs", t.epochs, "epoch")
@@ -103,7 +101,8 @@ def _check_format(name: str, f) -> None:
                           f"keep 1 to {f.width - 2} fractional bits, so that +1.0 is representable")
 
 
-def check_arith(cfg: Config) -> None:
+def check_formats(cfg: Config) -> None:
+    """The four fixed-point formats; ``act`` holds the scaled inputs."""
     m, a = cfg.model, cfg.arith
     for name in ("act", "err", "weight", "feedback"):
         _check_format(name, getattr(a, name))
@@ -114,6 +113,11 @@ def check_arith(cfg: Config) -> None:
                           f"standardised pixels reach +-{reach:g}",
                           f"give arith.act at least {need} integer bits (frac <= {a.act.width - need}) "
                           "or set model.inputs = \"pm1\"")
+
+
+def check_accumulator(cfg: Config) -> None:
+    """``acc_width`` holds every MAC's sum (:meth:`Config.acc_width_needed`), at most 64 bits."""
+    m, a = cfg.model, cfg.arith
     fan_in = max(max(m.layers[:-1]), m.layers[-1])
     need = cfg.acc_width_needed(fan_in)
     if a.acc_width < need:
@@ -121,6 +125,11 @@ def check_arith(cfg: Config) -> None:
                           f"(products need up to {need} bits)", f"set arith.acc_width to at least {need}")
     if a.acc_width > 64:
         raise ConfigError("arith.acc_width", f"{a.acc_width} bits exceeds 64", "use at most 64 bits")
+
+
+def check_update(cfg: Config) -> None:
+    """The update's shifts and rounding, and the direction generators' LFSR."""
+    a = cfg.arith
     # The weight update rounds delta*y (err.frac + act.frac fractional bits) by
     # s_W = err.frac + act.frac + lr_shift - weight.frac bits (ARITHMETIC.md 5.5).
     # s_W >= 1: a shift, not a multiplication. |delta*y| <= 2**(err.width + act.width - 2),
@@ -146,6 +155,11 @@ def check_arith(cfg: Config) -> None:
     if a.lfsr_width not in LFSR_TAPS:
         raise ConfigError("arith.lfsr_width", f"no LFSR of {a.lfsr_width} bits",
                           f"use one of {', '.join(map(str, sorted(LFSR_TAPS)))}")
+
+
+def check_softmax(cfg: Config) -> None:
+    """The softmax table: index step, range, entry bits and size."""
+    a = cfg.arith
     if not 0 <= a.exp_frac <= a.act.frac:
         raise ConfigError("arith.exp_frac", f"{a.exp_frac} index bits finer than the activations' {a.act.frac}",
                           f"use 0 to {a.act.frac}")
@@ -155,8 +169,8 @@ def check_arith(cfg: Config) -> None:
 
 
 def check_hardware(cfg: Config) -> None:
-    """The board, its clock and the UART rate (the board-fit checks are
-    :func:`check_board_fit`)."""
+    """The board, its clock (one the board's PLL makes, :mod:`ddfa.config.pll`) and the
+    UART rate; the board-fit checks are :data:`BOARD_CHECKS`."""
     h = cfg.hardware
     if h.board != "none" and h.board not in BOARDS:
         raise ConfigError("hardware.board", f"unknown board {h.board!r}", f"use one of {', '.join(BOARDS)} or none")
@@ -176,10 +190,10 @@ def check_hardware(cfg: Config) -> None:
         raise ConfigError("hardware.baud", f"{h.baud!r} baud", "use 300 to 12000000 (e.g. 115200 or 3000000)")
 
 
-def check_board_fit(cfg: Config) -> None:
-    """What only a configuration with a board must obey: its processor has one PE count
-    (and stream flag) per layer and fits the board's multipliers and memory."""
-    m, a, h, board = cfg.model, cfg.arith, cfg.hardware, cfg.board
+def check_layers(cfg: Config) -> None:
+    """With a board: a fully-connected network, one PE count (dividing its layer) and,
+    if any, one stream flag per layer; a streaming layer has one PE."""
+    m, h = cfg.model, cfg.hardware
     if m.conv:
         raise ConfigError("model.conv", "the processor runs fully-connected networks only",
                           "set hardware.board = \"none\" to train the CNN in software")
@@ -203,6 +217,11 @@ def check_board_fit(cfg: Config) -> None:
                 raise ConfigError("hardware.stream", f"layer {l} streams with {p} PEs",
                                   f"a streaming layer has one PE: set hardware.pes[{l - 1}] = 1, "
                                   f"or stream[{l - 1}] = false")
+
+
+def check_multipliers(cfg: Config) -> None:
+    """With a board: every multiplier operand fits its width, and there are enough."""
+    a, h, board = cfg.arith, cfg.hardware, cfg.board
     if h.share_multiplier and len(cfg.shared_multiplier_units) < 2:
         raise ConfigError("hardware.share_multiplier", "nothing to share: without a hidden layer the "
                           "softmax is the only unit that could use it", "set hardware.share_multiplier = false")
@@ -227,6 +246,18 @@ def check_board_fit(cfg: Config) -> None:
     if cfg.multipliers_needed > board.multipliers:
         raise ConfigError("hardware.pes", f"{cfg.multipliers_needed} multipliers needed, the {board.device} "
                           f"has {board.multipliers}", "use fewer PEs per layer")
+
+
+def check_memory(cfg: Config) -> None:
+    """With a board: the learned memories fit its block and single-port RAM."""
+    board = cfg.board
     if cfg.memory_bits > board.memory_bits:
         raise ConfigError("model.layers", f"the memories need {cfg.memory_bits} bits, the {board.device} has "
                           f"{board.memory_bits}", "use a smaller network, narrower formats or a larger board")
+
+
+#: The checks of every configuration, sections in file order.
+CHECKS = (check_name, check_model, check_train, check_formats, check_accumulator, check_update, check_softmax,
+          check_hardware)
+#: The checks of a configuration with a board (after :data:`CHECKS`).
+BOARD_CHECKS = (check_layers, check_multipliers, check_memory)
