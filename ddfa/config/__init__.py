@@ -9,7 +9,7 @@ Modules
 :mod:`~ddfa.config.schema`
     The sections and their fields, :class:`ConfigError`, :class:`Fixed`.
 :mod:`~ddfa.config.validate`
-    The rules, one check per section.
+    The rules, one small check per concern.
 :mod:`~ddfa.config.core`
     :class:`Config` and every quantity derived from it; TOML out.
 :mod:`~ddfa.config.files`
@@ -28,8 +28,8 @@ from .boards import BOARDS, DEFAULT_BAUD, DP16KD_ASPECTS, FAMILIES, Board, Famil
 from .core import Config
 from .files import DEFAULTS, default_config, load_config
 from .identity import HASHED_FIELDS, UNHASHED_FIELDS, config_diff, config_hash, hashed_values
-from .pll import PLLError, board_makes_clock, pll_for
 from .memory import BRAM_RESERVE, aspect_slices, bank_address, bank_depth, split_banks
+from .pll import PLLError, board_makes_clock, pll_for
 from .schema import (ALGORITHMS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, SECTIONS, STD_FLOOR,
                      ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig, parse_arch)
 

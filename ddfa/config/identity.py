@@ -31,7 +31,9 @@ HASHED_FIELDS = (
     "arith.rounding",             # the images' stochastic-rounding generator states (golden model only)
     "arith.exp_frac", "arith.exp_range", "arith.exp_bits",     # the softmax table
     "arith.lfsr_width",
-    "hardware.board",             # the device: multiplier width, block RAM slicing and read registers
+    # The device: multiplier width, block RAM slicing and read registers, by family (two
+    # boards of one family build the same processor, for the pins of different bitstreams).
+    "hardware.board",
     "hardware.pes", "hardware.stream", "hardware.share_multiplier",
 )
 
@@ -40,7 +42,9 @@ UNHASHED_FIELDS = (
     "model.dataset",              # only through model.layers (MNIST and Fashion-MNIST build the same)
     "model.conv",                 # software models only (a board refuses it)
     "model.inputs",               # the host scales the samples
-    "arith.acc_width",            # a bound, validated to hold every sum: each accumulator is as wide as its own sum
+    # A bound, validated to hold every sum: each accumulator is as wide as its own sum
+    # (hdl/layer.py, hdl/feedback.py), and the golden model's sums are exact.
+    "arith.acc_width",
     # The float model's training; the fixed-point model and the processor refuse any
     # value of these that is not theirs (golden.fixed), so none changes a processor.
     "train.setting", "train.epochs", "train.batch_size", "train.lr", "train.lr_decay", "train.optimizer",

@@ -136,7 +136,7 @@ def ecp5_pll(f_in_hz: float, f_out_hz: float, tolerance: float = 0.02) -> ECP5PL
 def pll_for(family: str, f_in_hz: float, f_out_hz: float) -> ICE40PLL | ECP5PLL:
     """The PLL setting of ``family`` (``"ice40"`` or ``"ecp5"``) that makes ``f_out_hz``
     from ``f_in_hz`` (:class:`PLLError` where none is within 2 %)."""
-    return (ecp5_pll if family == "ecp5" else ice40_pll)(f_in_hz, f_out_hz)
+    return {"ice40": ice40_pll, "ecp5": ecp5_pll}[family](f_in_hz, f_out_hz)
 
 
 @lru_cache(maxsize=256)
