@@ -1,133 +1,30 @@
-"""PLL settings for the target clock, and the clock/reset block of a board top.
-
-:func:`ice40_pll` and :func:`ecp5_pll` search the divider settings the same way the
-project IceStorm / Trellis tools do (``icepll``, ``ecppll``), so their results agree with
-those tools (``tests/test_boards.py`` holds the tools' answers). The achieved frequency
-is rarely the requested one exactly (within 2 %, else :class:`PLLError`); the board top
-uses the achieved one for the UART divisor, and nextpnr derives the timing constraint
-from the PLL's settings, so timing is checked at the frequency actually made.
+"""The clock/reset block of a board top.
 
 :class:`BoardClock` makes the ``sync`` domain of a board top: the board's oscillator,
 through the PLL when the target clock differs from it, with a reset held until the PLL
 has locked and then for a further 20 us (iCE40 block RAM reads as zero for about 3 us
 after configuration).
+
+The PLL settings for the target clock come from :func:`ice40_pll` and :func:`ecp5_pll`
+(:mod:`ddfa.config.pll`, where validation uses them too, re-exported here). They search
+the divider settings the same way the project IceStorm / Trellis tools do (``icepll``,
+``ecppll``), within the family's PLL limits in the board database
+(``ddfa.config.FAMILIES``), so their results agree with those tools
+(``tests/test_boards.py`` holds the tools' answers). The achieved frequency is rarely
+the requested one exactly (within 2 %, else :class:`PLLError`); the board top uses the
+achieved one for the UART divisor, and nextpnr derives the timing constraint from the
+PLL's settings, so timing is checked at the frequency actually made.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from fractions import Fraction
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
+from ddfa.config.pll import ECP5PLL, ICE40PLL, PLLError, ecp5_pll, ice40_pll
+
 __all__ = ["PLLError", "ICE40PLL", "ECP5PLL", "ice40_pll", "ecp5_pll", "BoardClock"]
-
-
-class PLLError(ValueError):
-    """No PLL setting reaches the requested frequency within tolerance."""
-
-
-@dataclass(frozen=True)
-class ICE40PLL:
-    """``SB_PLL40_*`` in SIMPLE feedback: ``f_out = f_in * (DIVF+1) / ((DIVR+1) * 2**DIVQ)``."""
-
-    f_in: float
-    f_out: float
-    divr: int
-    divf: int
-    divq: int
-    filter_range: int
-
-    @property
-    def f_pfd(self) -> float:
-        return self.f_in / (self.divr + 1)
-
-    @property
-    def f_vco(self) -> float:
-        return self.f_pfd * (self.divf + 1)
-
-
-@dataclass(frozen=True)
-class ECP5PLL:
-    """``EHXPLLL`` with CLKOP feedback: ``f_out = f_in / CLKI_DIV * CLKFB_DIV``,
-    ``f_vco = f_out * CLKOP_DIV``."""
-
-    f_in: float
-    f_out: float
-    clki_div: int
-    clkfb_div: int
-    clkop_div: int
-
-    @property
-    def f_vco(self) -> float:
-        return self.f_out * self.clkop_div
-
-    @property
-    def clkop_cphase(self) -> int:
-        return (self.clkop_div - 1) // 2       # what ecppll writes for 0 degrees
-
-
-def _mhz(f_hz: float) -> Fraction:
-    return Fraction(round(f_hz)) / 1_000_000
-
-
-def ice40_pll(f_in_hz: float, f_out_hz: float, tolerance: float = 0.02) -> ICE40PLL:
-    """The ``icepll`` search (SIMPLE feedback): PFD 10..133 MHz, VCO 533..1066 MHz,
-    output 16..275 MHz; the closest output frequency wins, the first found on a tie."""
-    f_in, want = _mhz(f_in_hz), _mhz(f_out_hz)
-    best = None
-    for divr in range(16):
-        pfd = f_in / (divr + 1)
-        if not 10 <= pfd <= 133:
-            continue
-        for divf in range(128):
-            vco = pfd * (divf + 1)
-            if not 533 <= vco <= 1066:
-                continue
-            for divq in range(1, 7):
-                out = vco / (1 << divq)
-                if not 16 <= out <= 275:
-                    continue
-                err = abs(out - want)
-                if best is None or err < best[0]:
-                    best = (err, divr, divf, divq, out, pfd)
-    if best is None or best[0] > want * Fraction(tolerance):
-        raise PLLError(f"an iCE40 PLL cannot make {float(want):g} MHz from {float(f_in):g} MHz "
-                       f"(outputs 16..275 MHz); choose another hardware.clock_mhz")
-    _, divr, divf, divq, out, pfd = best
-    filter_range = 1 if pfd < 17 else 2 if pfd < 26 else 3 if pfd < 44 else 4 if pfd < 66 else 5 if pfd < 101 else 6
-    return ICE40PLL(float(f_in) * 1e6, float(out) * 1e6, divr, divf, divq, filter_range)
-
-
-def ecp5_pll(f_in_hz: float, f_out_hz: float, tolerance: float = 0.02) -> ECP5PLL:
-    """The ``ecppll`` search: PFD 3.125..400 MHz, VCO 400..800 MHz; the closest output
-    wins, then the VCO closest to 600 MHz."""
-    f_in, want = _mhz(f_in_hz), _mhz(f_out_hz)
-    best = None
-    for clki in range(1, 129):
-        pfd = f_in / clki
-        if not Fraction(3125, 1000) <= pfd <= 400:
-            continue
-        for fb in range(1, 81):
-            out = pfd * fb
-            if out > 800:
-                break
-            for op in range(1, 129):
-                vco = out * op
-                if vco < 400:
-                    continue
-                if vco > 800:
-                    break
-                err = abs(out - want)
-                if best is None or err < best[0] or (err == best[0] and abs(vco - 600) < abs(best[4] - 600)):
-                    best = (err, clki, fb, op, vco, out)
-    if best is None or best[0] > want * Fraction(tolerance):
-        raise PLLError(f"an ECP5 PLL cannot make {float(want):g} MHz from {float(f_in):g} MHz; "
-                       f"choose another hardware.clock_mhz")
-    _, clki, fb, op, _, out = best
-    return ECP5PLL(float(f_in) * 1e6, float(out) * 1e6, clki, fb, op)
 
 
 class BoardClock(Elaboratable):

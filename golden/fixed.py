@@ -33,7 +33,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from ddfa.config import Config, ConfigError
+from ddfa.config import Config, ConfigError, split_banks
 
 from .alignment import angle_deg
 from .arith import (directions, exp_table, feedback_unit, layer_forward, narrow, output_unit, quantize,
@@ -436,10 +436,9 @@ class FixedModel:
         return {k: t.reshape(-1).tolist() for k, t in self.memory_tensors().items()}
 
     def banks(self, l: int) -> list[torch.Tensor]:
-        """The PE banks of ``W_l`` (section 7): PE ``p`` holds rows ``i`` with
-        ``i mod P_l = p``, bank address ``(i div P_l) * n_{l-1} + j``."""
-        P = self.cfg.hardware.pes[l - 1]
-        return [self.W[l - 1][p::P] for p in range(P)]
+        """The PE banks of ``W_l`` (section 7; :func:`ddfa.config.split_banks`): PE ``p``
+        holds rows ``i`` with ``i mod P_l = p``, bank address ``(i div P_l) * n_{l-1} + j``."""
+        return split_banks(self.W[l - 1], self.cfg.hardware.pes[l - 1])
 
     def random_states(self) -> dict:
         """The generator states: ``lfsr`` per hidden layer and, with stochastic rounding,
@@ -517,8 +516,7 @@ class FixedModel:
             kind, l = name[0], int(name[1:])
             {"W": model.W, "b": model.b, "B": model.B}[kind][l - 1] = t
             for bank in m.get("banks", []):
-                P = cfg.hardware.pes[l - 1]
-                want = t[bank["pe"]::P].reshape(-1).tolist()
+                want = split_banks(t, cfg.hardware.pes[l - 1])[bank["pe"]].reshape(-1).tolist()
                 if _read_hex(d / bank["file"], width, bank["words"]) != want:
                     raise ValueError(f"{d / bank['file']}: PE bank {bank['pe']} of {name} disagrees with {m['file']}")
         for l, s in manifest["lfsr"].items():

@@ -18,7 +18,7 @@ from boards.build import _fmax, parse_nextpnr_report, summarise_resources
 from boards.platforms import EXTRA_UART, make_platform
 from boards.pll import PLLError, ecp5_pll, ice40_pll
 from boards.top import BoardTop
-from ddfa.config import BOARDS, default_config
+from ddfa.config import BOARDS, FAMILIES, PLLLimits, default_config
 
 from .link_loopback import ECHO_COMMANDS, EchoStub
 
@@ -59,6 +59,30 @@ def test_ecp5_pll_matches_ecppll(f_in, f_out, expect):
 def test_pll_refuses_unreachable():
     with pytest.raises(PLLError, match="hardware.clock_mhz"):
         ice40_pll(12e6, 5e6)          # below the 16 MHz output floor
+
+
+def test_family_pll_limits():
+    """The PLL limits of the board database: iCE40 (TN1251, as icepll), ECP5 (as ecppll;
+    the output is the VCO / CLKOP_DIV, 1..128)."""
+    assert FAMILIES["ice40"].pll == PLLLimits((10, 133), (533, 1066), (16, 275))
+    assert FAMILIES["ecp5"].pll == PLLLimits((3.125, 400), (400, 800), (400 / 128, 800))
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_database_oscillator_and_pll_range(board):
+    """The board database's oscillator is the platform's default clock, and the ends of
+    its family's PLL output range are where the divider search stops: the ends are made
+    (within 2 %, the low end from this board's oscillator where the dividers reach it),
+    3 % beyond them is not."""
+    b = BOARDS[board]
+    assert make_platform(board).default_clk_frequency == b.osc_mhz * 1e6
+    lo, hi = b.clock_range_mhz
+    search = ecp5_pll if b.family == "ecp5" else ice40_pll
+    assert search(b.osc_mhz * 1e6, hi * 1e6).f_out == pytest.approx(hi * 1e6, rel=0.02)
+    assert search(b.osc_mhz * 1e6, lo * 1.02 * 1e6).f_out == pytest.approx(lo * 1.02e6, rel=0.02)
+    for beyond in (lo * 0.97, hi * 1.03):
+        with pytest.raises(PLLError):
+            search(b.osc_mhz * 1e6, beyond * 1e6)
 
 
 # -- the toolchain ------------------------------------------------------------------------

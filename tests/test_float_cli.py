@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import boards.top
 from ddfa.cli import main
 
 SHARED = Path(os.environ.get("DDFA_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -97,6 +98,27 @@ def test_bad_config_field(capsys):
     _fails(capsys, ["train", "--set", "train.speed=3"], "train.speed", "unknown field")
     _fails(capsys, ["train", "--alpha", "1.5"], "train.alpha")
     _fails(capsys, ["train", "--epochs", "0"], "train.epochs")
+    _fails(capsys, ["train", "--set", "train.lr=inf"], "train.lr", "finite, positive")
+    _fails(capsys, ["train", "--set", "train.lr=nan"], "train.lr", "finite, positive")
+    _fails(capsys, ["train", "--set", "train.lr_decay=0"], "train.lr_decay", "(0, 1]")
+
+
+def test_unmade_clock_is_a_config_error(capsys, monkeypatch):
+    """``ddfa build --set hardware.clock_mhz=7``: one line naming the field and the PLL's
+    range, before anything is built."""
+    def no_build(cfg):
+        raise AssertionError("the build started")
+    monkeypatch.setattr(boards.top, "processor_top", no_build)
+    err = _fails(capsys, ["build", "--board", "icebreaker", "--set", "hardware.clock_mhz=7"],
+                 "hardware.clock_mhz", "from 16 to 275 MHz")
+    assert err.count("\n") == 1
+
+
+def test_non_utf8_config_file(tmp_path, capsys):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b"name = \"caf\xe9\"\n")
+    err = _fails(capsys, ["train", "--config", str(bad)], "--config", "not UTF-8", "save the file as UTF-8")
+    assert err.count("\n") == 1
 
 
 def test_inputs_option(tmp_path, capsys):

@@ -5,11 +5,14 @@ writes (read enable dropped at random, reads of the address being written) on th
 import random
 
 import pytest
+import torch
 from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
-from ddfa.config import DP16KD_ASPECTS, aspect_slices, default_config
+from ddfa.config import DP16KD_ASPECTS, aspect_slices, bank_address, bank_depth, default_config, split_banks
+from golden.fixed import FixedModel
 from hdl.bank import SlicedMemory
+from hdl.layer import bank_rows
 
 
 @pytest.mark.parametrize("shape,depth,slices", [
@@ -80,3 +83,26 @@ def test_bram_slices():
     assert crab.bram_slices(1) == (2,) * 9                   # 4 x 9 + 1 = 37 <= 56 - 16
     crab8 = crab.replace(**{"hardware.pes": (8, 1)})
     assert crab8.bram_slices(1) == (18,)                     # 8 x 5 + 1 = 41 > 40
+
+
+@pytest.mark.parametrize("n_out, n_in, pes", [(32, 64, 4), (10, 32, 1), (784 // 98, 7, 8)])
+def test_engine_banks_follow_the_banking_rule(n_out, n_in, pes):
+    """The layer engine's initial banks (hdl.layer.bank_rows) and the golden model's
+    (FixedModel.banks) are the banking rule of ddfa.config.memory: W[i, j] in PE
+    i mod P at address (i div P) * n_in + j, bank_depth words per PE."""
+    W = torch.arange(n_out * n_in).reshape(n_out, n_in)
+    banks = bank_rows(W.reshape(-1).tolist(), n_out, n_in, pes)
+    assert banks == [b.reshape(-1).tolist() for b in split_banks(W, pes)]
+    for i in range(n_out):
+        for j in range(n_in):
+            pe, addr = bank_address(i, j, n_in, pes)
+            assert banks[pe][addr] == W[i, j]
+    assert all(len(b) == bank_depth(n_out, n_in, pes) for b in banks)
+    cfg = default_config("icebreaker")
+    model = FixedModel(cfg)
+    for l in (1, 2):
+        n = cfg.model.layers
+        P = cfg.hardware.pes[l - 1]
+        want = bank_rows(model.W[l - 1].reshape(-1).tolist(), n[l], n[l - 1], P)
+        assert [b.reshape(-1).tolist() for b in model.banks(l)] == want
+        assert all(len(b) == cfg.bank_depth(l) for b in want)

@@ -1,0 +1,44 @@
+"""The one configuration object.
+
+Everything the project generates or trains -- the float golden model, the fixed-point
+golden model, the Amaranth processor, the cocotb benches and the board builds -- reads
+one :class:`Config`, validated when it is made.
+
+Modules
+-------
+:mod:`~ddfa.config.schema`
+    The sections and their fields, :class:`ConfigError`, :class:`Fixed`.
+:mod:`~ddfa.config.validate`
+    The rules, one small check per concern.
+:mod:`~ddfa.config.core`
+    :class:`Config` and every quantity derived from it; TOML out.
+:mod:`~ddfa.config.files`
+    Embedded defaults and TOML files in.
+:mod:`~ddfa.config.boards`
+    The board database: boards, families, their resources and PLL limits.
+:mod:`~ddfa.config.pll`
+    The PLL divider search of each family (the clocks a board makes).
+:mod:`~ddfa.config.memory`
+    The memory-mapping policy: banking, block-RAM slicing and counting.
+:mod:`~ddfa.config.identity`
+    The configuration hash (INFO) and :func:`config_diff`.
+"""
+
+from .boards import BOARDS, DEFAULT_BAUD, DP16KD_ASPECTS, FAMILIES, Board, Family, PLLLimits
+from .core import Config
+from .files import DEFAULTS, default_config, load_config
+from .identity import HASHED_FIELDS, UNHASHED_FIELDS, config_diff, config_hash, hashed_values
+from .memory import BRAM_RESERVE, aspect_slices, bank_address, bank_depth, split_banks
+from .pll import PLLError, board_makes_clock, pll_for
+from .schema import (ALGORITHMS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, SECTIONS, STD_FLOOR,
+                     ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig, parse_arch)
+
+__all__ = [
+    "ConfigError", "Fixed", "ModelConfig", "TrainConfig", "ArithConfig", "HardwareConfig", "SECTIONS",
+    "ALGORITHMS", "DATASETS", "DATASET_SHAPES", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS", "parse_arch",
+    "Config", "DEFAULTS", "load_config", "default_config",
+    "BOARDS", "Board", "FAMILIES", "Family", "PLLLimits", "DP16KD_ASPECTS", "DEFAULT_BAUD",
+    "PLLError", "pll_for", "board_makes_clock",
+    "BRAM_RESERVE", "aspect_slices", "bank_address", "bank_depth", "split_banks",
+    "HASHED_FIELDS", "UNHASHED_FIELDS", "hashed_values", "config_hash", "config_diff",
+]
