@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"ddfa {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ddfa {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"ddfa {args.command}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
         return 130
 
 

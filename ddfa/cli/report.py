@@ -57,7 +57,7 @@ def load_results(paths: list[str]) -> list[dict]:
             files.append(p)
         else:
             raise ReportError(f"no file {str(p)!r}. Fix: give results files written by 'ddfa train --json'.")
-    runs = []
+    runs, skipped = [], []
     for f in files:
         try:
             r = json.loads(f.read_text())
@@ -67,8 +67,7 @@ def load_results(paths: list[str]) -> list[dict]:
             raise ReportError(f"{f} is not a results object. Fix: give files written by 'ddfa train --json'.")
         if r.get("interrupted") or r.get("diverged"):
             why = "was interrupted" if r.get("interrupted") else "diverged"
-            print(f"ddfa report: skipping {f}: the run {why} ({len(r.get('history') or [])} epochs done)",
-                  file=sys.stderr)
+            skipped.append(f"{f}: the run {why} ({len(r.get('history') or [])} epochs done)")
             continue
         missing = [k for k in ("test_accuracy", "algo", "dataset", "arch") if k not in r]
         if missing:
@@ -78,8 +77,12 @@ def load_results(paths: list[str]) -> list[dict]:
                               f"Fix: give files written by 'ddfa train --json'.")
         r["_file"] = str(f)
         runs.append(r)
+    if not runs and skipped:
+        raise ReportError(f"no finished run: {'; '.join(skipped)}. Fix: give the results of runs that finished.")
     if not runs:
         raise ReportError("no results files found. Fix: give files written by 'ddfa train --json'.")
+    for note in skipped:
+        print(f"ddfa report: skipping {note}", file=sys.stderr)
     return runs
 
 

@@ -114,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, {"interrupted": True, "config": cfg.name, "simulator": args.simulator,
                                "steps_asked": steps, "test_asked": test, "bit_exact": None,
                                "wall_seconds": round(time.perf_counter() - t0, 2), "configuration": cfg.to_dict()})
-        print(f"ddfa simulate: partial result (interrupted) in {args.json}", file=sys.stderr)
-        raise
+        raise KeyboardInterrupt(f"partial result in {args.json}") from None
     write_json(args.json, r)
     print(summary(r))
     return 0 if r["bit_exact"] else 1

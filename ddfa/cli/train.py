@@ -130,26 +130,25 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     command = "ddfa " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
 
-    def partial(**why) -> None:
-        """The completed epochs of a run that did not finish, where ``--json`` was asked for."""
+    def partial(**why) -> str:
+        """Write the completed epochs of a run that did not finish, where ``--json`` was
+        asked for; the words that say where."""
         if not args.json:
-            return
+            return f"{len(history)} of {cfg.train.epochs} epochs done"
         r = dict(why, test_accuracy=None, history=history, epochs_done=len(history),
                  epochs_asked=cfg.train.epochs, config=cfg.to_dict(), algo=cfg.model.algorithm,
                  dataset=cfg.model.dataset, arch=arch_name(cfg), setting=cfg.train.setting, seed=cfg.model.seed,
                  model=args.model, wall_seconds=round(time.time() - t0, 2), command=command)
         write_json(args.json, _json_safe(r))
-        print(f"ddfa train: partial result ({len(history)} of {cfg.train.epochs} epochs) in {args.json}",
-              file=sys.stderr)
+        return f"{len(history)} of {cfg.train.epochs} epochs done, partial result in {args.json}"
 
     try:
         result = run_training(cfg, args.model, getattr(args, "data_dir", None), args.progress,
                               args.align_every, log)
     except KeyboardInterrupt:
-        partial(interrupted=True)
-        raise
+        raise KeyboardInterrupt(partial(interrupted=True)) from None
     except TrainingDiverged as exc:
-        partial(diverged=True, error=str(exc))
+        exc.args = (f"{exc} ({partial(diverged=True, error=str(exc))})",)
         raise
     if command:
         result["command"] = command
