@@ -119,7 +119,9 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    inode = path.stat().st_ino
     ddfa.cli.output.write_text(path, "new")
+    assert path.stat().st_ino != inode                  # a new file renamed into place, not rewritten
     assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
     assert path.stat().st_mode & 0o044 == 0o044 & ~_umask()                  # as open() would make it
 
@@ -128,6 +130,14 @@ def _umask() -> int:
     m = os.umask(0o022)
     os.umask(m)
     return m
+
+
+def test_build_dirs_that_are_files(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    _one_line(capsys, ["simulate", "--board", "icebreaker", "--build-dir", str(tmp_path / "f"), "--json",
+                       str(tmp_path / "s.json")], 2, "--build-dir", "is a file")
+    _one_line(capsys, ["demo", "--board", "icebreaker", "--sim-build-dir", str(tmp_path / "f"), "--out",
+                       str(tmp_path / "demo")], 2, "--sim-build-dir", "is a file")
 
 
 def test_generate_and_report_out(tmp_path, capsys, read_only):
@@ -152,13 +162,13 @@ def test_report_skips_unfinished_runs(tmp_path, capsys):
 # -- 2. counts validated by the parser ------------------------------------------------
 
 @pytest.mark.parametrize("argv, needle", [
-    (["simulate", "--board", "icebreaker", "--test", "-3", "--json", "x.json"], "--test"),
-    (["simulate", "--board", "icebreaker", "--test", "some", "--json", "x.json"], "--test"),
-    (["simulate", "--board", "icebreaker", "--steps", "-5", "--json", "x.json"], "--steps"),
-    (["simulate", "--board", "icebreaker", "--steps", "0", "--json", "x.json"], "--steps"),
-    (["simulate", "--board", "icebreaker", "--epochs", "0", "--json", "x.json"], "--epochs"),
-    (["simulate", "--board", "icebreaker", "--epochs", "nan", "--json", "x.json"], "--epochs"),
-    (["simulate", "--board", "icebreaker", "--check-every", "0", "--json", "x.json"], "--check-every"),
+    (["simulate", "--board", "icebreaker", "--test", "-3", "--json", "OUT"], "--test"),
+    (["simulate", "--board", "icebreaker", "--test", "some", "--json", "OUT"], "--test"),
+    (["simulate", "--board", "icebreaker", "--steps", "-5", "--json", "OUT"], "--steps"),
+    (["simulate", "--board", "icebreaker", "--steps", "0", "--json", "OUT"], "--steps"),
+    (["simulate", "--board", "icebreaker", "--epochs", "0", "--json", "OUT"], "--epochs"),
+    (["simulate", "--board", "icebreaker", "--epochs", "nan", "--json", "OUT"], "--epochs"),
+    (["simulate", "--board", "icebreaker", "--check-every", "0", "--json", "OUT"], "--check-every"),
     (["board", "train", "--board", "icebreaker", "--port", "x", "--samples", "-1435"], "--samples"),
     (["board", "train", "--board", "icebreaker", "--port", "x", "--test", "-1"], "--test"),
     (["board", "ping", "--board", "icebreaker", "--port", "x", "--timeout", "-1"], "--timeout"),
@@ -171,8 +181,10 @@ def test_report_skips_unfinished_runs(tmp_path, capsys):
     (["demo", "--test", "-1"], "--test"),
     (["no-such-command"], "invalid choice"),
 ])
-def test_bad_counts(argv, needle, capsys):
+def test_bad_counts(argv, needle, capsys, tmp_path, no_training):
+    argv = [str(tmp_path / "x.json") if a == "OUT" else a for a in argv]
     _one_line(capsys, argv, 2, needle)
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- 3. one line for what users cause, tracebacks for the rest -------------------------

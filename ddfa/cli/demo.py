@@ -347,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
     check_hardware(cfg)
     path = check_output_file(args.json, "--json") if args.json else Path(args.out) / "summary.json"
     check_output_dir(args.out, "--out")
+    if args.sim_build_dir is not None:
+        check_output_dir(args.sim_build_dir, "--sim-build-dir")
     s = run_demo(cfg, args.out, epochs=args.epochs, steps=args.steps, test=args.test or None,
                  check_every=args.check_every, simulator=args.simulator, build_bitstream=not args.no_build,
                  pnr_seed=args.pnr_seed, sim_build_dir=args.sim_build_dir, data_dir=args.data_dir)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import add_config_args, config_from_args, count_or_all, positive_float, positive_int
 from ..config import ConfigError
-from .output import check_output_file, write_json
+from .output import check_output_dir, check_output_file, write_json
 
 __all__ = ["add_arguments", "run", "summary"]
 
@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     check_hardware(cfg)
     from sim.simulate import simulate
     check_output_file(args.json, "--json")
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
     if args.verilog is not None:
         _verilog_dir(args.verilog)
     steps = args.steps if args.steps is not None else 10
