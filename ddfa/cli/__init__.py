@@ -3,7 +3,12 @@
 Every subcommand that takes a configuration accepts ``--board NAME`` (an embedded
 default) or ``--config FILE`` (a TOML file with the same schema, see
 ``examples/config.toml``); :func:`config_from_args` is the one place that turns options
-into a validated :class:`~ddfa.config.Config`.
+into a validated :class:`~ddfa.config.Config`. With neither, a ``--dataset`` picks the
+embedded default made for it (:data:`DATASET_DEFAULTS`).
+
+What a user can get wrong is one line ``ddfa COMMAND: error: ...`` and exit status 2:
+options that argparse refuses (counts below 1 are refused by the ``type=`` functions
+here), and every :data:`USER_ERRORS` a command raises. Ctrl-C is one line and status 130.
 """
 
 from __future__ import annotations
@@ -113,6 +118,9 @@ def add_config_args(p: argparse.ArgumentParser, training: bool = False) -> None:
 
 def config_from_args(args: argparse.Namespace, software_only: bool = False):
     """The validated configuration named by ``--board``/``--config`` plus overrides.
+
+    With neither, ``--dataset D`` starts from ``DATASET_DEFAULTS[D]`` (said on stderr),
+    anything else from ``icebreaker``.
 
     With ``software_only`` (the golden models), a change of data set or architecture
     drops the board (``hardware.board = "none"``) so that any size can be trained.
