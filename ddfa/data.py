@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,11 +128,14 @@ def _find(name: str, fname: str, dirs: list[Path]) -> Path:
 
 
 def _read_idx(name: str, path: Path) -> np.ndarray:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read {path} ({exc.strerror or exc}). Fix: make it readable.") from None
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{name}: {path} is not a valid gzip file ({exc}). Fix: download it again "
                             f"and put it at {path}.") from None
     base = path.name.removesuffix(".gz")

@@ -36,6 +36,7 @@ import torch
 from ddfa.config import Config, ConfigError, split_banks
 
 from .alignment import angle_deg
+from .diverge import check_divergence
 from .arith import (directions, exp_table, feedback_unit, layer_forward, narrow, output_unit, quantize,
                     weight_update)
 from .order import derived_seed, epoch_orders
@@ -692,6 +693,11 @@ def _train_fixed(cfg, dataset, progress, align_every, log, return_model):
                     logits.append(o[key].numpy())
                 else:
                     logits.append(fast(xs[k], labels[k]))
+                if k % 256 == 255 or k == n - 1:
+                    recent = logits[-(k % 256 + 1):]
+                    check_divergence(torch.from_numpy(np.stack(recent)) * scale, ys[k + 1 - len(recent):k + 1],
+                                     epoch=epoch + 1, sample=k + 1, lr=2.0 ** -ar.lr_shift, history=history,
+                                     fix=f"raise arith.lr_shift, e.g. --set arith.lr_shift={ar.lr_shift + 2}")
                 if k % 256 == 255:
                     bar.update(256)
         elapsed = time.perf_counter() - start - probe_time

@@ -74,6 +74,7 @@ from torch.nn.grad import conv2d_input, conv2d_weight
 from ddfa.config import Config, ConfigError
 
 from .alignment import angle_deg
+from .diverge import check_divergence
 from .order import derived_seed, epoch_orders
 
 __all__ = ["FloatModel", "train_float", "epoch_order", "Directions", "BatchNorm",
@@ -427,7 +428,7 @@ class FloatModel:
         self.directions = None
         self.probe_seconds = 0.0          # wall time spent measuring alignment (not training)
         self.probe_cpu_seconds = 0.0      # and its CPU time
-        if self.algorithm == "ddfa":
+        if self.algorithm == "ddfa" and self.hidden:    # no hidden layer: the delta rule, as BP
             self.directions = Directions([l.out_shape for l in self.hidden],
                                          cfg.directions,
                                          torch.Generator().manual_seed(derived_seed(seed, "directions")))
@@ -534,7 +535,7 @@ class FloatModel:
             Compute ``t`` and ``d``; default: for DDFA in training.
         """
         if tangents is None:
-            tangents = train and self.algorithm == "ddfa"
+            tangents = train and self.directions is not None
         N = x.shape[0]
         v_all = None
         if tangents and v is None:
@@ -731,7 +732,7 @@ class FloatModel:
             angles = self.alignment(fwd, e, deltas)
             self.probe_seconds += time.perf_counter() - t0
             self.probe_cpu_seconds += time.process_time() - c0
-        if self.algorithm in ("dkp", "ddfa"):
+        if self.algorithm in ("dkp", "ddfa") and self.hidden:
             self.update_feedback(fwd, e)
         self.update_weights(fwd, deltas)
         if self.adam is not None:
@@ -838,7 +839,9 @@ def _train(cfg, dataset, progress, align_every, log, return_model):
         logits_all = torch.empty(n, cfg.model.n_outputs)
         angles, trained = [], 0
         model.probe_seconds = model.probe_cpu_seconds = 0.0
-        start, cpu_start, shown = time.perf_counter(), time.process_time(), 0
+        start, cpu_start, shown, checked = time.perf_counter(), time.process_time(), 0, 0
+        diverge = dict(epoch=epoch + 1, lr=model.lr, history=history,
+                       fix=f"lower the learning rate, e.g. --lr {model.lr / 4:.3g}")
         for k in range(steps):
             lo, hi = k * bs, min(n, (k + 1) * bs)
             if cfg.train.batchnorm and hi - lo < 2:
@@ -850,6 +853,9 @@ def _train(cfg, dataset, progress, align_every, log, return_model):
             trained += hi - lo
             if probe:
                 angles.append(a)
+            if hi - checked >= 64 or hi == n:
+                check_divergence(logits_all[checked:hi], ys[checked:hi], sample=hi, **diverge)
+                checked = hi
             if k % 64 == 63:
                 bar.update(hi - shown)
                 shown = hi

@@ -153,10 +153,14 @@ def build(simulator: str, sources: list[Path], parameters: dict, build_root: Pat
     if simulator == "icarus" and waves:          # our own dump module (see sim/hdl/ddfa_sim_dump.v)
         extra.append(SIM_DUMP)
         kw["build_args"] = kw.get("build_args", []) + ["-s", "ddfa_sim_dump"]
-    with make_overrides():
-        _quiet(runner.build, sources=[str(p) for p in sources + extra], hdl_toplevel=TOPLEVEL,
-               build_dir=tmp, parameters=parameters, waves=waves and simulator != "icarus", always=True,
-               log_file=tmp / "build.log", **kw)
+    try:
+        with make_overrides():
+            _quiet(runner.build, sources=[str(p) for p in sources + extra], hdl_toplevel=TOPLEVEL,
+                   build_dir=tmp, parameters=parameters, waves=waves and simulator != "icarus", always=True,
+                   log_file=tmp / "build.log", **kw)
+    except BaseException:                        # Ctrl-C included: no half-built folder is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     dt = time.perf_counter() - t0
     for junk in tmp.glob("*.gch"):               # Verilator's precompiled headers: 150 MB, no longer needed
         junk.unlink()
@@ -223,13 +227,13 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
     params = {"IN_WORDS": in_words, "OUT_WORDS": out_words}
     bdir, t_build, reused = build(simulator, sources, params, root, waves=waves)
     run_dir = os.environ.get("DDFA_SIM_RUN_DIR") or None
-    with tempfile.TemporaryDirectory(prefix="ddfa-sim-", dir=run_dir) as td:
+    with tempfile.TemporaryDirectory(prefix="ddfa-sim-", dir=run_dir) as td, \
+            tempfile.TemporaryDirectory(prefix="ddfa-g-") as sock_dir:      # short: socket paths are limited
         td = Path(td)
         (td / "config.toml").write_text(cfg.to_toml())
         data_info = prepare_samples(cfg, steps, test, data_dir, td / "samples.npz")
         sock = None
         if golden == "remote":
-            sock_dir = tempfile.mkdtemp(prefix="ddfa-g-")            # short: socket paths are limited
             sock = Path(sock_dir) / "golden"
         job = Job(config=str(td / "config.toml"), result=str(td / "result.json"), samples=str(td / "samples.npz"),
                   golden=str(sock) if sock else "local", simulator=simulator, steps=steps,
@@ -262,8 +266,6 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
         finally:
             if saved is not None:
                 os.environ["PYTEST_CURRENT_TEST"] = saved
-            if sock is not None:
-                shutil.rmtree(sock.parent, ignore_errors=True)
         t_sim = time.perf_counter() - t1
         log_text = log_file.read_text() if log_file.is_file() else ""
         rf = td / "result.json"

@@ -62,8 +62,8 @@ def test_demo_reports_a_mismatch(tmp_path, sim_cache, monkeypatch):
     from sim.faults import inject
     real = gen.generate
 
-    def faulty(cfg, out):
-        r = real(cfg, out)
+    def faulty(cfg, out, **kw):
+        r = real(cfg, out, **kw)
         v = out / r["verilog"]
         v.write_text(inject(v.read_text(), "feedback-ema"))
         return r

@@ -3,7 +3,12 @@
 Every subcommand that takes a configuration accepts ``--board NAME`` (an embedded
 default) or ``--config FILE`` (a TOML file with the same schema, see
 ``examples/config.toml``); :func:`config_from_args` is the one place that turns options
-into a validated :class:`~ddfa.config.Config`.
+into a validated :class:`~ddfa.config.Config`. With neither, a ``--dataset`` picks the
+embedded default made for it (:data:`DATASET_DEFAULTS`).
+
+What a user can get wrong is one line ``ddfa COMMAND: error: ...`` and exit status 2:
+options that argparse refuses (counts below 1 are refused by the ``type=`` functions
+here), and every :data:`USER_ERRORS` a command raises. Ctrl-C is one line and status 130.
 """
 
 from __future__ import annotations
@@ -11,11 +16,78 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import tomllib
+
+from golden.diverge import TrainingDiverged
 
 from ..config import INPUT_SCALINGS, ConfigError, DATASET_SHAPES, load_config, parse_arch
 from ..data import DataError
+from .output import OutputError
 
-__all__ = ["main", "add_config_args", "config_from_args"]
+__all__ = ["main", "add_config_args", "config_from_args", "UsageError", "positive_int", "nonnegative_int",
+           "positive_float", "count_or_all", "DATASET_DEFAULTS"]
+
+#: The embedded default made for each data set: what ``--dataset`` alone trains with.
+DATASET_DEFAULTS = {"digits": "icebreaker", "mnist": "ulx3s-85f", "fashion-mnist": "ulx3s-85f"}
+
+
+class UsageError(ValueError):
+    """A command line that argparse refuses (one line, exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with one-line errors: :class:`UsageError` instead of usage text and
+    ``sys.exit``, so that :func:`main` prints ``ddfa COMMAND: error: ...``."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive_int(text: str) -> int:
+    """``type=`` for counts of at least 1 (steps, samples, epochs, threads, batch size)."""
+    n = _int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is less than 1; give a count of 1 or more")
+    return n
+
+
+def nonnegative_int(text: str) -> int:
+    """``type=`` for counts of at least 0."""
+    n = _int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative; give a count of 0 or more")
+    return n
+
+
+def positive_float(text: str) -> float:
+    """``type=`` for a finite number above 0 (epochs as a fraction, seconds)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (x > 0 and x != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0")
+    return x
+
+
+def count_or_all(text: str) -> int | str:
+    """``type=`` for ``--test``: a count of 0 or more, or ``all``."""
+    if text == "all":
+        return "all"
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a count nor all; write e.g. 360 or all") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative; give a count of 0 or more, or all")
+    return n
 
 
 def add_config_args(p: argparse.ArgumentParser, training: bool = False) -> None:
@@ -32,8 +104,8 @@ def add_config_args(p: argparse.ArgumentParser, training: bool = False) -> None:
                        help="input scaling: pm1 = [-1, 1] (the paper's), standardize = per-pixel training mean/std")
         p.add_argument("--bn", action="store_true", default=None, help="BatchNorm before each hidden ReLU")
         p.add_argument("--setting", choices=["paper", "hardware"])
-        p.add_argument("--epochs", type=int)
-        p.add_argument("--batch-size", type=int)
+        p.add_argument("--epochs", type=positive_int)
+        p.add_argument("--batch-size", type=positive_int)
         p.add_argument("--lr", type=float)
         p.add_argument("--seed", type=int)
         p.add_argument("--optimizer", choices=["adam", "sgd"])
@@ -47,10 +119,19 @@ def add_config_args(p: argparse.ArgumentParser, training: bool = False) -> None:
 def config_from_args(args: argparse.Namespace, software_only: bool = False):
     """The validated configuration named by ``--board``/``--config`` plus overrides.
 
+    With neither, ``--dataset D`` starts from ``DATASET_DEFAULTS[D]`` (said on stderr),
+    anything else from ``icebreaker``.
+
     With ``software_only`` (the golden models), a change of data set or architecture
     drops the board (``hardware.board = "none"``) so that any size can be trained.
     """
-    cfg = load_config(getattr(args, "config", None), getattr(args, "board", None))
+    board, path = getattr(args, "board", None), getattr(args, "config", None)
+    dataset = getattr(args, "dataset", None)
+    if board is None and path is None and dataset is not None:
+        board = DATASET_DEFAULTS[dataset]
+        print(f"ddfa {getattr(args, 'command', '')}: no --board/--config: the {board} defaults, made for "
+              f"{default_dataset(board)}", file=sys.stderr)
+    cfg = load_config(path, board)
     changes: dict = {}
     opt = lambda name: getattr(args, name, None)
     if opt("dataset"):
@@ -85,8 +166,12 @@ def config_from_args(args: argparse.Namespace, software_only: bool = False):
     return cfg.replace(**changes) if changes else cfg
 
 
+def default_dataset(board: str) -> str:
+    """The data set the embedded default ``board`` is made for."""
+    return load_config(None, board).model.dataset
+
+
 def _parse_value(v: str):
-    import tomllib
     try:
         return tomllib.loads(f"v = {v}")["v"]
     except tomllib.TOMLDecodeError:
@@ -105,25 +190,42 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ddfa", description=__doc__.splitlines()[0])
+#: What a user can cause: a one-line error and exit status 2, never a traceback.
+USER_ERRORS = (ConfigError, DataError, OutputError, TrainingDiverged)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="ddfa", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
+        mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``ddfa`` command; its exit status. A mistake the user can make (a bad
+    option, configuration, data file or output path, a diverging run) is one line
+    ``ddfa COMMAND: error: ...`` on stderr and status 2; Ctrl-C is one line and 130; an
+    internal error keeps its traceback."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except SystemExit as exc:                  # --help
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         return int(args._run(args) or 0)
-    except (ConfigError, DataError) as exc:
+    except USER_ERRORS as exc:
         print(f"ddfa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"ddfa {args.command}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-from . import add_config_args, config_from_args
+from . import add_config_args, config_from_args, count_or_all, positive_float, positive_int
 from ..config import BOARDS, Config
+from .output import check_output_file, write_text
 from .link_client import LinkClient, LinkProtocolError, LinkRefused, LinkTimeout, SerialTransport
 
 __all__ = ["BoardSession", "ConfigMismatch", "add_arguments", "run"]
@@ -107,11 +107,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q = sub.add_parser(name, help=text, description=text)
         add_config_args(q)
         q.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1 (iCEBreaker)")
-        q.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each response")
+        q.add_argument("--timeout", type=positive_float, default=2.0, help="seconds to wait for each response")
         q.add_argument("--json", metavar="PATH", help="write the result as JSON")
         if name == "train":
-            q.add_argument("--samples", type=int, help="training samples (default: the whole training set)")
-            q.add_argument("--test", type=int, help="test samples (default: the whole test set)")
+            q.add_argument("--samples", type=positive_int, help="training samples (default: the whole training set)")
+            q.add_argument("--test", type=count_or_all, default="all", metavar="N|all",
+                           help="test samples (default: all, the whole test set)")
             q.add_argument("--no-check", action="store_true", help="skip the configuration hash check")
 
 
@@ -158,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
     cfg = config_from_args(args)
+    if args.json:
+        check_output_file(args.json, "--json")
     try:
         transport = SerialTransport(args.port, cfg.hardware.baud)
     except Exception as exc:                          # pyserial's SerialException and friends
@@ -180,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
             def progress(k, n):
                 if k % 50 == 0 or k == n:
                     print(f"\rtrained {k}/{n}", end="", file=sys.stderr, flush=True)
-            result = train_on_board(session, cfg, data, args.samples, args.test, progress)
+            n_test = None if args.test == "all" else args.test
+            result = train_on_board(session, cfg, data, args.samples, n_test, progress)
             print(file=sys.stderr)
     except (LinkTimeout, LinkRefused, LinkProtocolError, ConfigMismatch) as exc:
         print(f"ddfa board: error: {exc}", file=sys.stderr)
@@ -190,5 +194,5 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(result, indent=2, default=int)
     print(text)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        write_text(args.json, text + "\n", "--json")
     return 0

@@ -19,7 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import add_config_args, config_from_args
+from . import add_config_args, config_from_args, nonnegative_int
+from .output import check_output_dir, check_output_file, write_text
 
 __all__ = ["add_arguments", "run"]
 
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="write the build report here (default <out>/build.json)")
     p.add_argument("--program", action="store_true",
                    help="load the bitstream into the board (iceprog / openFPGALoader)")
-    p.add_argument("--seed", type=int, help="nextpnr placement seed")
+    p.add_argument("--seed", type=nonnegative_int, help="nextpnr placement seed")
     p.add_argument("--allow-timing-fail", action="store_true", help="exit 0 even when timing is not met")
     p.add_argument("--verbose", action="store_true", help="show the tools' output")
 
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     board = cfg.board                                   # ConfigError for board "none"
-    out = Path(args.out or Path("build") / board.name)
+    out = check_output_dir(args.out or Path("build") / board.name, "--out")
+    json_path = check_output_file(args.json, "--json") if args.json else out / "build.json"
     try:
         top = processor_top(cfg)
         print(f"ddfa build: {board.name} ({board.device}), {cfg.clock_mhz:g} MHz, "
@@ -54,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except BuildFailed as exc:
         print(f"ddfa build: error: {exc}", file=sys.stderr)
         if exc.partial is not None:
-            json_path = Path(args.json) if args.json else out / "build.json"
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(exc.partial.to_json() + "\n")
+            write_text(json_path, exc.partial.to_json() + "\n", "--json")
             print(f"ddfa build: partial report (no bitstream) in {json_path}", file=sys.stderr)
         return 2
 
@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             status = 2
 
-    json_path = Path(args.json) if args.json else out / "build.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(result.to_json() + "\n")
+    write_text(json_path, result.to_json() + "\n", "--json")
     r = result.resources
     logic = r.get("logic", {})
     print(f"bitstream {result.bitstream}\n"

@@ -41,13 +41,13 @@ failure stated in it, and the exit status names the first failed stage in flow o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from . import add_config_args, config_from_args
+from . import add_config_args, config_from_args, count_or_all, nonnegative_int, positive_float, positive_int
 from ..config import Config, ConfigError
+from .output import check_output_dir, check_output_file, write_json, write_text
 
 __all__ = ["add_arguments", "run", "run_demo", "format_summary", "exit_status", "compare_golden",
            "AUTHORS_CPU_SAMPLES_PER_S", "EXIT"]
@@ -64,11 +64,11 @@ EXIT = {"ok": 0, "simulate": 1, "config": 2, "toolchain": 2, "no_bitstream": 3, 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=float, help="training steps in epochs of the training set (default 1)")
-    g.add_argument("--steps", type=int, help="training steps (instead of --epochs)")
-    p.add_argument("--test", default="all", metavar="N|all",
+    g.add_argument("--epochs", type=positive_float, help="training steps in epochs of the training set (default 1)")
+    g.add_argument("--steps", type=positive_int, help="training steps (instead of --epochs)")
+    p.add_argument("--test", type=count_or_all, default="all", metavar="N|all",
                    help="test samples inferred in simulation after training (default all; 0: none)")
-    p.add_argument("--check-every", type=int, default=1, metavar="K",
+    p.add_argument("--check-every", type=positive_int, default=1, metavar="K",
                    help="read back and compare every memory word every K steps and after the last (default 1)")
     p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
     p.add_argument("--out", default="build/demo", metavar="DIR",
@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="write the summary here (default OUT/summary.json)")
     p.add_argument("--no-build", action="store_true",
                    help="skip the bitstream (the summary says so; exit status from the other stages)")
-    p.add_argument("--pnr-seed", type=int, help="nextpnr placement seed")
+    p.add_argument("--pnr-seed", type=nonnegative_int, help="nextpnr placement seed")
     p.add_argument("--sim-build-dir", metavar="DIR", help="Verilator/Icarus build cache (default build/sim)")
     p.add_argument("--compare-dfa", action="store_true",
                    help="instead: train the float golden model with DDFA and with random DFA and compare them")
@@ -123,7 +123,7 @@ def run_demo(cfg: Config, out: str | Path = "build/demo", *, epochs: float | Non
     log(f"[1/3] generate {cfg.name} ({'-'.join(map(str, cfg.model.layers))}, PEs {list(cfg.hardware.pes)}) "
         f"-> {gen_dir}")
     t0 = time.perf_counter()
-    report = generate(cfg, gen_dir)
+    report = generate(cfg, gen_dir, force=True)          # OUT/generated is the demo's own folder
     s["stages"]["generate"] = {"ok": True, "seconds": round(time.perf_counter() - t0, 1), "dir": str(gen_dir),
                                "verilog": str(gen_dir / report["verilog"])}
     s["model_cycles_per_sample"] = report["cycles"]["total"]
@@ -143,7 +143,7 @@ def run_demo(cfg: Config, out: str | Path = "build/demo", *, epochs: float | Non
         s["failures"].append(("simulate", f"the RTL simulation failed: {type(exc).__name__}: "
                                           f"{str(exc).splitlines()[0] if str(exc) else ''}"))
     else:
-        (out / "simulate.json").write_text(json.dumps(r, indent=1) + "\n")
+        write_json(out / "simulate.json", r, "--out")
         st.update({"ok": bool(r["bit_exact"]), "steps": r["steps"], "checks": r["checks"],
                    "epochs": round(r.get("epochs", 0.0), 4), "sim_seconds": r["sim_seconds"],
                    "build_seconds": r["build_seconds"], "build_reused": r["build_reused"],
@@ -211,7 +211,7 @@ def _build_stage(cfg: Config, bdir: Path, s: dict, cps: float, seed: int | None,
         s["failures"].append(("no_bitstream", f"no bitstream: {type(exc).__name__}: {exc}"))
     b["seconds"] = round(time.perf_counter() - t0, 1)
     if result is not None:
-        (bdir / "build.json").write_text(result.to_json() + "\n")
+        write_text(bdir / "build.json", result.to_json() + "\n", "--out")
         b.update(ok=bool(result.timing_met), status="built", bitstream=result.bitstream,
                  json=str(bdir / "build.json"), logs=result.logs)
         s.update({"fmax_mhz": result.fmax_mhz, "timing_met": bool(result.timing_met),
@@ -339,32 +339,21 @@ def compare_golden(cfg: Config, data_dir: str | None = None) -> int:
 # The command
 # --------------------------------------------------------------------------------------
 
-def _parse_test(v: str | None) -> int | str | None:
-    if v is None or v == "all":
-        return v
-    try:
-        n = int(v)
-    except ValueError:
-        raise ConfigError("--test", f"{v!r} is neither a number nor all", "write --test 360, --test all or --test 0") \
-            from None
-    if n < 0:
-        raise ConfigError("--test", f"{n} test samples", "write a number of at least 0, or all")
-    return n or None
-
-
 def run(args: argparse.Namespace) -> int:
     if args.compare_dfa:
         return compare_golden(config_from_args(args, software_only=True), args.data_dir)
     cfg = config_from_args(args)
-    if args.check_every < 1:
-        raise ConfigError("--check-every", f"{args.check_every}", "read back every K >= 1 steps")
-    s = run_demo(cfg, args.out, epochs=args.epochs, steps=args.steps, test=_parse_test(args.test),
+    from hdl.top import check_hardware
+    check_hardware(cfg)
+    path = check_output_file(args.json, "--json") if args.json else Path(args.out) / "summary.json"
+    check_output_dir(args.out, "--out")
+    if args.sim_build_dir is not None:
+        check_output_dir(args.sim_build_dir, "--sim-build-dir")
+    s = run_demo(cfg, args.out, epochs=args.epochs, steps=args.steps, test=args.test or None,
                  check_every=args.check_every, simulator=args.simulator, build_bitstream=not args.no_build,
                  pnr_seed=args.pnr_seed, sim_build_dir=args.sim_build_dir, data_dir=args.data_dir)
-    path = Path(args.json) if args.json else Path(args.out) / "summary.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     s["summary_json"] = str(path)
-    path.write_text(json.dumps(s, indent=1) + "\n")
+    write_json(path, s)
     print(format_summary(s))
     print(f"summary JSON              : {path}")
     return s["exit_status"]

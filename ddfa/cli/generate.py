@@ -19,6 +19,14 @@ writes into ``--out``:
   host protocol's byte counts and commands, and the cycles of one training step per
   phase (:func:`hdl.cycles.step_cycles`, checked in simulation by
   ``tests/test_hdl_top.py``).
+* ``ddfa-generate.json``: the manifest, every file above that this command wrote.
+
+Regenerating into the same folder replaces the files of the previous manifest and removes
+those of them that the new configuration no longer has (a PE bank image of a layer that
+now has fewer PEs). A file there that ``ddfa generate`` did not write (your own
+``config.toml``, say) is never overwritten: the command stops (exit code 2) before
+elaborating anything, unless ``--force`` is given. The files are written to a temporary
+folder inside ``--out`` first and moved into place when all of them are complete.
 
 A configuration the processor cannot be built from is refused before anything is
 elaborated, with the :class:`~ddfa.config.ConfigError` that names the field (exit code 2):
@@ -30,21 +38,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from . import add_config_args, config_from_args
 from hdl.verilog import VERILOG_NAME, processor_verilog
 
+from . import add_config_args, config_from_args
 from ..config import Config, ConfigError
+from .output import OutputError, check_output_dir, write_json
 
-__all__ = ["add_arguments", "run", "generate", "VERILOG_NAME", "verilog_memories", "verilog_multipliers"]
+__all__ = ["add_arguments", "run", "generate", "VERILOG_NAME", "MANIFEST", "verilog_memories", "verilog_multipliers"]
+
+#: The manifest ``generate`` writes into ``--out``: the files it wrote there.
+MANIFEST = "ddfa-generate.json"
+#: The files every generation writes (the memory images under ``mem/`` depend on the configuration).
+FIXED_FILES = (f"{VERILOG_NAME}.v", "config.toml", "report.json", "report.md", "mem/manifest.json")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite files in --out that ddfa generate did not write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--config/--board", "no configuration was given", "give --board NAME or --config FILE")
     cfg = config_from_args(args)
     t0 = time.perf_counter()
-    report = generate(cfg, args.out)
+    report = generate(cfg, args.out, force=args.force)
     dt = time.perf_counter() - t0
     c = report["cycles"]
     print(f"ddfa generate: {cfg.name} ({cfg.board.name}, {'-'.join(map(str, cfg.model.layers))}, "
@@ -90,24 +108,64 @@ def verilog_multipliers(text: str) -> int:
     return len(_MUL_RE.findall(text))
 
 
-def generate(cfg: Config, out: str | Path) -> dict:
+def _previous_files(out: Path) -> set[str]:
+    """The files the previous generation into ``out`` wrote (its manifest), if any."""
+    try:
+        files = json.loads((out / MANIFEST).read_text())["files"]
+        return {f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _refuse_foreign(out: Path, names, previous: set[str], force: bool) -> None:
+    for rel in sorted(names):
+        dest = out / rel
+        if dest.is_dir() and not dest.is_symlink():
+            raise OutputError("--out", out, f"{rel} is a folder where ddfa generate writes a file",
+                              "choose another --out or remove that folder")
+        if (dest.exists() or dest.is_symlink()) and rel not in previous and not force:
+            raise OutputError("--out", out, f"{rel} exists and was not written by ddfa generate",
+                              "choose another --out, or pass --force to overwrite it")
+
+
+def generate(cfg: Config, out: str | Path, force: bool = False) -> dict:
     """Write the Verilog, memory images, configuration and report of ``cfg`` to ``out``;
     returns the report. Raises :class:`~ddfa.config.ConfigError` (before elaborating
-    anything) for a configuration the processor cannot be built from."""
+    anything) for a configuration the processor cannot be built from, and
+    :class:`~ddfa.cli.output.OutputError` for an ``out`` that cannot be written or that
+    holds a file ``generate`` did not write (unless ``force``)."""
     from golden.fixed import FixedModel
     from hdl.top import check_hardware
 
     check_hardware(cfg)
     model = FixedModel(cfg)                   # refuses settings the processor does not run
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    text = processor_verilog(cfg, model)
-    (out / f"{VERILOG_NAME}.v").write_text(text)
-    model.export_images(out / "mem")
-    (out / "config.toml").write_text(cfg.to_toml())
-    report = build_report(cfg, text)
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "report.md").write_text(report_markdown(report))
+    out = check_output_dir(out, "--out")
+    previous = _previous_files(out)
+    _refuse_foreign(out, FIXED_FILES + (MANIFEST,), previous | {MANIFEST}, force)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".ddfa-generate-") as tmp:
+        stage = Path(tmp)
+        text = processor_verilog(cfg, model)
+        (stage / f"{VERILOG_NAME}.v").write_text(text)
+        model.export_images(stage / "mem")
+        (stage / "config.toml").write_text(cfg.to_toml())
+        report = build_report(cfg, text)
+        (stage / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        (stage / "report.md").write_text(report_markdown(report))
+        files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+        _refuse_foreign(out, files, previous, force)
+        for rel in sorted(previous - set(files)):                # stale files of the previous generation
+            old = out / rel
+            if old.is_file() or old.is_symlink():
+                old.unlink()
+        for rel in files:
+            dest = out / rel
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage / rel, dest)
+            except OSError as exc:
+                raise OutputError("--out", out, f"cannot write {rel} ({exc.strerror or exc})",
+                                  "choose another --out") from None
+    write_json(out / MANIFEST, {"generator": "ddfa generate", "config": cfg.name, "files": files}, "--out")
     return report
 
 

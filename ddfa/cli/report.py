@@ -27,6 +27,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from .output import atomic_path, check_output_dir, write_text
+
 __all__ = ["add_arguments", "run", "load_results", "table_markdown"]
 
 ALGOS = ("bp", "dfa", "dkp", "ddfa")
@@ -55,19 +57,32 @@ def load_results(paths: list[str]) -> list[dict]:
             files.append(p)
         else:
             raise ReportError(f"no file {str(p)!r}. Fix: give results files written by 'ddfa train --json'.")
-    runs = []
+    runs, skipped = [], []
     for f in files:
         try:
             r = json.loads(f.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ReportError(f"{f} is not valid JSON ({exc}). Fix: rerun 'ddfa train --json {f}'.") from None
+        if not isinstance(r, dict):
+            raise ReportError(f"{f} is not a results object. Fix: give files written by 'ddfa train --json'.")
+        if r.get("interrupted") or r.get("diverged"):
+            why = "was interrupted" if r.get("interrupted") else "diverged"
+            skipped.append(f"{f}: the run {why} ({len(r.get('history') or [])} epochs done)")
+            continue
         missing = [k for k in ("test_accuracy", "algo", "dataset", "arch") if k not in r]
         if missing:
             raise ReportError(f"{f} lacks {', '.join(missing)}. Fix: give files written by 'ddfa train --json'.")
+        if not isinstance(r["test_accuracy"], (int, float)) or isinstance(r["test_accuracy"], bool):
+            raise ReportError(f"{f}: test_accuracy {r['test_accuracy']!r} is not a number. "
+                              f"Fix: give files written by 'ddfa train --json'.")
         r["_file"] = str(f)
         runs.append(r)
+    if not runs and skipped:
+        raise ReportError(f"no finished run: {'; '.join(skipped)}. Fix: give the results of runs that finished.")
     if not runs:
         raise ReportError("no results files found. Fix: give files written by 'ddfa train --json'.")
+    for note in skipped:
+        print(f"ddfa report: skipping {note}", file=sys.stderr)
     return runs
 
 
@@ -234,12 +249,15 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"ddfa report: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(args.out, "--out")
     table = table_markdown(runs, args.title)
-    (out / "table.md").write_text(table)
-    plot_accuracy(runs, out / "accuracy.png")
-    wrote_alignment = plot_alignment(runs, out / "alignment.png")
+    write_text(out / "table.md", table, "--out")
+    with atomic_path(out / "accuracy.png", "--out") as tmp:
+        plot_accuracy(runs, tmp)
+    with atomic_path(out / "alignment.png", "--out") as tmp:
+        wrote_alignment = plot_alignment(runs, tmp)
+    if not wrote_alignment:
+        (out / "alignment.png").unlink()
     print(table)
     print(f"wrote {out / 'table.md'}, {out / 'accuracy.png'}"
           + (f", {out / 'alignment.png'}" if wrote_alignment else ""))

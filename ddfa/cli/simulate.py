@@ -23,12 +23,13 @@ next to the golden model's.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import time
 from pathlib import Path
 
-from . import add_config_args, config_from_args
+from . import add_config_args, config_from_args, count_or_all, positive_float, positive_int
 from ..config import ConfigError
+from .output import check_output_dir, check_output_file, write_json
 
 __all__ = ["add_arguments", "run", "summary"]
 
@@ -37,11 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
     p.add_argument("--simulator", choices=["icarus", "verilator"], default="verilator")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, help="training steps (default 10)")
-    g.add_argument("--epochs", type=float, help="training steps as epochs of the training set (1 = every sample once)")
-    p.add_argument("--check-every", type=int, default=1, metavar="K",
+    g.add_argument("--steps", type=positive_int, help="training steps (default 10)")
+    g.add_argument("--epochs", type=positive_float, help="training steps as epochs of the training set (1 = every sample once)")
+    p.add_argument("--check-every", type=positive_int, default=1, metavar="K",
                    help="read back and compare every memory word every K steps and after the last (default 1)")
-    p.add_argument("--test", metavar="N|all", help="after training, infer N test samples (or all) in simulation "
+    p.add_argument("--test", type=count_or_all, metavar="N|all", help="after training, infer N test samples (or all) in simulation "
                    "and report the test accuracy; every answer is compared with the golden model")
     p.add_argument("--verilog", metavar="DIR", help="simulate the Verilog files (*.v, *.sv) of DIR instead of "
                    "generating them: hand-edited Verilog, a post-synthesis netlist (top module ddfa_processor)")
@@ -75,6 +76,16 @@ def summary(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _verilog_dir(path: str) -> str:
+    d = Path(path)
+    if not d.is_dir():
+        raise ConfigError("--verilog", f"no directory {path!r}", "give a directory of .v files")
+    if not any(p.suffix in (".v", ".sv") and p.is_file() for p in d.iterdir()):
+        raise ConfigError("--verilog", f"no .v or .sv file in {path!r}",
+                          "give the directory that 'ddfa generate --out DIR' wrote, or one with your Verilog")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.board and not args.config:
         raise ConfigError("--config/--board", "no configuration was given", "give --board NAME or --config FILE")
@@ -82,25 +93,31 @@ def run(args: argparse.Namespace) -> int:
     from hdl.top import check_hardware
     check_hardware(cfg)
     from sim.simulate import simulate
+    check_output_file(args.json, "--json")
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
+    if args.verilog is not None:
+        _verilog_dir(args.verilog)
     steps = args.steps if args.steps is not None else 10
     if args.epochs is not None:
         from ddfa.data import load_dataset
         n = load_dataset(cfg.model.dataset, args.data_dir, cfg.model.inputs).x_train.shape[0]
         steps = round(args.epochs * n)
-    test = args.test
-    if test is not None and test != "all":
-        try:
-            test = int(test)
-        except ValueError:
-            raise ConfigError("--test", f"{test!r} is neither a number nor all", "write --test 360 or --test all") from None
-    if args.verilog is not None and not Path(args.verilog).is_dir():
-        raise ConfigError("--verilog", f"no directory {args.verilog!r}", "give a directory of .v files")
-    r = simulate(cfg, args.simulator, steps, check_every=args.check_every, test=test, verilog=args.verilog,
-                 waves=args.waves, build_dir=args.build_dir, data_dir=args.data_dir, stall=args.stall,
-                 progress=args.progress, golden=args.golden)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=1) + "\n")
+        if steps < 1:
+            raise ConfigError("--epochs", f"{args.epochs} epochs of {n} samples is {steps} training steps",
+                              f"give at least {1 / n:.2g} epochs, or --steps N")
+    test = args.test or None                 # 0: no test pass
+    t0 = time.perf_counter()
+    try:
+        r = simulate(cfg, args.simulator, steps, check_every=args.check_every, test=test, verilog=args.verilog,
+                     waves=args.waves, build_dir=args.build_dir, data_dir=args.data_dir, stall=args.stall,
+                     progress=args.progress, golden=args.golden)
+    except KeyboardInterrupt:
+        write_json(args.json, {"interrupted": True, "config": cfg.name, "simulator": args.simulator,
+                               "steps_asked": steps, "test_asked": test, "bit_exact": None,
+                               "wall_seconds": round(time.perf_counter() - t0, 2), "configuration": cfg.to_dict()})
+        raise KeyboardInterrupt(f"partial result in {args.json}") from None
+    write_json(args.json, r)
     print(summary(r))
     return 0 if r["bit_exact"] else 1
 

@@ -26,13 +26,15 @@ import platform
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from . import add_config_args, config_from_args
+from golden.diverge import TrainingDiverged
+
+from . import add_config_args, config_from_args, nonnegative_int, positive_int
 from ..config import Config, ConfigError
 from ..data import load_dataset
+from .output import check_output_file, write_json
 
 __all__ = ["add_arguments", "run", "arch_name", "run_training"]
 
@@ -42,10 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=["float", "fixed"], default="float",
                    help="golden model: float (default) or fixed (bit-exact with the hardware)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    p.add_argument("--align-every", type=int, default=None, metavar="K",
+    p.add_argument("--align-every", type=nonnegative_int, default=None, metavar="K",
                    help="probe the gradient alignment every K-th step (0: never; "
                         "default: about 100 probes per epoch)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="torch CPU threads (default: torch's choice)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
@@ -104,13 +106,20 @@ def run_training(cfg: Config, model: str = "float", data_dir=None, progress: boo
 
 
 def run(args: argparse.Namespace) -> int:
+    """``ddfa train``. With ``--json``, the path is checked before training starts; a run
+    stopped by Ctrl-C or by divergence still writes what it did (``interrupted`` or
+    ``diverged`` true, ``history`` of the completed epochs) before the error."""
     cfg = config_from_args(args, software_only=True)
+    if args.json:
+        check_output_file(args.json, "--json")
     if args.progress is None:
         args.progress = sys.stderr.isatty()
     if args.threads:
         torch.set_num_threads(args.threads)
+    history: list[dict] = []
 
     def log(entry):
+        history.append(entry)
         if not args.progress:
             return
         align = ", ".join("-" if a is None else f"{a:.1f}" for a in entry["alignment_deg"])
@@ -119,17 +128,35 @@ def run(args: argparse.Namespace) -> int:
               f"alignment [{align}] deg", file=sys.stderr)
 
     t0 = time.time()
-    result = run_training(cfg, args.model, getattr(args, "data_dir", None), args.progress,
-                          args.align_every, log)
-    if sys.argv[1:2] == ["train"]:
-        result["command"] = "ddfa " + shlex.join(sys.argv[1:])
+    command = "ddfa " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
+
+    def partial(**why) -> str:
+        """Write the completed epochs of a run that did not finish, where ``--json`` was
+        asked for; the words that say where."""
+        if not args.json:
+            return f"{len(history)} of {cfg.train.epochs} epochs done"
+        r = dict(why, test_accuracy=None, history=history, epochs_done=len(history),
+                 epochs_asked=cfg.train.epochs, config=cfg.to_dict(), algo=cfg.model.algorithm,
+                 dataset=cfg.model.dataset, arch=arch_name(cfg), setting=cfg.train.setting, seed=cfg.model.seed,
+                 model=args.model, wall_seconds=round(time.time() - t0, 2), command=command)
+        write_json(args.json, _json_safe(r))
+        return f"{len(history)} of {cfg.train.epochs} epochs done, partial result in {args.json}"
+
+    try:
+        result = run_training(cfg, args.model, getattr(args, "data_dir", None), args.progress,
+                              args.align_every, log)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(partial(interrupted=True)) from None
+    except TrainingDiverged as exc:
+        exc.args = (f"{exc} ({partial(diverged=True, error=str(exc))})",)
+        raise
+    if command:
+        result["command"] = command
     result["wall_seconds"] = round(time.time() - t0, 2)
     align = ", ".join("-" if a is None else f"{a:.1f}" for a in result.get("alignment_deg") or [])
     print(f"{result['algo']} {result['dataset']} {result['arch']} ({result['setting']}, seed {result['seed']}): "
           f"test accuracy {100 * result['test_accuracy']:.2f}%, {result.get('samples_per_s')} samples/s, "
           f"alignment [{align}] deg")
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(args.json, result)
     return 0
