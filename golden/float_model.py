@@ -1,7 +1,7 @@
 """The float golden model: BP, random DFA, DKP and Directional DFA (Bacho & Chu).
 
-Notation follows the paper (equation numbers in the comments) and the hardware form of
-the design brief. For layer ``l = 1..L`` and a mini-batch of ``N`` samples, one row per
+Notation follows the paper (equation numbers in the comments) and its hardware form in
+``docs/ARITHMETIC.md``. For layer ``l = 1..L`` and a mini-batch of ``N`` samples, one row per
 sample::
 
     a_l = W_l u_{l-1} + b_l           (1)  u_{l-1}: y_{l-1}, max-pooled/flattened (CNN)

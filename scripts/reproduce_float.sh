@@ -86,8 +86,8 @@ report_hardware() {
 }
 
 # (d') Sensitivity of (d): two more seeds of the setting, the previous feedback rate
-#      alpha = 2^-6 (the default of --setting hardware without --alpha), and the learning
-#      rate one step either side (at alpha = 2^-6); same network, 3 epochs, batch of one.
+#      alpha = 2^-6, and the learning rate one step either side (at alpha = 2^-6); same
+#      network, 3 epochs, batch of one.
 hardware_sweep() {
   local d=results/hardware-sweep H="--dataset mnist --arch 784-128-10 --setting hardware --epochs 3"
   for seed in 3 4; do
@@ -96,12 +96,12 @@ hardware_sweep() {
     done
   done
   for seed in 0 1 2 3 4; do
-    train $d/lr2e-8-ddfa-s$seed.json --algo ddfa $H --lr 0.00390625 --seed $seed
+    train $d/lr2e-8-ddfa-s$seed.json --algo ddfa $H --lr 0.00390625 --alpha 0.015625 --seed $seed
   done
   for seed in $SEEDS; do
     for algo in dfa ddfa; do
-      train $d/lr2e-7-$algo-s$seed.json --algo $algo $H --lr 0.0078125 --seed $seed
-      train $d/lr2e-9-$algo-s$seed.json --algo $algo $H --lr 0.001953125 --seed $seed
+      train $d/lr2e-7-$algo-s$seed.json --algo $algo $H --lr 0.0078125 --alpha 0.015625 --seed $seed
+      train $d/lr2e-9-$algo-s$seed.json --algo $algo $H --lr 0.001953125 --alpha 0.015625 --seed $seed
     done
   done
   report_hardware_sweep
@@ -116,7 +116,7 @@ report_hardware_sweep() {
 ablation() {
   local A="--dataset mnist --arch 1x800 --epochs 3 --seed 0"
   local P="$A --setting paper --threads 1"
-  local H="$A --setting hardware --lr 0.00390625"
+  local H="$A --setting hardware --lr 0.00390625 --alpha 0.015625"
   local d=results/ablation
   train $d/paper.json                 --algo ddfa $P
   train $d/paper-dfa.json             --algo dfa  $P

@@ -52,9 +52,8 @@ from .output import check_output_dir, check_output_file, write_json, write_text
 __all__ = ["add_arguments", "run", "run_demo", "format_summary", "exit_status", "compare_golden",
            "AUTHORS_CPU_SAMPLES_PER_S", "EXIT"]
 
-#: Training samples per second of the authors' PyTorch code on a CPU with a batch of one
-#: (the figure the project's brief compares with; our own float model: README,
-#: "Float model", and docs/RESULTS-float.md).
+#: Training samples per second of the authors' PyTorch code (DDFA, MNIST 1x800, batch of
+#: one) on a two-core CPU: the software baseline (``docs/RESULTS-float.md``, "Training throughput").
 AUTHORS_CPU_SAMPLES_PER_S = 360
 
 #: Exit statuses, by the first failed stage (module docstring).
