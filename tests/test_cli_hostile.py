@@ -215,6 +215,25 @@ def test_verilog_dir_without_verilog(tmp_path, capsys):
                        str(tmp_path / "x.json")], 2, "--verilog", "no directory")
 
 
+def test_verilog_dir_of_another_configuration(tmp_path, capsys, monkeypatch):
+    """``--verilog DIR`` written by ``ddfa generate`` from a configuration that builds other
+    hardware: one line naming the differing field, before anything is simulated; the
+    same hardware under another name is accepted."""
+    gen = tmp_path / "gen"
+    assert main(["generate", *SMALL_GEN, "--out", str(gen)]) == 0
+    capsys.readouterr()
+    _one_line(capsys, ["simulate", *SMALL_GEN, "--set", "arith.lr_shift=7", "--verilog", str(gen), "--json",
+                       str(tmp_path / "x.json")], 2, "--verilog", "arith.lr_shift: 6 != 7", "--config")
+    renamed = tmp_path / "renamed.toml"
+    renamed.write_text((gen / "config.toml").read_text().replace('name = "icebreaker"', 'name = "mine"'))
+    assert 'name = "mine"' in renamed.read_text()
+    ran = []
+    monkeypatch.setattr("sim.simulate.simulate", lambda *a, **kw: ran.append(kw) or (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    assert main(["simulate", "--config", str(renamed), "--verilog", str(gen), "--json", str(tmp_path / "y.json")]) == 130
+    assert ran and ran[0]["verilog"] == str(gen)
+
+
 def test_import_failure_surfaces(monkeypatch):
     monkeypatch.setitem(ddfa.cli.COMMANDS, "broken", ("ddfa.cli.no_such_module", "broken"))
     with pytest.raises(ModuleNotFoundError):

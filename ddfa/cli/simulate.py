@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from . import add_config_args, config_from_args, count_or_all, positive_float, positive_int
-from ..config import ConfigError
+from ..config import Config, ConfigError, config_diff, load_config
 from .output import check_output_dir, check_output_file, write_json
 
 __all__ = ["add_arguments", "run", "summary"]
@@ -76,13 +76,24 @@ def summary(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _verilog_dir(path: str) -> str:
+def _verilog_dir(path: str, cfg: Config) -> str:
+    """Check ``--verilog DIR`` before any work: it holds Verilog, and where ``ddfa
+    generate`` wrote it (its ``config.toml`` is there), from a configuration that builds
+    the same hardware as ``cfg``."""
     d = Path(path)
     if not d.is_dir():
         raise ConfigError("--verilog", f"no directory {path!r}", "give a directory of .v files")
     if not any(p.suffix in (".v", ".sv") and p.is_file() for p in d.iterdir()):
         raise ConfigError("--verilog", f"no .v or .sv file in {path!r}",
                           "give the directory that 'ddfa generate --out DIR' wrote, or one with your Verilog")
+    written = d / "config.toml"
+    if written.is_file():
+        differ = config_diff(load_config(written), cfg)
+        if differ:
+            raise ConfigError("--verilog", f"{path!r} was generated from another configuration "
+                              f"({written} against this one: {'; '.join(differ)})",
+                              f"give the configuration it was generated from (--config {written}), "
+                              f"or generate it anew with 'ddfa generate ... --out {path}'")
     return path
 
 
@@ -97,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.build_dir is not None:
         check_output_dir(args.build_dir, "--build-dir")
     if args.verilog is not None:
-        _verilog_dir(args.verilog)
+        _verilog_dir(args.verilog, cfg)
     steps = args.steps if args.steps is not None else 10
     if args.epochs is not None:
         from ddfa.data import load_dataset
