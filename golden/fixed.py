@@ -89,8 +89,17 @@ def _check_hardware_form(cfg: Config) -> None:
 
 
 def _uniform(shape, bound: float, g: torch.Generator) -> torch.Tensor:
-    # Exactly the float model's draw (float32, torch's uniform_), before quantisation.
-    return torch.empty(shape).uniform_(-bound, bound, generator=g)
+    """``U(-bound, bound)`` in float32 as ``docs/ARITHMETIC.md`` 4.3 defines it: the float
+    model's ``uniform_(-bound, bound)`` draw, rounded once on every CPU.
+
+    ``uniform_(0, 1)`` gives ``x = m 2^-24`` exactly (one generator word per element, as
+    ``uniform_(-bound, bound)`` takes), and ``(hi - lo) (x - 1/2)`` is exact in float64,
+    so one rounding to float32 gives the contract's value. PyTorch's own kernel for the
+    symmetric range rounds once with AVX2/AVX512 and twice in its generic build."""
+    hi = float(torch.tensor(bound, dtype=torch.float32))
+    x = torch.empty(shape).uniform_(0.0, 1.0, generator=g).double()
+    v = ((x - 0.5) * (2.0 * hi)).float()
+    return torch.where(v == hi, torch.tensor(-hi, dtype=torch.float32), v)
 
 
 def softmax_error_bound(cfg: Config) -> float:

@@ -492,9 +492,6 @@ def test_initial_state(variant):
     board, changes = VARIANTS[variant]
     cfg = _config(board, **changes)
     when = f"{variant}, initial state"
-    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
-        when += (" (PyTorch runs its DEFAULT CPU kernels here, whose uniform_ rounds twice: "
-                 "ARITHMETIC.md 4.3 lists the ulx3s-85f words that then differ)")
     assert_same_state(Contract(cfg).state(), golden_state(FixedModel(cfg)), when)
 
 
