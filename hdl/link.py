@@ -14,7 +14,6 @@ no weight can change because of line noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
@@ -22,86 +21,14 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
-from ddfa.protocol import CRC_INIT, CRC_POLY, MAX_PAYLOAD, STATUS_ERROR, STATUS_OK, SYNC, LinkErrorCode
+from ddfa.protocol import CRC_ALGORITHM, STATUS_ERROR, STATUS_OK, SYNC, Command, LinkErrorCode, link_commands
 
-__all__ = ["LinkCommand", "Link", "UARTLink", "crc16_byte", "DEFAULT_TIMEOUT_US", "link_commands"]
+__all__ = ["Link", "UARTLink", "DEFAULT_TIMEOUT_US"]
 
 #: Default inter-byte timeout. USB serial bridges deliver a host's write in bursts with
 #: gaps of a few milliseconds between USB transfers; 20 ms leaves a wide margin and is
 #: still far below a person's patience.
 DEFAULT_TIMEOUT_US = 20_000
-
-
-@dataclass(frozen=True)
-class LinkCommand:
-    """One command the link accepts.
-
-    Parameters
-    ----------
-    code : int
-        The CMD byte; it is also the first byte the processor receives (its opcode).
-    name : str
-        For documentation and error messages.
-    request : int
-        Payload bytes a request frame of this command carries, exactly.
-    response : int
-        Bytes the processor answers with, exactly (may be 0: the response frame then
-        carries only the status byte).
-    """
-
-    code: int
-    name: str
-    request: int
-    response: int
-
-    def __post_init__(self):
-        if not 0 <= self.code <= 0xFF:
-            raise ValueError(f"command {self.name}: code {self.code!r} is not a byte")
-        if not 0 <= self.request <= MAX_PAYLOAD:
-            raise ValueError(f"command {self.name}: request length {self.request} is not 0..{MAX_PAYLOAD}")
-        if not 0 <= self.response <= MAX_PAYLOAD - 1:
-            raise ValueError(f"command {self.name}: response length {self.response} is not 0..{MAX_PAYLOAD - 1}")
-
-
-def link_commands(commands) -> tuple[LinkCommand, ...]:
-    """The link's command table from any objects with ``code``, ``name``, ``request``
-    and ``response`` (such as :func:`hdl.host.host_commands`' ``HostCommand``)."""
-    return tuple(c if isinstance(c, LinkCommand) else
-                 LinkCommand(int(c.code), str(c.name), int(c.request), int(c.response)) for c in commands)
-
-
-def _crc_matrix() -> list[tuple[list[int], list[int]]]:
-    """The byte step of CRC-16/CCITT-FALSE is linear over GF(2): for every output bit,
-    the CRC bits and the byte bits it is the XOR of."""
-    def step(crc: int, byte: int) -> int:
-        c = crc ^ (byte << 8)
-        for _ in range(8):
-            c = ((c << 1) ^ CRC_POLY) if c & 0x8000 else (c << 1)
-        return c & 0xFFFF
-    rows = []
-    for j in range(16):
-        crc_bits = [i for i in range(16) if step(1 << i, 0) >> j & 1]
-        byte_bits = [i for i in range(8) if step(0, 1 << i) >> j & 1]
-        rows.append((crc_bits, byte_bits))
-    return rows
-
-
-_CRC_MATRIX = _crc_matrix()
-
-
-def crc16_byte(crc, byte) -> Value:
-    """CRC-16/CCITT-FALSE of one more byte (MSB first), as a combinational expression:
-    each output bit is an XOR of a fixed set of CRC and byte bits (a flat XOR network;
-    no chain of eight conditional steps for the simulator or synthesis to unfold)."""
-    crc, byte = Value.cast(crc), Value.cast(byte)
-    bits = []
-    for crc_bits, byte_bits in _CRC_MATRIX:
-        terms = [crc[i] for i in crc_bits] + [byte[i] for i in byte_bits]
-        x = terms[0]
-        for t in terms[1:]:
-            x = x ^ t
-        bits.append(x)
-    return Cat(*bits)
 
 
 class Link(wiring.Component):
@@ -130,8 +57,8 @@ class Link(wiring.Component):
         forwarded byte.
     commands : iterable
         The commands the processor accepts, with their exact lengths:
-        :class:`LinkCommand` or anything :func:`link_commands` takes (for the processor,
-        ``hdl.host.host_commands(cfg)``).
+        :class:`Command` or anything :func:`link_commands` takes (for the processor,
+        ``ddfa.protocol.host_commands(cfg)``).
     timeout_cycles : int, optional
         Inter-byte timeout in clock cycles; default :data:`DEFAULT_TIMEOUT_US` at
         ``cfg.clock_mhz``.
@@ -154,8 +81,8 @@ class Link(wiring.Component):
         A frame is being received, checked, forwarded or answered.
     """
 
-    def __init__(self, cfg: Config, commands: Iterable[LinkCommand], *, timeout_cycles: int | None = None):
-        self.commands: Sequence[LinkCommand] = link_commands(commands)
+    def __init__(self, cfg: Config, commands: Iterable[Command], *, timeout_cycles: int | None = None):
+        self.commands: Sequence[Command] = link_commands(commands)
         codes = [c.code for c in self.commands]
         if len(set(codes)) != len(codes):
             raise ValueError(f"duplicate command codes in {codes}")
@@ -205,15 +132,16 @@ class Link(wiring.Component):
         length = Signal(16)
         last = Signal(range(self.buffer_depth))      # argument length - 1
         count = Signal(range(self.buffer_depth))
-        crc = Signal(16)
         err = Signal(range(8))
 
         got = self.rx.valid & self.rx.ready
         byte = self.rx.payload
-        # one CRC unit: receiving and sending never overlap
+        # One CRC processor (CRC_ALGORITHM, one byte a cycle; its `crc` is registered):
+        # receiving and sending never overlap. It takes the received byte unless a
+        # sending state gives it the sent one.
+        m.submodules.crc = crc = CRC_ALGORITHM(data_width=8).create()
         crc_in = Signal(8)
-        crc_next = crc16_byte(crc, crc_in)
-        m.d.comb += crc_in.eq(byte)
+        m.d.comb += [crc_in.eq(byte), crc.data.eq(crc_in)]
 
         # -- the inter-byte timer: restarts on every byte or UART error ----------------------
         timer = Signal(range(self.timeout_cycles + 1))
@@ -306,12 +234,13 @@ class Link(wiring.Component):
                 refuse(LinkErrorCode.TIMEOUT, drain=False)
 
         def receive(state: str, then: str, *take):
-            """A state that waits for one byte of the frame and, when it comes, does
-            ``take`` (the CRC update among them) and goes to ``then``."""
+            """A state that waits for one byte of the frame and, when it comes, adds it to
+            the CRC, does ``take`` and goes to ``then``."""
             with m.State(state):
                 m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
                 uart_error()
                 with m.Elif(got):
+                    m.d.comb += crc.valid.eq(1)
                     m.d.sync += list(take)
                     m.next = then
                 timeout()
@@ -320,11 +249,12 @@ class Link(wiring.Component):
             with m.State("HUNT"):
                 m.d.comb += [hunting.eq(1), self.rx.ready.eq(1)]
                 with m.If(got & (byte == SYNC)):
-                    m.d.sync += [crc.eq(CRC_INIT), cmd_reg.eq(0)]
+                    m.d.comb += crc.start.eq(1)
+                    m.d.sync += cmd_reg.eq(0)
                     m.next = "CMD"
-            receive("CMD", "LEN0", cmd_reg.eq(byte), crc.eq(crc_next))
-            receive("LEN0", "LEN1", length[:8].eq(byte), crc.eq(crc_next))
-            receive("LEN1", "CHECK", length[8:].eq(byte), crc.eq(crc_next), count.eq(0))
+            receive("CMD", "LEN0", cmd_reg.eq(byte))
+            receive("LEN0", "LEN1", length[:8].eq(byte))
+            receive("LEN1", "CHECK", length[8:].eq(byte), count.eq(0))
             with m.State("CHECK"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~known):
@@ -341,20 +271,20 @@ class Link(wiring.Component):
                 m.d.comb += [wr.addr.eq(count), wr.data.eq(byte), wr.en.eq(got)]
                 uart_error()
                 with m.Elif(got):
-                    m.d.sync += [count.eq(count + 1), crc.eq(crc_next)]
+                    m.d.comb += crc.valid.eq(1)
+                    m.d.sync += count.eq(count + 1)
                     with m.If(count == last):
                         m.next = "CRC0"
                 timeout()
-            receive("CRC0", "CRC1", crc.eq(crc_next))
-            receive("CRC1", "VERIFY", crc.eq(crc_next))
+            receive("CRC0", "CRC1")
+            receive("CRC1", "VERIFY")
             with m.State("VERIFY"):
-                # the CRC over CMD..CRC is zero for an intact frame
+                # the CRC over CMD..CRC is the residue (zero) for an intact frame
                 m.d.comb += self.busy.eq(1)
-                with m.If(crc == 0):
+                with m.If(crc.match_detected):
                     # accepted: forward and answer at the same time
-                    m.d.comb += fwd_start.eq(1)
-                    m.d.sync += [ok.eq(1), left.eq(resp_len), idx.eq(0), crc.eq(CRC_INIT),
-                                 out_len.eq(resp_len + 1)]
+                    m.d.comb += [fwd_start.eq(1), crc.start.eq(1)]
+                    m.d.sync += [ok.eq(1), left.eq(resp_len), idx.eq(0), out_len.eq(resp_len + 1)]
                     m.next = "TX_HEADER"
                 with m.Else():
                     refuse(LinkErrorCode.BAD_CRC, drain=False)
@@ -364,15 +294,14 @@ class Link(wiring.Component):
                 with m.If(timed_out):
                     m.next = "REFUSE"
             with m.State("REFUSE"):
-                m.d.comb += [self.busy.eq(1), self.error.eq(1)]
-                m.d.sync += [ok.eq(0), left.eq(1), idx.eq(0), crc.eq(CRC_INIT), out_len.eq(2)]
+                m.d.comb += [self.busy.eq(1), self.error.eq(1), crc.start.eq(1)]
+                m.d.sync += [ok.eq(0), left.eq(1), idx.eq(0), out_len.eq(2)]
                 m.next = "TX_HEADER"
             with m.State("TX_HEADER"):
                 m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(header), crc_in.eq(tx_byte)]
                 with m.If(sent):
+                    m.d.comb += crc.valid.eq(idx != 0)
                     m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx != 0):
-                        m.d.sync += crc.eq(crc_next)
                     with m.If(idx == 4):
                         with m.If(left == 0):
                             m.next = "TX_CRC0"
@@ -389,15 +318,16 @@ class Link(wiring.Component):
                 with m.Else():
                     m.d.comb += [tx_byte.eq(err), self.tx.valid.eq(1)]
                 with m.If(sent):
-                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1)]
+                    m.d.comb += crc.valid.eq(1)
+                    m.d.sync += left.eq(left - 1)
                     with m.If(left == 1):
                         m.next = "TX_CRC0"
             with m.State("TX_CRC0"):
-                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(crc[8:])]
+                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(crc.crc[8:])]
                 with m.If(sent):
                     m.next = "TX_CRC1"
             with m.State("TX_CRC1"):
-                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(crc[:8])]
+                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(crc.crc[:8])]
                 with m.If(sent):
                     m.next = "DONE"
             with m.State("DONE"):

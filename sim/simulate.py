@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ddfa.config import Config
+from ddfa.protocol import HostProtocol
 
 from .golden_link import GoldenOracle, serve
 from .runner import PUBLIC_VLT, SIMULATORS, build_args, get_runner, make_overrides
@@ -124,7 +125,6 @@ def _code_hash() -> str:
 def buffer_words(cfg: Config) -> tuple[int, int]:
     """``(IN_WORDS, OUT_WORDS)`` of the simulation top: the read-back batch (commands and
     replies) plus :data:`SCRATCH_BYTES`, in 64-bit words, rounded up to a power of two."""
-    from hdl.host import HostProtocol
     from .readback import read_plan
     proto = HostProtocol(cfg)
     plan = read_plan(proto)

@@ -22,7 +22,7 @@ from ddfa.data import load_dataset
 from golden.fixed import FixedModel
 from hdl.cycles import infer_cycles, step_cycles
 from ddfa.config import config_hash
-from hdl.host import HostProtocol, Opcode
+from ddfa.protocol import BLOCK_WORDS, HostProtocol, Opcode
 from hdl.top import Processor
 
 
@@ -335,7 +335,6 @@ def test_read_block_and_error_cycles(digits, board):
     first cycles off as the error phase (softmax, hdl.cycles.step_cycles "softmax").
     On the ECP5 board the memory bus has its registered request and word
     (hdl.host.mem_bus_latency 4)."""
-    from hdl.host import BLOCK_WORDS
     cfg = tiny_cfg(layers=(64, 6, 10), pes=(3, 1), board=board)
     gold = FixedModel(cfg)
     dut = Processor(cfg)
