@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 

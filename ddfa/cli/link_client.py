@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from ..protocol import (CRC_CHECK, CRC_INIT, CRC_POLY, MAX_PAYLOAD, STATUS_ERROR, STATUS_OK, SYNC,
                         LinkErrorCode, crc16)
