@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ddfa.config import Config
+from ddfa.protocol import Opcode, host_commands
 from hdl.cycles import step_cycles
 
 from .platforms import make_platform
@@ -147,7 +148,6 @@ def link_samples_per_s(cfg: Config) -> float | None:
     """Training samples per second that the UART can carry: per sample one LOAD_SAMPLE
     and one TRAIN request and their responses (frame overhead 6 bytes, status 1 byte),
     10 bits per byte at ``cfg.hardware.baud``; no allowance for USB latency."""
-    from hdl.host import Opcode, host_commands
     cmds = {c.code: c for c in host_commands(cfg)}
     n = 0
     for op in (Opcode.LOAD_SAMPLE, Opcode.TRAIN):

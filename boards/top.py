@@ -17,7 +17,8 @@ from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 
 from ddfa.config import Config
-from hdl.link import DEFAULT_TIMEOUT_US, UARTLink, link_commands
+from ddfa.protocol import host_commands, link_commands
+from hdl.link import DEFAULT_TIMEOUT_US, UARTLink
 from hdl.skid import StreamSkid
 from hdl.uart import uart_divisor
 
@@ -41,7 +42,7 @@ class BoardTop(Elaboratable):
         Has ``i: In(stream.Signature(8))`` (commands) and ``o: Out(stream.Signature(8))``
         (answers), and optionally ``busy: Out(1)``.
     commands : iterable
-        ``core``'s command table (``hdl.host.host_commands(cfg)`` for the processor).
+        ``core``'s command table (``ddfa.protocol.host_commands(cfg)`` for the processor).
 
     Attributes
     ----------
@@ -113,10 +114,9 @@ def processor_top(cfg: Config) -> BoardTop:
         stand-in is ever built in its place.
     """
     try:
-        from hdl.host import host_commands
         from hdl.top import Processor
     except ImportError as exc:
-        raise ProcessorUnavailable(f"the processor (hdl/top.py Processor, hdl/host.py host_commands) "
+        raise ProcessorUnavailable(f"the processor (hdl/top.py Processor) "
                                    f"cannot be imported: {exc}. 'ddfa build' builds only the real "
                                    f"processor; fix hdl/ first") from exc
     return BoardTop(cfg, Processor(cfg), host_commands(cfg))

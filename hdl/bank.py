@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import Out
 
-from .layouts import addr_width
+from ddfa.protocol import addr_width
 
 __all__ = ["SlicedMemory"]
 

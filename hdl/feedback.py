@@ -11,9 +11,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
+from ddfa.protocol import addr_width
 
 from .fixed import fixed_shape, narrow, round_shift, saturate, wire
-from .layouts import ErrorBeat, MemPortSignature, addr_width
+from .layouts import ErrorBeat, MemPortSignature
 from .mul import MulPortSignature
 
 __all__ = ["FeedbackUnit"]

@@ -1,295 +1,31 @@
-"""Host interface: a byte-stream command protocol into the processor.
+"""Host interface: the hardware that parses the host protocol's commands from a byte
+stream and answers on another.
 
-The protocol is specified in ``docs/HOST-PROTOCOL.md``. It is a plain stream of bytes in
-each direction (no framing, no checksum): a later layer (``hdl/link.py``, the UART frame
-layer) wraps it. Every command is one opcode byte followed by a fixed number of argument
-bytes, and is answered by a fixed number of reply bytes, the first of which echoes the
-opcode (``0xFF`` for an unknown opcode). The lengths depend only on the configuration
-(:func:`host_commands`). Multi-byte numbers are little-endian.
+The protocol is specified in ``docs/HOST-PROTOCOL.md``; its definitions (opcodes, the
+memory map, the command table, the pure-Python encoder/decoder :class:`HostProtocol`)
+are in :mod:`ddfa.protocol`. It is a plain stream of bytes in each direction (no
+framing, no checksum): the UART frame layer (``hdl/link.py``) wraps it on a board.
 
-This module holds both ends of the definition: the hardware (:class:`Host`) and the pure
-Python encoder/decoder (:class:`HostProtocol`) that the tests and host-side tools use, and
-the memory map (:func:`memory_map`) that numbers every memory of the processor.
+:class:`Host` is built from :class:`CommandDecoder` (the command table, registered),
+:class:`SampleWriter` (LOAD_SAMPLE's input words into the sample buffer),
+:class:`AddressCheck` (the memory map's word counts), :class:`ReplyMultiplexer` (the
+reply bytes) and :class:`BlockReader` (READ_BLOCK's stream of words).
 """
 
 from __future__ import annotations
-
-import enum
-from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config, config_hash
+from ddfa.protocol import (BLOCK_WORDS, COUNTER_WIDTH, ERROR_REPLY, PROTOCOL_VERSION, RANGE_ERROR_REPLY,
+                           HostParams, Opcode, host_commands, memory_map)
 
-from .layouts import addr_width
-from .sequencer import COUNTER_WIDTH
+from .layer import host_latency
 
-__all__ = ["Opcode", "BLOCK_WORDS", "mem_bus_latency", "PROTOCOL_VERSION", "ERROR_REPLY", "MemoryInfo", "memory_map", "HostCommand",
-           "host_commands", "HostParams", "HostProtocol", "HostMemSignature", "HostLfsrSignature",
-           "HostStatusSignature", "Host"]
-
-#: Version byte returned by PING and INFO.
-PROTOCOL_VERSION = 1
-#: First reply byte of an unknown opcode (the second byte is the opcode).
-ERROR_REPLY = 0xFF
-
-
-class Opcode(enum.IntEnum):
-    """The command opcodes (first byte of every command)."""
-
-    PING = 0x00
-    LOAD_SAMPLE = 0x01
-    TRAIN = 0x02
-    INFER = 0x03
-    READ_MEM = 0x04
-    WRITE_MEM = 0x05
-    READ_LFSR = 0x06
-    WRITE_LFSR = 0x07
-    STATUS = 0x08
-    INFO = 0x09
-    READ_BLOCK = 0x0A
-
-
-#: Words one READ_BLOCK returns (a fixed number, so that every reply length stays a
-#: function of the opcode and the configuration alone).
-BLOCK_WORDS = 256
-
-
-# --------------------------------------------------------------------------------------
-# The memory map
-# --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MemoryInfo:
-    """One physical memory of the processor, as the host addresses it.
-
-    ``kind`` is ``"W"`` (one PE bank of ``W_l``: PE ``pe`` holds rows ``i`` with
-    ``i mod P_l == pe`` at address ``(i div P_l) * n_{l-1} + j``), ``"b"`` (``b_l``,
-    address ``i``) or ``"B"`` (``B_l``, address ``i * n_L + o``). ``name`` is the name of
-    its ``$readmemh`` image (``W1_pe0``, ``b1``, ``B1``, ...).
-    """
-
-    id: int
-    name: str
-    kind: str
-    layer: int
-    pe: int | None
-    words: int
-    width: int
-
-
-def memory_map(cfg: Config) -> tuple[MemoryInfo, ...]:
-    """Every memory of the processor with its id: for ``l = 1..L``, the PE banks
-    ``W<l>_pe<p>`` (``p = 0..P_l-1``), then ``b<l>``, then ``B<l>`` (hidden layers)."""
-    a, n, L = cfg.arith, cfg.model.layers, cfg.model.n_layers
-    out: list[MemoryInfo] = []
-    for l in range(1, L + 1):
-        P = cfg.hardware.pes[l - 1]
-        for p in range(P):
-            out.append(MemoryInfo(len(out), f"W{l}_pe{p}", "W", l, p, cfg.bank_depth(l), a.weight.width))
-        out.append(MemoryInfo(len(out), f"b{l}", "b", l, None, n[l], a.weight.width))
-        if l < L:
-            out.append(MemoryInfo(len(out), f"B{l}", "B", l, None, n[l] * n[-1], a.feedback.width))
-    if len(out) > 255:
-        raise ValueError("more than 255 memories: the host protocol's memory id is one byte")
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class HostParams:
-    """The byte counts of the protocol for one configuration.
-
-    Attributes
-    ----------
-    sample_bytes : int
-        Bytes per input word, ``ceil(act.width / 8)``.
-    addr_bytes : int
-        Bytes of a memory address, ``ceil(max address bits / 8)`` over :func:`memory_map`.
-    word_bytes : int
-        Bytes of a memory word, ``ceil(max(weight.width, feedback.width) / 8)``; a word
-        is read sign-extended to this many bytes and written from its low bits.
-    lfsr_bytes : int
-        Bytes of an LFSR state, ``ceil(lfsr_width / 8)``.
-    """
-
-    n_inputs: int
-    n_outputs: int
-    n_hidden: int
-    n_memories: int
-    sample_bytes: int
-    addr_bytes: int
-    word_bytes: int
-    lfsr_bytes: int
-
-    @classmethod
-    def of(cls, cfg: Config) -> "HostParams":
-        a = cfg.arith
-        mems = memory_map(cfg)
-        abits = max(addr_width(mem.words) for mem in mems)
-        return cls(n_inputs=cfg.model.layers[0], n_outputs=cfg.model.n_outputs,
-                   n_hidden=cfg.model.n_layers - 1, n_memories=len(mems),
-                   sample_bytes=-(-a.act.width // 8), addr_bytes=-(-abits // 8),
-                   word_bytes=-(-max(a.weight.width, a.feedback.width) // 8),
-                   lfsr_bytes=-(-a.lfsr_width // 8))
-
-
-@dataclass(frozen=True)
-class HostCommand:
-    """One command: ``request`` argument bytes after the opcode, ``response`` reply bytes
-    (the echoed opcode included)."""
-
-    code: int
-    name: str
-    request: int
-    response: int
-
-
-STATUS_BYTES = 1 + 1 + 5 * (COUNTER_WIDTH // 8) + 1
-INFO_BYTES = 1 + 7 + 4
-
-
-def host_commands(cfg: Config) -> tuple[HostCommand, ...]:
-    """The command set with its exact lengths for ``cfg`` (``docs/HOST-PROTOCOL.md``)."""
-    h = HostParams.of(cfg)
-    O = Opcode
-    return (
-        HostCommand(O.PING, "PING", 0, 2),
-        HostCommand(O.LOAD_SAMPLE, "LOAD_SAMPLE", h.n_inputs * h.sample_bytes + 1, 1),
-        HostCommand(O.TRAIN, "TRAIN", 0, 2),
-        HostCommand(O.INFER, "INFER", 0, 2),
-        HostCommand(O.READ_MEM, "READ_MEM", 1 + h.addr_bytes, 1 + h.word_bytes),
-        HostCommand(O.WRITE_MEM, "WRITE_MEM", 1 + h.addr_bytes + h.word_bytes, 1),
-        HostCommand(O.READ_LFSR, "READ_LFSR", 1, 1 + h.lfsr_bytes),
-        HostCommand(O.WRITE_LFSR, "WRITE_LFSR", 1 + h.lfsr_bytes, 1),
-        HostCommand(O.STATUS, "STATUS", 0, STATUS_BYTES),
-        HostCommand(O.INFO, "INFO", 0, INFO_BYTES),
-        HostCommand(O.READ_BLOCK, "READ_BLOCK", 1 + h.addr_bytes, 1 + BLOCK_WORDS * h.word_bytes),
-    )
-
-
-# --------------------------------------------------------------------------------------
-# The host side, in Python
-# --------------------------------------------------------------------------------------
-
-def _le(value: int, n: int) -> bytes:
-    return (value & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
-
-
-def _signed(raw: int, bits: int) -> int:
-    return raw - (1 << bits) if raw >> (bits - 1) & 1 else raw
-
-
-class HostProtocol:
-    """Encodes commands and decodes replies of the host protocol for one configuration.
-
-    Every ``encode_*`` method returns the command bytes; :meth:`reply_length` gives the
-    number of reply bytes to read; the ``decode_*`` methods check the echo byte and
-    return the value.
-    """
-
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
-        self.params = HostParams.of(cfg)
-        self.memories = memory_map(cfg)
-        self.by_name = {mem.name: mem for mem in self.memories}
-        self.commands = {c.code: c for c in host_commands(cfg)}
-        self.block_words = BLOCK_WORDS
-
-    def reply_length(self, opcode: int) -> int:
-        return self.commands[opcode].response if opcode in self.commands else 2
-
-    # -- commands ----------------------------------------------------------------------
-    def encode_ping(self) -> bytes:
-        return bytes([Opcode.PING])
-
-    def encode_load_sample(self, words, label: int) -> bytes:
-        h = self.params
-        words = [int(w) for w in words]
-        if len(words) != h.n_inputs:
-            raise ValueError(f"{len(words)} input words, {h.n_inputs} expected")
-        if not 0 <= label < h.n_outputs:
-            raise ValueError(f"label {label} is not in 0..{h.n_outputs - 1}")
-        return bytes([Opcode.LOAD_SAMPLE]) + b"".join(_le(w, h.sample_bytes) for w in words) + bytes([label])
-
-    def encode_train(self) -> bytes:
-        return bytes([Opcode.TRAIN])
-
-    def encode_infer(self) -> bytes:
-        return bytes([Opcode.INFER])
-
-    def encode_read_mem(self, mem: int | str, addr: int) -> bytes:
-        return bytes([Opcode.READ_MEM, self._id(mem)]) + _le(addr, self.params.addr_bytes)
-
-    def encode_read_block(self, mem: int | str, addr: int) -> bytes:
-        """READ_BLOCK: the :data:`BLOCK_WORDS` words of ``mem`` from ``addr`` on."""
-        return bytes([Opcode.READ_BLOCK, self._id(mem)]) + _le(addr, self.params.addr_bytes)
-
-    def encode_write_mem(self, mem: int | str, addr: int, word: int) -> bytes:
-        h = self.params
-        return bytes([Opcode.WRITE_MEM, self._id(mem)]) + _le(addr, h.addr_bytes) + _le(word, h.word_bytes)
-
-    def encode_read_lfsr(self, layer: int) -> bytes:
-        return bytes([Opcode.READ_LFSR, layer])
-
-    def encode_write_lfsr(self, layer: int, state: int) -> bytes:
-        return bytes([Opcode.WRITE_LFSR, layer]) + _le(state, self.params.lfsr_bytes)
-
-    def encode_status(self) -> bytes:
-        return bytes([Opcode.STATUS])
-
-    def encode_info(self) -> bytes:
-        return bytes([Opcode.INFO])
-
-    # -- replies -----------------------------------------------------------------------
-    def _check(self, reply: bytes, opcode: int) -> bytes:
-        if len(reply) != self.reply_length(opcode) or reply[0] != opcode:
-            raise ValueError(f"bad reply to opcode {opcode:#04x}: {reply.hex()}")
-        return reply[1:]
-
-    def decode_class(self, reply: bytes, opcode: int) -> int:
-        """The class of a TRAIN or INFER reply."""
-        return self._check(reply, opcode)[0]
-
-    def decode_word(self, reply: bytes, mem: int | str) -> int:
-        """The stored (signed) integer of a READ_MEM reply from memory ``mem``."""
-        raw = int.from_bytes(self._check(reply, Opcode.READ_MEM), "little")
-        return _signed(raw & ((1 << self.memories[self._id(mem)].width) - 1), self.memories[self._id(mem)].width)
-
-    def decode_block(self, reply: bytes, mem: int | str) -> list[int]:
-        """The stored (signed) integers of a READ_BLOCK reply from memory ``mem`` (words
-        past the memory's end read as 0)."""
-        body = self._check(reply, Opcode.READ_BLOCK)
-        wb, width = self.params.word_bytes, self.memories[self._id(mem)].width
-        return [_signed(int.from_bytes(body[k:k + wb], "little") & ((1 << width) - 1), width)
-                for k in range(0, len(body), wb)]
-
-    def decode_lfsr(self, reply: bytes) -> int:
-        return int.from_bytes(self._check(reply, Opcode.READ_LFSR), "little")
-
-    def decode_status(self, reply: bytes) -> dict:
-        body = self._check(reply, Opcode.STATUS)
-        n = COUNTER_WIDTH // 8
-        f = lambda k: int.from_bytes(body[1 + k * n:1 + (k + 1) * n], "little")
-        return {"busy": bool(body[0] & 1), "sample_loaded": bool(body[0] & 2), "steps": f(0),
-                "cycles": f(1), "cycles_forward": f(2), "cycles_update": f(3), "cycles_error": f(4),
-                "pred": body[-1]}
-
-    def decode_info(self, reply: bytes) -> dict:
-        body = self._check(reply, Opcode.INFO)
-        keys = ["version", "n_memories", "addr_bytes", "word_bytes", "sample_bytes", "lfsr_bytes", "n_hidden"]
-        out = dict(zip(keys, body[:7]))
-        out["config_hash"] = int.from_bytes(body[7:11], "little")
-        return out
-
-    def _id(self, mem: int | str) -> int:
-        return self.by_name[mem].id if isinstance(mem, str) else int(mem)
-
-
-# --------------------------------------------------------------------------------------
-# The hardware
-# --------------------------------------------------------------------------------------
+__all__ = ["mem_bus_latency", "HostMemSignature", "HostLfsrSignature", "HostStatusSignature",
+           "CommandDecoder", "SampleWriter", "AddressCheck", "ReplyMultiplexer", "BlockReader", "Host"]
 
 def mem_bus_latency(cfg: Config) -> int:
     """Cycles from the host bus's ``re`` to its word on ``rdata``: 1 on the iCE40 boards;
@@ -297,7 +33,6 @@ def mem_bus_latency(cfg: Config) -> int:
     (1), every port registers the block RAM's word (2, :func:`hdl.layer.host_latency`)
     and the processor registers the selected word (1), so that no timing path runs from
     the host through the memory selection to the block RAMs or back."""
-    from .layer import host_latency
     return host_latency(cfg) + (2 if cfg.registered_bram else 0)
 
 
@@ -347,18 +82,384 @@ def HostStatusSignature(cfg: Config) -> wiring.Signature:
     })
 
 
-class Host(wiring.Component):
-    """Parses host commands from a byte stream and answers on another.
+#: The replies :class:`ReplyMultiplexer` sends, in the order of its ``select`` bits; None is
+#: the unknown opcode's. READ_BLOCK's words come from :class:`BlockReader`.
+REPLY_KINDS = (Opcode.PING, Opcode.LOAD_SAMPLE, Opcode.TRAIN, Opcode.INFER, Opcode.READ_MEM,
+               Opcode.WRITE_MEM, Opcode.READ_LFSR, Opcode.WRITE_LFSR, Opcode.STATUS, Opcode.INFO, None)
+#: The commands whose memory id and address :class:`AddressCheck` checks.
+ADDRESSED = (Opcode.READ_MEM, Opcode.WRITE_MEM, Opcode.READ_BLOCK)
 
-    One command at a time: the opcode, its argument bytes, the action (a training step
-    or an inference runs to completion before the reply), then the reply bytes. Input
-    words of LOAD_SAMPLE are written to the sample buffer as they complete. See
-    ``docs/HOST-PROTOCOL.md`` for the commands.
+
+def _max_reply(cfg: Config) -> int:
+    return max(c.response for c in host_commands(cfg))
+
+
+class CommandDecoder(wiring.Component):
+    """The command table (:func:`ddfa.protocol.host_commands`) looked up for one opcode,
+    into registers (so that no timing path runs from the opcode through the table).
 
     Parameters
     ----------
     cfg : Config
-        The configuration (byte counts: :class:`HostParams`).
+        The configuration (the table's lengths).
+
+    Members
+    -------
+    opcode : ``In(8)``
+        The command byte.
+    load : ``In(1)``
+        Decode ``opcode``: every output below holds its value from the next cycle on
+        (latency 1) until the next ``load``.
+    known : ``Out(1)``
+        The opcode is a command.
+    is_sample : ``Out(1)``
+        It is LOAD_SAMPLE (whose argument bytes are input words and a label).
+    no_args : ``Out(1)``
+        It takes no argument bytes.
+    addressed : ``Out(1)``
+        Its arguments are a memory id and an address (READ_MEM, WRITE_MEM, READ_BLOCK).
+    arg_last : ``Out(range(max arguments))``
+        Index of its last argument byte (not for LOAD_SAMPLE).
+    reply_last : ``Out(range(max reply))``
+        Index of its last reply byte (1 for an unknown opcode).
+    select : ``Out(len(REPLY_KINDS))``
+        One bit per reply of :data:`REPLY_KINDS` (none for READ_BLOCK).
+    """
+
+    def __init__(self, cfg: Config):
+        self.commands = host_commands(cfg)
+        args_max = max(c.request for c in self.commands if c.code != Opcode.LOAD_SAMPLE)
+        super().__init__({
+            "opcode": In(8), "load": In(1),
+            "known": Out(1), "is_sample": Out(1), "no_args": Out(1), "addressed": Out(1),
+            "arg_last": Out(range(max(args_max, 1))), "reply_last": Out(range(_max_reply(cfg))),
+            "select": Out(len(REPLY_KINDS)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.load):
+            m.d.sync += [self.known.eq(0), self.is_sample.eq(0), self.no_args.eq(0), self.addressed.eq(0),
+                         self.arg_last.eq(0), self.reply_last.eq(1),
+                         self.select.eq(1 << REPLY_KINDS.index(None))]
+            with m.Switch(self.opcode):
+                for c in self.commands:
+                    with m.Case(c.code):
+                        kind = 1 << REPLY_KINDS.index(c.code) if c.code in REPLY_KINDS else 0
+                        m.d.sync += [self.known.eq(1), self.is_sample.eq(c.code == Opcode.LOAD_SAMPLE),
+                                     self.no_args.eq(c.request == 0), self.addressed.eq(c.code in ADDRESSED),
+                                     self.reply_last.eq(c.response - 1), self.select.eq(kind)]
+                        if c.request and c.code != Opcode.LOAD_SAMPLE:
+                            m.d.sync += self.arg_last.eq(c.request - 1)
+        return m
+
+
+class AddressCheck(wiring.Component):
+    """The word count of a memory of :func:`ddfa.protocol.memory_map`, and whether an
+    address is inside it. Combinational (latency 0).
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (its memory map).
+
+    Members
+    -------
+    id : ``In(8)``
+        Memory id.
+    addr : ``In(8 * addr_bytes)``
+        Word address.
+    words : ``Out(range(max words + 1))``
+        Words of memory ``id`` (0 for an id that is not in the map).
+    in_range : ``Out(1)``
+        ``addr < words``: ``id`` is in the map and ``addr`` addresses one of its words.
+    """
+
+    def __init__(self, cfg: Config):
+        self.memories = memory_map(cfg)
+        super().__init__({
+            "id": In(8), "addr": In(8 * HostParams.of(cfg).addr_bytes),
+            "words": Out(range(max(mem.words for mem in self.memories) + 1)), "in_range": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.Switch(self.id):
+            for mem in self.memories:
+                with m.Case(mem.id):
+                    m.d.comb += self.words.eq(mem.words)
+        m.d.comb += self.in_range.eq(self.addr < self.words)
+        return m
+
+
+class ReplyMultiplexer(wiring.Component):
+    """Byte ``index`` of the reply of the selected command.
+
+    Latency 2: ``byte`` holds byte ``index`` from the second cycle after ``index`` (and
+    the inputs) changed. The bytes of the long replies are selected into registers, then
+    the selected reply's byte into ``byte``: no timing path runs through both
+    multiplexers.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (the replies' fields and lengths).
+
+    Members
+    -------
+    select : ``In(len(REPLY_KINDS))``
+        The reply, one bit per entry of :data:`REPLY_KINDS` (:class:`CommandDecoder`'s).
+    opcode : ``In(8)``
+        The command's opcode (the unknown opcode's and the refused command's second byte).
+    refused : ``In(1)``
+        The command's argument was out of range: the reply is ``RANGE_ERROR_REPLY``,
+        the opcode, then zeros, whatever ``select`` says.
+    index : ``In(range(max reply))``
+        Byte of the reply.
+    byte : ``Out(8)``
+        That byte.
+    pred, word, lfsr_state : ``In``
+        The last class, the memory bus's word, the addressed LFSR's state.
+    busy, loaded : ``In(1)``
+        STATUS's flags: a step is running, a sample has been loaded.
+    steps, cycles, cycles_fwd, cycles_upd, cycles_err : ``In(COUNTER_WIDTH)``
+        STATUS's counters.
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.params = h = HostParams.of(cfg)
+        self.lengths = {c.code: c.response for c in host_commands(cfg)}
+        super().__init__({
+            "select": In(len(REPLY_KINDS)), "opcode": In(8), "refused": In(1),
+            "index": In(range(_max_reply(cfg))), "byte": Out(8),
+            "pred": In(range(cfg.model.n_outputs)), "word": In(8 * h.word_bytes),
+            "lfsr_state": In(cfg.arith.lfsr_width), "busy": In(1), "loaded": In(1),
+            **{name: In(COUNTER_WIDTH) for name in ("steps", "cycles", "cycles_fwd", "cycles_upd", "cycles_err")},
+        })
+
+    def replies(self) -> dict:
+        """Every reply of :data:`REPLY_KINDS` as one value, byte 0 in its low bits."""
+        cfg, h, O = self.cfg, self.params, Opcode
+        pred8 = Cat(self.pred, Const(0, 8))[:8]
+        return {
+            O.PING: Cat(Const(O.PING, 8), Const(PROTOCOL_VERSION, 8)),
+            O.LOAD_SAMPLE: Const(O.LOAD_SAMPLE, 8),
+            O.TRAIN: Cat(Const(O.TRAIN, 8), pred8),
+            O.INFER: Cat(Const(O.INFER, 8), pred8),
+            O.READ_MEM: Cat(Const(O.READ_MEM, 8), self.word),
+            O.WRITE_MEM: Const(O.WRITE_MEM, 8),
+            O.READ_LFSR: Cat(Const(O.READ_LFSR, 8), self.lfsr_state,
+                             Const(0, 8 * h.lfsr_bytes - cfg.arith.lfsr_width)),
+            O.WRITE_LFSR: Const(O.WRITE_LFSR, 8),
+            O.STATUS: Cat(Const(O.STATUS, 8), self.busy, self.loaded, Const(0, 6), self.steps, self.cycles,
+                          self.cycles_fwd, self.cycles_upd, self.cycles_err, pred8),
+            O.INFO: Cat(Const(O.INFO, 8), Const(PROTOCOL_VERSION, 8), Const(h.n_memories, 8),
+                        Const(h.addr_bytes, 8), Const(h.word_bytes, 8), Const(h.sample_bytes, 8),
+                        Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
+            None: Cat(Const(ERROR_REPLY, 8), self.opcode),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        replies = self.replies()
+        choices = []
+        for k, code in enumerate(REPLY_KINDS):
+            vec = replies[code]
+            assert code is None or len(vec) == 8 * self.lengths[code], (code, len(vec))
+            n_bytes = len(vec) // 8
+            byte_k = Signal(8, name=f"reply_byte_{code.name if code is not None else 'error'}")
+            domain = m.d.comb if n_bytes <= 2 else m.d.sync
+            if n_bytes == 1:
+                domain += byte_k.eq(vec)
+            else:
+                with m.Switch(self.index):
+                    for b in range(n_bytes):
+                        with m.Case(b):
+                            domain += byte_k.eq(vec[8 * b:8 * (b + 1)])
+            choices.append(Mux(self.select[k], byte_k, 0))
+        selected = Cat(*[Cat(*[c[b] for c in choices]).any() for b in range(8)])
+        refusal = Mux(self.index == 0, RANGE_ERROR_REPLY, Mux(self.index == 1, self.opcode, 0))
+        m.d.sync += self.byte.eq(Mux(self.refused, refusal, selected))
+        return m
+
+
+class BlockReader(wiring.Component):
+    """READ_BLOCK's reply: the echo, then :data:`~ddfa.protocol.BLOCK_WORDS` words of one
+    memory from a start address on, each sign-extended to ``word_bytes`` bytes, least
+    significant first; words at or past the memory's end are sent as 0.
+
+    The echo goes out from the cycle after ``start``. Each word is read (``re``) after
+    the last byte of the one before has gone out, and its bytes go out from
+    ``mem_bus_latency`` cycles after the read: ``word_bytes`` bytes every
+    ``word_bytes + mem_bus_latency`` cycles when ``o`` is always ready. Byte 0 comes
+    from the bus (valid from ``mem_bus_latency`` cycles after the read, and held), the
+    others from a copy that shifts one byte a cycle.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (byte counts, memory map, the bus's latency).
+
+    Members
+    -------
+    start : ``In(1)``
+        Send a block (``first`` and ``words`` are taken with it; the memory id on the bus
+        must hold until ``busy`` falls).
+    first : ``In(8 * addr_bytes)``
+        Address of the first word.
+    words : ``In(range(max words + 1))``
+        Words of the memory.
+    o : ``Out(stream.Signature(8))``
+        The reply's bytes.
+    re, addr : ``Out(1)``, ``Out(8 * addr_bytes)``
+        The memory bus's read strobe and address.
+    rdata : ``In(8 * word_bytes)``
+        The bus's word.
+    busy : ``Out(1)``
+        Sending.
+    """
+
+    def __init__(self, cfg: Config):
+        self.params = h = HostParams.of(cfg)
+        self.latency = mem_bus_latency(cfg)
+        self.max_words = max(mem.words for mem in memory_map(cfg))
+        super().__init__({
+            "start": In(1), "first": In(8 * h.addr_bytes), "words": In(range(self.max_words + 1)),
+            "o": Out(stream.Signature(8)), "re": Out(1), "addr": Out(8 * h.addr_bytes),
+            "rdata": In(8 * h.word_bytes), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        h, lat = self.params, self.latency
+        next_addr = Signal(8 * h.addr_bytes + BLOCK_WORDS.bit_length())    # never wraps within a block
+        words = Signal.like(self.words)
+        words_left = Signal(range(BLOCK_WORDS + 1))
+        byte_index = Signal(range(h.word_bytes))
+        word_rest = Signal(8 * h.word_bytes)            # the word's bytes after byte 0, shifting
+        past_end = Signal()                             # the word being sent is past the memory's end
+        wait = Signal(range(max(lat, 2)))               # WAIT: cycles still to wait
+        word = Mux(past_end, 0, self.rdata)
+        m.d.comb += self.addr.eq(next_addr)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [next_addr.eq(self.first), words.eq(self.words), words_left.eq(BLOCK_WORDS),
+                                 byte_index.eq(0)]
+                    m.next = "ECHO"
+            with m.State("ECHO"):
+                m.d.comb += [self.busy.eq(1), self.o.valid.eq(1), self.o.payload.eq(Opcode.READ_BLOCK)]
+                with m.If(self.o.ready):
+                    m.next = "READ"
+            with m.State("READ"):
+                # the read in a state of its own: the bus's strobe and address come from the
+                # state register and `next_addr` alone (no timing path from the byte counters)
+                m.d.comb += [self.busy.eq(1), self.re.eq(1)]
+                m.d.sync += [past_end.eq(next_addr >= words), next_addr.eq(next_addr + 1)]
+                if lat > 1:
+                    m.d.sync += wait.eq(lat - 2)
+                    m.next = "WAIT"
+                else:
+                    m.next = "SEND"
+            if lat > 1:
+                with m.State("WAIT"):
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(wait == 0):
+                        m.next = "SEND"
+                    with m.Else():
+                        m.d.sync += wait.eq(wait - 1)
+            with m.State("SEND"):
+                m.d.comb += [self.busy.eq(1), self.o.valid.eq(1),
+                             self.o.payload.eq(Mux(byte_index == 0, word[:8], word_rest[:8]))]
+                with m.If(self.o.ready):
+                    with m.If(byte_index == 0):
+                        m.d.sync += word_rest.eq(word >> 8)
+                    with m.Else():
+                        m.d.sync += word_rest.eq(word_rest >> 8)
+                    with m.If(byte_index == h.word_bytes - 1):
+                        m.d.sync += [byte_index.eq(0), words_left.eq(words_left - 1)]
+                        with m.If(words_left == 1):
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "READ"
+                    with m.Else():
+                        m.d.sync += byte_index.eq(byte_index + 1)
+        return m
+
+
+class SampleWriter(wiring.Component):
+    """LOAD_SAMPLE's input words: ``n_0`` words of ``sample_bytes`` bytes each (least
+    significant first) into the sample buffer, each written in the cycle its last byte
+    arrives (latency 0).
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (``n_0``, ``act.width``, byte counts).
+
+    Members
+    -------
+    start : ``In(1)``
+        The next byte is byte 0 of input word 0.
+    i : ``In(stream.Signature(8))``
+        The bytes (always ready).
+    x_addr : ``Out(range(n_0))``
+        Sample buffer address (input ``j``).
+    x_data : ``Out(act.width)``
+        Input word ``x_j``.
+    x_we : ``Out(1)``
+        Write ``x_data`` to ``x_addr``.
+    done : ``Out(1)``
+        The last byte of the last word arrived (with its ``x_we``).
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.params = HostParams.of(cfg)
+        super().__init__({
+            "start": In(1), "i": In(stream.Signature(8)),
+            "x_addr": Out(range(max(cfg.model.layers[0], 2))), "x_data": Out(cfg.arith.act.width),
+            "x_we": Out(1), "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        h = self.params
+        byte_index = Signal(range(h.sample_bytes))
+        word_bytes = Signal(8 * h.sample_bytes)          # the word's bytes before its last
+        input_index = Signal(range(h.n_inputs + 1))
+        got = self.i.valid & self.i.ready
+        byte = self.i.payload
+        full_word = Cat(word_bytes[:8 * (h.sample_bytes - 1)], byte) if h.sample_bytes > 1 else byte
+        m.d.comb += [self.i.ready.eq(1), self.x_addr.eq(input_index),
+                     self.x_data.eq(full_word[:self.cfg.arith.act.width])]
+        with m.If(self.start):
+            m.d.sync += [byte_index.eq(0), input_index.eq(0)]
+        with m.Elif(got):
+            with m.If(byte_index == h.sample_bytes - 1):
+                m.d.comb += [self.x_we.eq(1), self.done.eq(input_index == h.n_inputs - 1)]
+                m.d.sync += [byte_index.eq(0), input_index.eq(input_index + 1)]
+            with m.Else():
+                m.d.sync += [word_bytes.word_select(byte_index, 8).eq(byte), byte_index.eq(byte_index + 1)]
+        return m
+
+
+class Host(wiring.Component):
+    """Parses host commands from a byte stream and answers on another.
+
+    One command at a time: the opcode (decoded the next cycle), its argument bytes, a
+    cycle to check a memory address against the memory map, the action (a training step
+    or an inference runs to completion before the reply), then the reply bytes (each
+    takes 3 cycles: :class:`ReplyMultiplexer`'s latency 2, then the offer). Input words
+    of LOAD_SAMPLE are written to the sample buffer as they complete; its label is
+    checked when it arrives. A command whose argument is out of range changes nothing
+    and gets the range-error reply. See ``docs/HOST-PROTOCOL.md`` for the commands.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (byte counts: :class:`~ddfa.protocol.HostParams`).
 
     Members
     -------
@@ -397,247 +498,130 @@ class Host(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, h, O = self.cfg, self.params, Opcode
+        cfg, h, O, st = self.cfg, self.params, Opcode, self.ctl
+        m.submodules.decoder = decoder = CommandDecoder(cfg)
+        m.submodules.address_check = address_check = AddressCheck(cfg)
+        m.submodules.replies = replies = ReplyMultiplexer(cfg)
+        m.submodules.block_reader = block_reader = BlockReader(cfg)
+        m.submodules.sample_writer = sample_writer = SampleWriter(cfg)
         args_max = max(c.request for c in self.commands if c.code != O.LOAD_SAMPLE)
-        reply_max = max(max(c.response for c in self.commands if c.code != O.READ_BLOCK), 2)
 
-        cmd = Signal(8)
-        arg = Signal(8 * args_max)
-        cnt = Signal(range(max(args_max, h.sample_bytes, h.n_inputs) + 1))
-        word = Signal(8 * h.sample_bytes)
-        wi = Signal(range(h.n_inputs + 1))
+        opcode = Signal(8)
+        args = Signal(8 * args_max)                     # the argument bytes, byte k at bits 8k
+        byte_count = Signal(range(args_max + 1))
         loaded = Signal()
-        ridx = Signal(range(reply_max + 1))
-
+        refused = Signal()                              # the command's argument is out of range
+        reply_index = Signal.like(replies.index)
+        reply_phase = Signal(2)                         # REPLY: 0, 1 the multiplexer's latency, 2 offer
         got = self.i.valid & self.i.ready
         byte = self.i.payload
 
-        # READ_BLOCK: words to go, byte of the word, the word being sent, past the end.
-        lat = mem_bus_latency(cfg)                  # cycles from `mem.re` to its word
-        bwait = Signal(range(max(lat, 2)))          # BLOCK_WAIT: cycles still to wait
-        bcnt = Signal(range(BLOCK_WORDS + 1))
-        baddr = Signal(8 * h.addr_bytes + BLOCK_WORDS.bit_length())    # never wraps within a block
-        bi = Signal(range(h.word_bytes))
-        bword = Signal(8 * h.word_bytes)
-        boob = Signal()
+        arg_id = args[:8]
+        arg_addr = args[8:8 + 8 * h.addr_bytes]
+        arg_word = args[8 + 8 * h.addr_bytes:8 + 8 * (h.addr_bytes + h.word_bytes)]
+        arg_lfsr = args[8:8 + cfg.arith.lfsr_width]
 
-        # Argument fields.
-        a_id = arg[:8]
-        a_addr = arg[8:8 + 8 * h.addr_bytes]
-        a_word = arg[8 + 8 * h.addr_bytes:8 + 8 * (h.addr_bytes + h.word_bytes)]
-        a_lfsr = arg[8:8 + cfg.arith.lfsr_width]
+        # The memory strobes come from registers (they reach every block RAM), set by CHECK.
+        exec_re, exec_we = Signal(), Signal()
+        m.d.sync += [exec_re.eq(0), exec_we.eq(0)]
         m.d.comb += [
-            self.mem.id.eq(a_id), self.mem.addr.eq(a_addr), self.mem.wdata.eq(a_word),
-            self.lfsr.layer.eq(a_id), self.lfsr.value.eq(a_lfsr),
+            decoder.opcode.eq(byte),
+            address_check.id.eq(arg_id), address_check.addr.eq(arg_addr),
+            self.mem.id.eq(arg_id), self.mem.wdata.eq(arg_word),
+            self.mem.addr.eq(Mux(block_reader.busy, block_reader.addr, arg_addr)),
+            self.mem.re.eq(exec_re | block_reader.re), self.mem.we.eq(exec_we),
+            self.lfsr.layer.eq(arg_id), self.lfsr.value.eq(arg_lfsr),
+            block_reader.first.eq(arg_addr), block_reader.words.eq(address_check.words),
+            block_reader.rdata.eq(self.mem.rdata),
+            replies.select.eq(decoder.select), replies.opcode.eq(opcode), replies.refused.eq(refused),
+            replies.index.eq(reply_index), replies.pred.eq(st.pred), replies.word.eq(self.mem.rdata),
+            replies.lfsr_state.eq(self.lfsr.state), replies.busy.eq(st.busy), replies.loaded.eq(loaded),
+            replies.steps.eq(st.steps), replies.cycles.eq(st.cycles), replies.cycles_fwd.eq(st.cycles_fwd),
+            replies.cycles_upd.eq(st.cycles_upd), replies.cycles_err.eq(st.cycles_err),
         ]
-
-        # Words of the addressed memory (READ_BLOCK sends 0 past the end).
-        limit = Signal(range(max(mem.words for mem in memory_map(cfg)) + 1))
-        with m.Switch(a_id):
-            for mem in memory_map(cfg):
-                with m.Case(mem.id):
-                    m.d.comb += limit.eq(mem.words)
-        block_next = lambda a: [baddr.eq(a + 1), boob.eq(a >= limit)]
-
-        # Decoded once, when the command byte arrives (registers, so that no timing path
-        # runs from `cmd` through the whole command table): the index of the last argument
-        # byte, the index of the last reply byte, and the command as one bit per reply.
-        n_last = Signal(range(args_max + 1))
-        r_last = Signal(range(reply_max + 1))
-        st = self.ctl
-        pred8 = Cat(st.pred, Const(0, 8))[:8]
-        replies = {
-            O.PING: Cat(Const(O.PING, 8), Const(PROTOCOL_VERSION, 8)),
-            O.LOAD_SAMPLE: Const(O.LOAD_SAMPLE, 8),
-            O.TRAIN: Cat(Const(O.TRAIN, 8), pred8),
-            O.INFER: Cat(Const(O.INFER, 8), pred8),
-            O.READ_MEM: Cat(Const(O.READ_MEM, 8), self.mem.rdata),
-            O.WRITE_MEM: Const(O.WRITE_MEM, 8),
-            O.READ_LFSR: Cat(Const(O.READ_LFSR, 8), self.lfsr.state, Const(0, 8 * h.lfsr_bytes - cfg.arith.lfsr_width)),
-            O.WRITE_LFSR: Const(O.WRITE_LFSR, 8),
-            O.STATUS: Cat(Const(O.STATUS, 8), st.busy, loaded, Const(0, 6),
-                          st.steps, st.cycles, st.cycles_fwd, st.cycles_upd, st.cycles_err, pred8),
-            O.INFO: Cat(Const(O.INFO, 8), Const(PROTOCOL_VERSION, 8), Const(h.n_memories, 8),
-                        Const(h.addr_bytes, 8), Const(h.word_bytes, 8), Const(h.sample_bytes, 8),
-                        Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
-        }
-        lengths = {c.code: c.response for c in self.commands}
-        replies[None] = Cat(Const(ERROR_REPLY, 8), cmd)           # an unknown opcode
-        is_reply = {code: Signal(name=f"is_reply_{code if code is not None else 'error'}")
-                    for code in replies}
-        # The reply byte `ridx` of each reply (selected by `ridx` first, then by command).
-        # A byte takes three cycles of REPLY (the UART needs thousands): the long replies'
-        # bytes are selected into registers, then the command's byte into `rbyte`, then
-        # `rbyte` is offered; no timing path runs through both multiplexers.
-        choices = []
-        for code, vec in replies.items():
-            assert code is None or len(vec) == 8 * lengths[code], (code, len(vec))
-            nb = len(vec) // 8
-            sel = Signal(8, name=f"reply_byte_{code if code is not None else 'error'}")
-            dom = m.d.comb if nb <= 2 else m.d.sync
-            if nb == 1:
-                dom += sel.eq(vec)
-            else:
-                with m.Switch(ridx):
-                    for k in range(nb):
-                        with m.Case(k):
-                            dom += sel.eq(vec[8 * k:8 * (k + 1)])
-            choices.append(Mux(is_reply[code], sel, 0))
-        reply_byte = Signal(8)
-        m.d.comb += reply_byte.eq(Cat(*[Cat(*[c[b] for c in choices]).any() for b in range(8)]))
-        rbyte = Signal(8)
-        rphase = Signal(2)         # REPLY: 0 select, 1 take reply byte `ridx` into rbyte, 2 offer it
 
         # The start strobes leave, and the sequencer's done strobe enters, through a
         # register: no timing path runs through both the host and the sequencer.
         done = Signal()
         m.d.sync += [done.eq(st.done), st.train.eq(0), st.infer.eq(0)]
-        exec_re, exec_we = Signal(), Signal()
-        m.d.sync += [exec_re.eq(0), exec_we.eq(0)]
 
-        # Sample words complete on their last byte.
-        if h.sample_bytes > 1:
-            full_word = Cat(word[:8 * (h.sample_bytes - 1)], byte)
-        else:
-            full_word = byte
-        m.d.comb += [self.x_addr.eq(wi), self.x_data.eq(full_word[:cfg.arith.act.width])]
+        m.d.comb += [sample_writer.i.payload.eq(byte), self.x_addr.eq(sample_writer.x_addr),
+                     self.x_data.eq(sample_writer.x_data), self.x_we.eq(sample_writer.x_we)]
 
         with m.FSM():
-            with m.State("CMD"):
-                m.d.comb += self.i.ready.eq(1)
+            with m.State("OPCODE"):
+                m.d.comb += [self.i.ready.eq(1), decoder.load.eq(got), sample_writer.start.eq(got)]
                 with m.If(got):
-                    m.d.sync += [cmd.eq(byte), cnt.eq(0), wi.eq(0)]
-                    m.d.sync += [f.eq(0) for f in is_reply.values()]
-                    with m.Switch(byte):
-                        for code in replies:
-                            if code is not None:
-                                with m.Case(code):
-                                    m.d.sync += [is_reply[code].eq(1), r_last.eq(lengths[code] - 1)]
-                        with m.Default():
-                            m.d.sync += [is_reply[None].eq(1), r_last.eq(1)]
-                    with m.Switch(byte):
-                        for c in self.commands:
-                            if c.code != O.LOAD_SAMPLE and c.request:
-                                with m.Case(c.code):
-                                    m.d.sync += n_last.eq(c.request - 1)
-                    with m.Switch(byte):
-                        with m.Case(O.LOAD_SAMPLE):
-                            m.next = "SAMPLE"
-                        for c in self.commands:
-                            if c.code != O.LOAD_SAMPLE:
-                                with m.Case(c.code):
-                                    m.next = "ARGS" if c.request else "EXEC"
-                        with m.Default():
-                            m.d.sync += ridx.eq(0)
-                            m.next = "REPLY"
+                    m.d.sync += [opcode.eq(byte), byte_count.eq(0), refused.eq(0), reply_index.eq(0)]
+                    m.next = "DECODE"
+            with m.State("DECODE"):
+                with m.If(~decoder.known):
+                    m.next = "REPLY"
+                with m.Elif(decoder.is_sample):
+                    m.next = "SAMPLE"
+                with m.Elif(decoder.no_args):
+                    m.next = "EXEC"
+                with m.Else():
+                    m.next = "ARGS"
             with m.State("ARGS"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(got):
-                    m.d.sync += [arg.word_select(cnt, 8).eq(byte), cnt.eq(cnt + 1)]
-                    with m.If(cnt == n_last):
-                        # EXEC's memory strobes, from registers (they reach every block RAM)
-                        m.d.sync += [exec_re.eq((cmd == O.READ_MEM) | (cmd == O.READ_BLOCK)),
-                                     exec_we.eq(cmd == O.WRITE_MEM)]
-                        m.next = "EXEC"
+                    m.d.sync += [args.word_select(byte_count, 8).eq(byte), byte_count.eq(byte_count + 1)]
+                    with m.If(byte_count == decoder.arg_last):
+                        m.next = "CHECK"
+            with m.State("CHECK"):
+                # a memory's id and address must address one of its words
+                bad_address = decoder.addressed & ~address_check.in_range
+                m.d.sync += [refused.eq(bad_address),
+                             exec_re.eq((opcode == O.READ_MEM) & ~bad_address),
+                             exec_we.eq((opcode == O.WRITE_MEM) & ~bad_address)]
+                m.next = "EXEC"
             with m.State("SAMPLE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(got):
-                    with m.If(cnt == h.sample_bytes - 1):
-                        m.d.comb += self.x_we.eq(1)
-                        m.d.sync += [cnt.eq(0), wi.eq(wi + 1)]
-                        with m.If(wi == h.n_inputs - 1):
-                            m.next = "LABEL"
-                    with m.Else():
-                        m.d.sync += [word.word_select(cnt, 8).eq(byte), cnt.eq(cnt + 1)]
+                m.d.comb += [sample_writer.i.valid.eq(self.i.valid), self.i.ready.eq(sample_writer.i.ready)]
+                with m.If(sample_writer.done):
+                    m.next = "LABEL"
             with m.State("LABEL"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(got):
-                    m.d.sync += [st.label.eq(byte), loaded.eq(1), ridx.eq(0)]
+                    with m.If(byte < h.n_outputs):
+                        m.d.sync += [st.label.eq(byte), loaded.eq(1)]
+                    with m.Else():
+                        m.d.sync += refused.eq(1)
                     m.next = "REPLY"
             with m.State("EXEC"):
-                m.d.sync += ridx.eq(0)
-                m.d.comb += [self.mem.re.eq(exec_re), self.mem.we.eq(exec_we)]
-                with m.Switch(cmd):
-                    with m.Case(O.TRAIN):
-                        m.d.sync += st.train.eq(1)
-                        m.next = "WAIT"
-                    with m.Case(O.INFER):
-                        m.d.sync += st.infer.eq(1)
-                        m.next = "WAIT"
-                    with m.Case(O.READ_MEM):
-                        m.next = "REPLY"          # rdata is valid from the next cycle on
-                    with m.Case(O.READ_BLOCK):
-                        m.d.sync += block_next(a_addr) + [bcnt.eq(BLOCK_WORDS), bi.eq(0)]
-                        m.next = "BLOCK_ECHO"
-                    with m.Case(O.WRITE_MEM):
-                        m.next = "REPLY"
-                    with m.Case(O.WRITE_LFSR):
-                        m.d.comb += self.lfsr.load.eq(a_lfsr != 0)
-                        m.next = "REPLY"
-                    with m.Default():
-                        m.next = "REPLY"
-            with m.State("BLOCK_ECHO"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(O.READ_BLOCK)]
-                with m.If(self.o.ready):
-                    if lat > 2:
-                        # the first word was read in EXEC: BLOCK starts `lat` cycles after it
-                        m.d.sync += bwait.eq(lat - 3)
-                        m.next = "BLOCK_WAIT"
-                    else:
-                        m.next = "BLOCK"
+                with m.If(refused):
+                    m.next = "REPLY"
+                with m.Else():
+                    with m.Switch(opcode):
+                        with m.Case(O.TRAIN):
+                            m.d.sync += st.train.eq(1)
+                            m.next = "WAIT"
+                        with m.Case(O.INFER):
+                            m.d.sync += st.infer.eq(1)
+                            m.next = "WAIT"
+                        with m.Case(O.READ_BLOCK):
+                            m.d.comb += block_reader.start.eq(1)
+                            m.next = "BLOCK"
+                        with m.Case(O.WRITE_LFSR):
+                            m.d.comb += self.lfsr.load.eq(arg_lfsr != 0)
+                            m.next = "REPLY"
+                        with m.Default():
+                            m.next = "REPLY"          # READ_MEM's word is on the bus from the next cycle on
             with m.State("BLOCK"):
-                # Byte 0 of a word comes from the read port (valid from the cycle after the
-                # read, and held), the others from a copy taken with byte 0 that shifts one
-                # byte a cycle; the next word is read (BLOCK_READ) after the last byte of
-                # this one goes out: word_bytes bytes every word_bytes + 1 cycles, plus
-                # mem_bus_latency - 1 where the word comes later than the cycle after the read.
-                live = Mux(boob, 0, self.mem.rdata)
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(bi == 0, live[:8], bword[:8]))]
-                with m.If(self.o.ready):
-                    with m.If(bi == 0):
-                        m.d.sync += bword.eq(live >> 8)
-                    with m.Else():
-                        m.d.sync += bword.eq(bword >> 8)
-                    with m.If(bi == h.word_bytes - 1):
-                        m.d.sync += [bi.eq(0), bcnt.eq(bcnt - 1)]
-                        with m.If(bcnt == 1):
-                            m.next = "CMD"
-                        with m.Else():
-                            m.next = "BLOCK_READ"
-                    with m.Else():
-                        m.d.sync += bi.eq(bi + 1)
-            with m.State("BLOCK_READ"):
-                # The next word's read, in a state of its own: the bus's strobe and address
-                # come from the state register and `baddr` alone (they reach every memory's
-                # port multiplexers; no timing path runs from the byte counters to them).
-                m.d.comb += [self.mem.re.eq(1), self.mem.addr.eq(baddr)]
-                m.d.sync += block_next(baddr)
-                if lat > 1:
-                    m.d.sync += bwait.eq(lat - 2)
-                    m.next = "BLOCK_WAIT"
-                else:
-                    m.next = "BLOCK"
-            if lat > 1:
-                with m.State("BLOCK_WAIT"):
-                    # `bwait + 1` cycles for the word: the bus delivers it `lat` cycles after
-                    # `re` (mem_bus_latency: 4 on the ECP5, whose bus and block RAM words
-                    # are registered)
-                    with m.If(bwait == 0):
-                        m.next = "BLOCK"
-                    with m.Else():
-                        m.d.sync += bwait.eq(bwait - 1)
+                m.d.comb += [self.o.valid.eq(block_reader.o.valid), self.o.payload.eq(block_reader.o.payload),
+                             block_reader.o.ready.eq(self.o.ready)]
+                with m.If(~block_reader.busy):
+                    m.next = "OPCODE"
             with m.State("WAIT"):
                 with m.If(done):
                     m.next = "REPLY"
             with m.State("REPLY"):
-                with m.If(rphase == 0):
-                    m.d.sync += rphase.eq(1)
-                with m.Elif(rphase == 1):
-                    m.d.sync += [rbyte.eq(reply_byte), rphase.eq(2)]
+                with m.If(reply_phase != 2):
+                    m.d.sync += reply_phase.eq(reply_phase + 1)
                 with m.Else():
-                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(rbyte)]
+                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(replies.byte)]
                     with m.If(self.o.ready):
-                        m.d.sync += [ridx.eq(ridx + 1), rphase.eq(0)]
-                        with m.If(ridx == r_last):
-                            m.next = "CMD"
+                        m.d.sync += [reply_index.eq(reply_index + 1), reply_phase.eq(0)]
+                        with m.If(reply_index == decoder.reply_last):
+                            m.next = "OPCODE"
         return m

@@ -10,6 +10,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
+from ddfa.protocol import addr_width
 
 from .fixed import fixed_shape
 
@@ -60,11 +61,6 @@ class OutputBeat(data.StructLayout):
             "y": fixed_shape(cfg.arith.act),
             "d": fixed_shape(cfg.arith.act),
         })
-
-
-def addr_width(depth: int) -> int:
-    """Address bits of a memory of ``depth`` words (at least 1)."""
-    return max(1, (depth - 1).bit_length())
 
 
 class MemPortSignature(wiring.Signature):

@@ -10,21 +10,28 @@ to the processor. A malformed frame -- bad CRC, wrong length, unknown command, a
 framing error or overrun inside it, or a frame cut short (no byte for longer than the
 inter-byte timeout) -- gets an error response and reaches the processor not at all, so
 no weight can change because of line noise.
+
+The CRC is :data:`ddfa.protocol.CRC_ALGORITHM` (``amaranth.lib.crc``'s
+CRC-16/CCITT-FALSE): its ``create()`` is the hardware's CRC processor and its
+``compute()`` the software's :func:`ddfa.protocol.crc16`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
-from ddfa.protocol import CRC_INIT, CRC_POLY, MAX_PAYLOAD, STATUS_ERROR, STATUS_OK, SYNC, LinkErrorCode
+from ddfa.protocol import CRC_ALGORITHM, STATUS_ERROR, STATUS_OK, SYNC, Command, LinkErrorCode, link_commands
 
-__all__ = ["LinkCommand", "Link", "UARTLink", "crc16_byte", "DEFAULT_TIMEOUT_US", "link_commands"]
+from .skid import StreamSkid
+from .uart import UARTRx, UARTTx, uart_divisor
+
+__all__ = ["CRCPortSignature", "InterByteTimer", "CommandTable", "FrameReceiver", "CommandForwarder",
+           "ResponseSender", "Link", "UARTLink", "DEFAULT_TIMEOUT_US"]
 
 #: Default inter-byte timeout. USB serial bridges deliver a host's write in bursts with
 #: gaps of a few milliseconds between USB transfers; 20 ms leaves a wide margin and is
@@ -32,76 +39,431 @@ __all__ = ["LinkCommand", "Link", "UARTLink", "crc16_byte", "DEFAULT_TIMEOUT_US"
 DEFAULT_TIMEOUT_US = 20_000
 
 
-@dataclass(frozen=True)
-class LinkCommand:
-    """One command the link accepts.
+def CRCPortSignature() -> wiring.Signature:
+    """A user's port into the link's one CRC processor (:data:`ddfa.protocol.CRC_ALGORITHM`;
+    the receiver and the response sender never use it at the same time).
+
+    Members
+    -------
+    start : ``Out(1)``
+        Restart from the initial value.
+    valid : ``Out(1)``
+        Add ``data`` (with ``start``: to the initial value); the new ``crc`` is there the
+        next cycle.
+    data : ``Out(8)``
+        The byte to add.
+    crc : ``In(16)``
+        The CRC so far (registered).
+    match : ``In(1)``
+        ``crc`` is the residue (0): the bytes since ``start`` end in their own CRC.
+    """
+    return wiring.Signature({
+        "start": Out(1), "valid": Out(1), "data": Out(8), "crc": In(16), "match": In(1),
+    })
+
+
+class InterByteTimer(wiring.Component):
+    """Counts the cycles since the last received byte.
 
     Parameters
     ----------
-    code : int
-        The CMD byte; it is also the first byte the processor receives (its opcode).
-    name : str
-        For documentation and error messages.
-    request : int
-        Payload bytes a request frame of this command carries, exactly.
-    response : int
-        Bytes the processor answers with, exactly (may be 0: the response frame then
-        carries only the status byte).
+    timeout_cycles : int
+        Cycles to the timeout.
+
+    Members
+    -------
+    restart : ``In(1)``
+        Start from 0 (a byte or a UART error arrived, or the link is hunting for SYNC).
+    expired : ``Out(1)``
+        ``timeout_cycles`` cycles have passed since the last ``restart`` (comes 1 cycle
+        after the count reaches it; holds until ``restart``).
     """
 
-    code: int
-    name: str
-    request: int
-    response: int
+    def __init__(self, timeout_cycles: int):
+        self.timeout_cycles = int(timeout_cycles)
+        super().__init__({"restart": In(1), "expired": Out(1)})
 
-    def __post_init__(self):
-        if not 0 <= self.code <= 0xFF:
-            raise ValueError(f"command {self.name}: code {self.code!r} is not a byte")
-        if not 0 <= self.request <= MAX_PAYLOAD:
-            raise ValueError(f"command {self.name}: request length {self.request} is not 0..{MAX_PAYLOAD}")
-        if not 0 <= self.response <= MAX_PAYLOAD - 1:
-            raise ValueError(f"command {self.name}: response length {self.response} is not 0..{MAX_PAYLOAD - 1}")
-
-
-def link_commands(commands) -> tuple[LinkCommand, ...]:
-    """The link's command table from any objects with ``code``, ``name``, ``request``
-    and ``response`` (such as :func:`hdl.host.host_commands`' ``HostCommand``)."""
-    return tuple(c if isinstance(c, LinkCommand) else
-                 LinkCommand(int(c.code), str(c.name), int(c.request), int(c.response)) for c in commands)
+    def elaborate(self, platform):
+        m = Module()
+        cycles = Signal(range(self.timeout_cycles + 1))
+        m.d.comb += self.expired.eq(cycles == self.timeout_cycles)
+        with m.If(self.restart):
+            m.d.sync += cycles.eq(0)
+        with m.Elif(~self.expired):
+            m.d.sync += cycles.eq(cycles + 1)
+        return m
 
 
-def _crc_matrix() -> list[tuple[list[int], list[int]]]:
-    """The byte step of CRC-16/CCITT-FALSE is linear over GF(2): for every output bit,
-    the CRC bits and the byte bits it is the XOR of."""
-    def step(crc: int, byte: int) -> int:
-        c = crc ^ (byte << 8)
-        for _ in range(8):
-            c = ((c << 1) ^ CRC_POLY) if c & 0x8000 else (c << 1)
-        return c & 0xFFFF
-    rows = []
-    for j in range(16):
-        crc_bits = [i for i in range(16) if step(1 << i, 0) >> j & 1]
-        byte_bits = [i for i in range(8) if step(0, 1 << i) >> j & 1]
-        rows.append((crc_bits, byte_bits))
-    return rows
+class CommandTable(wiring.Component):
+    """The link's command table: the lengths of the command ``code``, registered.
+
+    Parameters
+    ----------
+    commands : sequence of :class:`~ddfa.protocol.Command`
+        The table.
+
+    Members
+    -------
+    code : ``In(8)``
+        The CMD byte.
+    known : ``Out(1)``
+        ``code`` is in the table (latency 1, like the others).
+    request : ``Out(16)``
+        Its argument bytes (0 for an unknown code).
+    no_args : ``Out(1)``
+        ``request`` is 0.
+    response : ``Out(range(max response + 1))``
+        Its reply bytes.
+    """
+
+    def __init__(self, commands: Sequence[Command]):
+        self.commands = tuple(commands)
+        max_response = max([c.response for c in self.commands] + [1])
+        super().__init__({"code": In(8), "known": Out(1), "request": Out(16), "no_args": Out(1),
+                          "response": Out(range(max_response + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.Switch(self.code):
+            for c in self.commands:
+                with m.Case(c.code):
+                    m.d.sync += [self.known.eq(1), self.request.eq(c.request), self.no_args.eq(c.request == 0),
+                                 self.response.eq(c.response)]
+            with m.Default():
+                m.d.sync += [self.known.eq(0), self.request.eq(0), self.no_args.eq(0), self.response.eq(0)]
+        return m
 
 
-_CRC_MATRIX = _crc_matrix()
+class FrameReceiver(wiring.Component):
+    """Receives one request frame into the frame buffer and checks it: known command,
+    the length it takes, CRC, no UART error, no gap longer than the timeout.
+
+    It hunts for SYNC, takes CMD and LEN, checks them against the command table (one
+    cycle after LEN), stores the payload, adds the two CRC bytes and checks the residue
+    (one cycle after the last byte). Then it signals ``accept`` or ``refuse`` (a refused
+    bad header or UART error first waits, discarding bytes, until the line has been quiet
+    for the timeout) and waits for ``release`` before it hunts again.
+
+    Parameters
+    ----------
+    buffer_depth : int
+        Bytes of the frame buffer (the longest payload in the table).
+
+    Members
+    -------
+    rx : ``In(stream.Signature(8))``
+        Bytes from the UART receiver.
+    rx_error : ``In(1)``
+        The UART's framing-error or overrun pulse.
+    expired, restart : ``In(1)``, ``Out(1)``
+        The :class:`InterByteTimer`'s.
+    code : ``Out(8)``
+        The frame's CMD (0 until it arrives), held until the next SYNC.
+    known, request : ``In(1)``, ``In(16)``
+        The :class:`CommandTable`'s lookup of ``code``.
+    wr_addr, wr_data, wr_en : ``Out(range(buffer_depth))``, ``Out(8)``, ``Out(1)``
+        The frame buffer's write port (payload byte ``k`` at address ``k``).
+    last : ``Out(range(buffer_depth))``
+        Payload bytes - 1 (held from ``accept`` on).
+    crc : ``Out(CRCPortSignature())``
+        The CRC processor, from SYNC to ``accept``/``refuse``.
+    accept : ``Out(1)``
+        One-cycle pulse: the frame passed every check.
+    refuse : ``Out(1)``
+        One-cycle pulse: the frame is refused for ``error_code``.
+    error_code : ``Out(8)``
+        The :class:`~ddfa.protocol.LinkErrorCode`, with ``refuse``.
+    release : ``In(1)``
+        The response and the forwarding are done: hunt for the next frame.
+    busy : ``Out(1)``
+        Not hunting for SYNC.
+    """
+
+    def __init__(self, buffer_depth: int):
+        self.buffer_depth = int(buffer_depth)
+        super().__init__({
+            "rx": In(stream.Signature(8)), "rx_error": In(1),
+            "expired": In(1), "restart": Out(1),
+            "code": Out(8), "known": In(1), "request": In(16),
+            "wr_addr": Out(range(self.buffer_depth)), "wr_data": Out(8), "wr_en": Out(1),
+            "last": Out(range(self.buffer_depth)),
+            "crc": Out(CRCPortSignature()),
+            "accept": Out(1), "refuse": Out(1), "error_code": Out(8),
+            "release": In(1), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        length = Signal(16)                                  # the frame's LEN
+        count = Signal(range(self.buffer_depth))             # payload bytes stored
+        got = self.rx.valid & self.rx.ready
+        byte = self.rx.payload
+        m.d.comb += [self.restart.eq(~self.busy | got | self.rx_error), self.crc.data.eq(byte),
+                     self.wr_addr.eq(count), self.wr_data.eq(byte)]
+
+        def refuse(code: LinkErrorCode, drain: bool):
+            m.d.sync += self.error_code.eq(code)
+            m.next = "DRAIN" if drain else "REFUSE"
+
+        def receive(state: str, then: str, *take):
+            """Wait for one byte of the frame; add it to the CRC, do ``take``, go to
+            ``then``. A UART error comes first (the byte beside it is suspect), then the byte,
+            then the timeout."""
+            with m.State(state):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                with m.If(self.rx_error):
+                    refuse(LinkErrorCode.UART, drain=True)
+                with m.Elif(got):
+                    m.d.comb += self.crc.valid.eq(1)
+                    m.d.sync += list(take)
+                    m.next = then
+                with m.Elif(self.expired):
+                    refuse(LinkErrorCode.TIMEOUT, drain=False)
+
+        with m.FSM():
+            with m.State("HUNT"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(got & (byte == SYNC)):
+                    m.d.comb += self.crc.start.eq(1)
+                    m.d.sync += self.code.eq(0)
+                    m.next = "CMD"
+            receive("CMD", "LEN0", self.code.eq(byte))
+            receive("LEN0", "LEN1", length[:8].eq(byte))
+            receive("LEN1", "CHECK", length[8:].eq(byte), count.eq(0))
+            with m.State("CHECK"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~self.known):
+                    refuse(LinkErrorCode.UNKNOWN_CMD, drain=True)
+                with m.Elif(length != self.request):
+                    refuse(LinkErrorCode.BAD_LENGTH, drain=True)
+                with m.Elif(length == 0):
+                    m.next = "CRC0"
+                with m.Else():
+                    m.d.sync += self.last.eq(length - 1)
+                    m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1), self.wr_en.eq(got)]
+                with m.If(self.rx_error):
+                    refuse(LinkErrorCode.UART, drain=True)
+                with m.Elif(got):
+                    m.d.comb += self.crc.valid.eq(1)
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == self.last):
+                        m.next = "CRC0"
+                with m.Elif(self.expired):
+                    refuse(LinkErrorCode.TIMEOUT, drain=False)
+            receive("CRC0", "CRC1")
+            receive("CRC1", "VERIFY")
+            with m.State("VERIFY"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(self.crc.match):
+                    m.d.comb += self.accept.eq(1)
+                    m.next = "ANSWER"
+                with m.Else():
+                    refuse(LinkErrorCode.BAD_CRC, drain=False)
+            with m.State("DRAIN"):
+                # discard the rest of a refused frame until the line is quiet
+                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
+                with m.If(self.expired):
+                    m.next = "REFUSE"
+            with m.State("REFUSE"):
+                m.d.comb += [self.busy.eq(1), self.refuse.eq(1)]
+                m.next = "ANSWER"
+            with m.State("ANSWER"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(self.release):
+                    m.next = "HUNT"
+        return m
 
 
-def crc16_byte(crc, byte) -> Value:
-    """CRC-16/CCITT-FALSE of one more byte (MSB first), as a combinational expression:
-    each output bit is an XOR of a fixed set of CRC and byte bits (a flat XOR network;
-    no chain of eight conditional steps for the simulator or synthesis to unfold)."""
-    crc, byte = Value.cast(crc), Value.cast(byte)
-    bits = []
-    for crc_bits, byte_bits in _CRC_MATRIX:
-        terms = [crc[i] for i in crc_bits] + [byte[i] for i in byte_bits]
-        x = terms[0]
-        for t in terms[1:]:
-            x = x ^ t
-        bits.append(x)
-    return Cat(*bits)
+class CommandForwarder(wiring.Component):
+    """Sends an accepted frame's CMD, then its payload from the frame buffer, to the
+    processor.
+
+    Parameters
+    ----------
+    buffer_depth : int
+        Bytes of the frame buffer.
+    registered_read : bool
+        The buffer's word goes into a register before it goes out (ECP5: the block RAM's
+        output is slow there): one more cycle per byte.
+
+    Members
+    -------
+    start : ``In(1)``
+        Forward the frame (``code``, ``no_args`` and ``last`` hold until ``busy`` falls).
+    code : ``In(8)``
+        CMD.
+    no_args : ``In(1)``
+        The command has no payload.
+    last : ``In(range(buffer_depth))``
+        Payload bytes - 1.
+    rd_addr : ``Out(range(buffer_depth))``
+        The frame buffer's read address.
+    rd_data : ``In(8)``
+        Its byte (one cycle after the address).
+    o : ``Out(stream.Signature(8))``
+        CMD, then the payload: one byte every 2 cycles (3 with ``registered_read``).
+    busy : ``Out(1)``
+        Forwarding.
+    """
+
+    def __init__(self, buffer_depth: int, registered_read: bool):
+        self.buffer_depth = int(buffer_depth)
+        self.registered_read = bool(registered_read)
+        super().__init__({
+            "start": In(1), "code": In(8), "no_args": In(1), "last": In(range(self.buffer_depth)),
+            "rd_addr": Out(range(self.buffer_depth)), "rd_data": In(8),
+            "o": Out(stream.Signature(8)), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        sent = Signal(range(self.buffer_depth))          # payload bytes forwarded
+        m.d.comb += self.rd_addr.eq(sent)
+        if self.registered_read:
+            payload_byte = Signal(8)
+            m.d.sync += payload_byte.eq(self.rd_data)
+            after_read = "READ"
+        else:
+            payload_byte = self.rd_data
+            after_read = "DATA"
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.next = "CMD"
+            with m.State("CMD"):
+                m.d.comb += [self.busy.eq(1), self.o.valid.eq(1), self.o.payload.eq(self.code)]
+                with m.If(self.o.ready):
+                    m.d.sync += sent.eq(0)
+                    m.next = "CMD_DONE"
+            with m.State("CMD_DONE"):
+                # one cycle for the buffer's read latency (address 0)
+                m.d.comb += self.busy.eq(1)
+                with m.If(self.no_args):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = after_read
+            if self.registered_read:
+                with m.State("READ"):
+                    m.d.comb += self.busy.eq(1)
+                    m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += [self.busy.eq(1), self.o.valid.eq(1), self.o.payload.eq(payload_byte)]
+                with m.If(self.o.ready):
+                    m.d.sync += sent.eq(sent + 1)
+                    with m.If(sent == self.last):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += self.busy.eq(1)
+                m.next = after_read
+        return m
+
+
+class ResponseSender(wiring.Component):
+    """Sends the response frame ``SYNC | CMD | LEN | STATUS | data | CRC``: for an
+    accepted frame, status OK and the processor's ``response`` bytes as they come; for a
+    refused one, status ERROR and the error code.
+
+    Parameters
+    ----------
+    max_response : int
+        The longest reply in the command table.
+
+    Members
+    -------
+    start : ``In(1)``
+        Send a response (``ok``, ``code``, ``error_code`` and ``response`` are taken
+        with it; ``code`` holds until ``busy`` falls).
+    ok : ``In(1)``
+        Status OK (else ERROR).
+    code : ``In(8)``
+        CMD.
+    response : ``In(range(max_response + 1))``
+        Bytes of the processor's reply (with ``ok``).
+    error_code : ``In(8)``
+        The :class:`~ddfa.protocol.LinkErrorCode` (without ``ok``).
+    resp : ``In(stream.Signature(8))``
+        The processor's reply bytes.
+    tx : ``Out(stream.Signature(8))``
+        The frame's bytes, the first the cycle after ``start``.
+    crc : ``Out(CRCPortSignature())``
+        The CRC processor, from ``start`` on.
+    busy : ``Out(1)``
+        Sending.
+    """
+
+    def __init__(self, max_response: int):
+        self.max_response = int(max_response)
+        super().__init__({
+            "start": In(1), "ok": In(1), "code": In(8), "response": In(range(self.max_response + 1)),
+            "error_code": In(8), "resp": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+            "crc": Out(CRCPortSignature()), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ok = Signal()
+        error_code = Signal(8)
+        header_index = Signal(range(5))                      # SYNC, CMD, LEN0, LEN1, STATUS
+        body_left = Signal(range(self.max_response + 1))     # data bytes still to send
+        frame_len = Signal(17)                               # LEN (a register: no adder on the way out)
+        header = Signal(8)
+        with m.Switch(header_index):
+            with m.Case(0):
+                m.d.comb += header.eq(SYNC)
+            with m.Case(1):
+                m.d.comb += header.eq(self.code)
+            with m.Case(2):
+                m.d.comb += header.eq(frame_len[:8])
+            with m.Case(3):
+                m.d.comb += header.eq(frame_len[8:])
+            with m.Case(4):
+                m.d.comb += header.eq(Mux(ok, STATUS_OK, STATUS_ERROR))
+        sent = self.tx.valid & self.tx.ready
+        m.d.comb += self.crc.data.eq(self.tx.payload)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += self.crc.start.eq(1)
+                    m.d.sync += [ok.eq(self.ok), error_code.eq(self.error_code), header_index.eq(0),
+                                 body_left.eq(Mux(self.ok, self.response, 1)),
+                                 frame_len.eq(Mux(self.ok, self.response + 1, 2))]
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), self.tx.payload.eq(header)]
+                with m.If(sent):
+                    m.d.comb += self.crc.valid.eq(header_index != 0)
+                    m.d.sync += header_index.eq(header_index + 1)
+                    with m.If(header_index == 4):
+                        with m.If(body_left == 0):
+                            m.next = "CRC0"
+                        with m.Else():
+                            m.next = "BODY"
+            with m.State("BODY"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(ok):
+                    m.d.comb += [self.tx.payload.eq(self.resp.payload), self.tx.valid.eq(self.resp.valid),
+                                 self.resp.ready.eq(self.tx.ready)]
+                with m.Else():
+                    m.d.comb += [self.tx.payload.eq(error_code), self.tx.valid.eq(1)]
+                with m.If(sent):
+                    m.d.comb += self.crc.valid.eq(1)
+                    m.d.sync += body_left.eq(body_left - 1)
+                    with m.If(body_left == 1):
+                        m.next = "CRC0"
+            with m.State("CRC0"):
+                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), self.tx.payload.eq(self.crc.crc[8:])]
+                with m.If(sent):
+                    m.next = "CRC1"
+            with m.State("CRC1"):
+                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), self.tx.payload.eq(self.crc.crc[:8])]
+                with m.If(sent):
+                    m.next = "IDLE"
+        return m
 
 
 class Link(wiring.Component):
@@ -121,6 +483,11 @@ class Link(wiring.Component):
     quiet for the timeout, discarding the rest of the frame, so that the next frame starts
     clean; a truncated frame is answered when the timeout expires.
 
+    Built from a :class:`FrameReceiver` (with the :class:`CommandTable`, the
+    :class:`InterByteTimer` and the frame buffer), a :class:`CommandForwarder`, a
+    :class:`ResponseSender` and one CRC processor (``CRC_ALGORITHM(data_width=8).create()``)
+    that the receiver and the sender take in turn.
+
     Parameters
     ----------
     cfg : Config
@@ -130,8 +497,8 @@ class Link(wiring.Component):
         forwarded byte.
     commands : iterable
         The commands the processor accepts, with their exact lengths:
-        :class:`LinkCommand` or anything :func:`link_commands` takes (for the processor,
-        ``hdl.host.host_commands(cfg)``).
+        :class:`Command` or anything :func:`link_commands` takes (for the processor,
+        ``ddfa.protocol.host_commands(cfg)``).
     timeout_cycles : int, optional
         Inter-byte timeout in clock cycles; default :data:`DEFAULT_TIMEOUT_US` at
         ``cfg.clock_mhz``.
@@ -154,8 +521,8 @@ class Link(wiring.Component):
         A frame is being received, checked, forwarded or answered.
     """
 
-    def __init__(self, cfg: Config, commands: Iterable[LinkCommand], *, timeout_cycles: int | None = None):
-        self.commands: Sequence[LinkCommand] = link_commands(commands)
+    def __init__(self, cfg: Config, commands: Iterable[Command], *, timeout_cycles: int | None = None):
+        self.commands: Sequence[Command] = link_commands(commands)
         codes = [c.code for c in self.commands]
         if len(set(codes)) != len(codes):
             raise ValueError(f"duplicate command codes in {codes}")
@@ -178,232 +545,45 @@ class Link(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=self.buffer_depth, init=[])
+        buffer_write = buffer.write_port()
+        buffer_read = buffer.read_port(transparent_for=())
+        m.submodules.crc = crc = CRC_ALGORITHM(data_width=8).create()
+        m.submodules.timer = timer = InterByteTimer(self.timeout_cycles)
+        m.submodules.table = table = CommandTable(self.commands)
+        m.submodules.receiver = receiver = FrameReceiver(self.buffer_depth)
+        m.submodules.forwarder = forwarder = CommandForwarder(self.buffer_depth, self.registered_read)
+        m.submodules.sender = sender = ResponseSender(max([c.response for c in self.commands] + [1]))
 
-        m.submodules.buffer = buf = memory.Memory(shape=8, depth=self.buffer_depth, init=[])
-        wr = buf.write_port()
-        rd = buf.read_port(transparent_for=())
-
-        # -- the command table ------------------------------------------------------------
-        # Counters are as wide as the table needs, not as LEN's 16 bits: the frame's LEN
-        # is compared in full once, then only lengths from the table are counted.
-        max_resp = max([c.response for c in self.commands] + [1])
-        cmd_reg = Signal(8)
-        known = Signal()
-        exp_req = Signal(16)
-        no_args = Signal()
-        resp_len = Signal(range(max_resp + 1))
-        # Decoded into registers the cycle after CMD (cmd_reg holds still from then on, and
-        # the frame's LEN bytes come first), so that no timing path runs through the table.
-        with m.Switch(cmd_reg):
-            for c in self.commands:
-                with m.Case(c.code):
-                    m.d.sync += [known.eq(1), exp_req.eq(c.request), no_args.eq(c.request == 0),
-                                 resp_len.eq(c.response)]
-            with m.Default():
-                m.d.sync += [known.eq(0), exp_req.eq(0), no_args.eq(0), resp_len.eq(0)]
-
-        length = Signal(16)
-        last = Signal(range(self.buffer_depth))      # argument length - 1
-        count = Signal(range(self.buffer_depth))
-        crc = Signal(16)
-        err = Signal(range(8))
-
-        got = self.rx.valid & self.rx.ready
-        byte = self.rx.payload
-        # one CRC unit: receiving and sending never overlap
-        crc_in = Signal(8)
-        crc_next = crc16_byte(crc, crc_in)
-        m.d.comb += crc_in.eq(byte)
-
-        # -- the inter-byte timer: restarts on every byte or UART error ----------------------
-        timer = Signal(range(self.timeout_cycles + 1))
-        timed_out = timer == self.timeout_cycles
-        hunting = Signal()
-        with m.If(hunting | got | self.rx_error):
-            m.d.sync += timer.eq(0)
-        with m.Elif(~timed_out):
-            m.d.sync += timer.eq(timer + 1)
-
-        # -- the forwarder: CMD then the buffered payload to the processor -----------------
-        fwd_start = Signal()
-        fwd_busy = Signal()
-        fcount = Signal(range(self.buffer_depth))
-        m.d.comb += rd.addr.eq(fcount)
-        if self.registered_read:
-            # ECP5: the buffer's word goes into a register first (state READ), so that
-            # the DP16KD's slow output ends at a register near the block RAM.
-            word = Signal(8)
-            m.d.sync += word.eq(rd.data)
-            after_read = "READ"
-        else:
-            word = rd.data
-            after_read = "DATA"
-        with m.FSM(name="fwd"):
-            with m.State("IDLE"):
-                with m.If(fwd_start):
-                    m.next = "CMD"
-            with m.State("CMD"):
-                m.d.comb += [fwd_busy.eq(1), self.cmd.valid.eq(1), self.cmd.payload.eq(cmd_reg)]
-                with m.If(self.cmd.ready):
-                    m.d.sync += fcount.eq(0)
-                    m.next = "CMD_DONE"
-            with m.State("CMD_DONE"):
-                # one cycle for the buffer's read latency (address fcount = 0)
-                m.d.comb += fwd_busy.eq(1)
-                with m.If(no_args):
-                    m.next = "IDLE"
-                with m.Else():
-                    m.next = after_read
-            if self.registered_read:
-                with m.State("READ"):
-                    m.d.comb += fwd_busy.eq(1)
-                    m.next = "DATA"
-            with m.State("DATA"):
-                m.d.comb += [fwd_busy.eq(1), self.cmd.valid.eq(1), self.cmd.payload.eq(word)]
-                with m.If(self.cmd.ready):
-                    m.d.sync += fcount.eq(fcount + 1)
-                    with m.If(fcount == last):
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "WAIT"
-            with m.State("WAIT"):
-                m.d.comb += fwd_busy.eq(1)
-                m.next = after_read
-
-        # -- the response frame ---------------------------------------------------------------
-        ok = Signal()
-        idx = Signal(range(5))
-        left = Signal(range(max_resp + 1))
-        out_len = Signal(17)                 # LEN of the response, set with `ok` (a register:
-                                             # the header bytes then need no adder)
-        header = Signal(8)
-        with m.Switch(idx):
-            with m.Case(0):
-                m.d.comb += header.eq(SYNC)
-            with m.Case(1):
-                m.d.comb += header.eq(cmd_reg)
-            with m.Case(2):
-                m.d.comb += header.eq(out_len[:8])
-            with m.Case(3):
-                m.d.comb += header.eq(out_len[8:])
-            with m.Case(4):
-                m.d.comb += header.eq(Mux(ok, STATUS_OK, STATUS_ERROR))
-        tx_byte = Signal(8)
-        m.d.comb += self.tx.payload.eq(tx_byte)
-        sent = self.tx.valid & self.tx.ready
-
-        def refuse(code: LinkErrorCode, drain: bool):
-            m.d.sync += err.eq(code)
-            m.next = "DRAIN" if drain else "REFUSE"
-
-        def uart_error():
-            """Inside a frame a UART error comes first: the byte beside it is suspect."""
-            with m.If(self.rx_error):
-                refuse(LinkErrorCode.UART, drain=True)
-
-        def timeout():
-            with m.Elif(timed_out):
-                refuse(LinkErrorCode.TIMEOUT, drain=False)
-
-        def receive(state: str, then: str, *take):
-            """A state that waits for one byte of the frame and, when it comes, does
-            ``take`` (the CRC update among them) and goes to ``then``."""
-            with m.State(state):
-                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
-                uart_error()
-                with m.Elif(got):
-                    m.d.sync += list(take)
-                    m.next = then
-                timeout()
-
-        with m.FSM(name="link"):
-            with m.State("HUNT"):
-                m.d.comb += [hunting.eq(1), self.rx.ready.eq(1)]
-                with m.If(got & (byte == SYNC)):
-                    m.d.sync += [crc.eq(CRC_INIT), cmd_reg.eq(0)]
-                    m.next = "CMD"
-            receive("CMD", "LEN0", cmd_reg.eq(byte), crc.eq(crc_next))
-            receive("LEN0", "LEN1", length[:8].eq(byte), crc.eq(crc_next))
-            receive("LEN1", "CHECK", length[8:].eq(byte), crc.eq(crc_next), count.eq(0))
-            with m.State("CHECK"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(~known):
-                    refuse(LinkErrorCode.UNKNOWN_CMD, drain=True)
-                with m.Elif(length != exp_req):
-                    refuse(LinkErrorCode.BAD_LENGTH, drain=True)
-                with m.Elif(length == 0):
-                    m.next = "CRC0"
-                with m.Else():
-                    m.d.sync += last.eq(length - 1)
-                    m.next = "PAYLOAD"
-            with m.State("PAYLOAD"):
-                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
-                m.d.comb += [wr.addr.eq(count), wr.data.eq(byte), wr.en.eq(got)]
-                uart_error()
-                with m.Elif(got):
-                    m.d.sync += [count.eq(count + 1), crc.eq(crc_next)]
-                    with m.If(count == last):
-                        m.next = "CRC0"
-                timeout()
-            receive("CRC0", "CRC1", crc.eq(crc_next))
-            receive("CRC1", "VERIFY", crc.eq(crc_next))
-            with m.State("VERIFY"):
-                # the CRC over CMD..CRC is zero for an intact frame
-                m.d.comb += self.busy.eq(1)
-                with m.If(crc == 0):
-                    # accepted: forward and answer at the same time
-                    m.d.comb += fwd_start.eq(1)
-                    m.d.sync += [ok.eq(1), left.eq(resp_len), idx.eq(0), crc.eq(CRC_INIT),
-                                 out_len.eq(resp_len + 1)]
-                    m.next = "TX_HEADER"
-                with m.Else():
-                    refuse(LinkErrorCode.BAD_CRC, drain=False)
-            with m.State("DRAIN"):
-                # discard the rest of a refused frame until the line is quiet
-                m.d.comb += [self.busy.eq(1), self.rx.ready.eq(1)]
-                with m.If(timed_out):
-                    m.next = "REFUSE"
-            with m.State("REFUSE"):
-                m.d.comb += [self.busy.eq(1), self.error.eq(1)]
-                m.d.sync += [ok.eq(0), left.eq(1), idx.eq(0), crc.eq(CRC_INIT), out_len.eq(2)]
-                m.next = "TX_HEADER"
-            with m.State("TX_HEADER"):
-                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(header), crc_in.eq(tx_byte)]
-                with m.If(sent):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx != 0):
-                        m.d.sync += crc.eq(crc_next)
-                    with m.If(idx == 4):
-                        with m.If(left == 0):
-                            m.next = "TX_CRC0"
-                        with m.Else():
-                            m.next = "TX_BODY"
-            with m.State("TX_BODY"):
-                m.d.comb += [self.busy.eq(1), crc_in.eq(tx_byte)]
-                with m.If(ok):
-                    m.d.comb += [
-                        tx_byte.eq(self.resp.payload),
-                        self.tx.valid.eq(self.resp.valid),
-                        self.resp.ready.eq(self.tx.ready),
-                    ]
-                with m.Else():
-                    m.d.comb += [tx_byte.eq(err), self.tx.valid.eq(1)]
-                with m.If(sent):
-                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.next = "TX_CRC0"
-            with m.State("TX_CRC0"):
-                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(crc[8:])]
-                with m.If(sent):
-                    m.next = "TX_CRC1"
-            with m.State("TX_CRC1"):
-                m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), tx_byte.eq(crc[:8])]
-                with m.If(sent):
-                    m.next = "DONE"
-            with m.State("DONE"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(~fwd_busy & ~fwd_start):
-                    m.next = "HUNT"
+        wiring.connect(m, wiring.flipped(self.rx), receiver.rx)
+        wiring.connect(m, forwarder.o, wiring.flipped(self.cmd))
+        wiring.connect(m, wiring.flipped(self.resp), sender.resp)
+        wiring.connect(m, sender.tx, wiring.flipped(self.tx))
+        m.d.comb += [
+            receiver.rx_error.eq(self.rx_error),
+            timer.restart.eq(receiver.restart), receiver.expired.eq(timer.expired),
+            # the table is looked up the cycle after CMD; LEN comes first
+            table.code.eq(receiver.code), receiver.known.eq(table.known), receiver.request.eq(table.request),
+            buffer_write.addr.eq(receiver.wr_addr), buffer_write.data.eq(receiver.wr_data),
+            buffer_write.en.eq(receiver.wr_en),
+            buffer_read.addr.eq(forwarder.rd_addr), forwarder.rd_data.eq(buffer_read.data),
+            # an accepted frame is forwarded and answered at the same time
+            forwarder.start.eq(receiver.accept), forwarder.code.eq(receiver.code),
+            forwarder.no_args.eq(table.no_args), forwarder.last.eq(receiver.last),
+            sender.start.eq(receiver.accept | receiver.refuse), sender.ok.eq(receiver.accept),
+            sender.code.eq(receiver.code), sender.response.eq(table.response),
+            sender.error_code.eq(receiver.error_code),
+            receiver.release.eq(~sender.busy & ~sender.start & ~forwarder.busy & ~forwarder.start),
+            self.error.eq(receiver.refuse), self.busy.eq(receiver.busy),
+        ]
+        # the one CRC processor: the receiver's until it accepts or refuses, then the sender's
+        m.d.comb += [
+            crc.start.eq(receiver.crc.start | sender.crc.start),
+            crc.valid.eq(receiver.crc.valid | sender.crc.valid),
+            crc.data.eq(Mux(sender.busy, sender.crc.data, receiver.crc.data)),
+            receiver.crc.crc.eq(crc.crc), receiver.crc.match.eq(crc.match_detected),
+            sender.crc.crc.eq(crc.crc), sender.crc.match.eq(crc.match_detected),
+        ]
         return m
 
 
@@ -442,7 +622,6 @@ class UARTLink(wiring.Component):
     """
 
     def __init__(self, cfg: Config, commands, *, divisor: int | None = None, timeout_cycles: int | None = None):
-        from .uart import uart_divisor
         self.cfg = cfg
         self.commands = link_commands(commands)
         self.divisor = uart_divisor(cfg) if divisor is None else divisor
@@ -457,14 +636,12 @@ class UARTLink(wiring.Component):
         })
 
     def elaborate(self, platform):
-        from .uart import UARTRx, UARTTx
         m = Module()
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
         m.submodules.link = link = Link(self.cfg, self.commands, timeout_cycles=self.timeout_cycles)
         wiring.connect(m, urx.stream, link.rx)
         # A skid buffer keeps the transmitter's ready logic out of the link's timing paths.
-        from .skid import StreamSkid
         m.submodules.tx_skid = tx_skid = StreamSkid()
         wiring.connect(m, link.tx, tx_skid.i)
         wiring.connect(m, tx_skid.o, utx.stream)

@@ -27,11 +27,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
+from ddfa.protocol import COUNTER_WIDTH
 
-__all__ = ["Sequencer", "COUNTER_WIDTH"]
-
-#: Width of the step and cycle counters (they wrap around).
-COUNTER_WIDTH = 32
+__all__ = ["Sequencer"]
 
 
 class Sequencer(wiring.Component):

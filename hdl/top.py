@@ -15,11 +15,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config, ConfigError
+from ddfa.protocol import HostParams, memory_map
 
 from .direction import DirectionGenerator
 from .feedback import FeedbackUnit
 from .fixed import extend, fixed_shape
-from .host import Host, HostParams, mem_bus_latency, memory_map
+from .host import Host, mem_bus_latency
 from .layer import LayerEngine, host_latency
 from .mul import SharedMultiplier
 from .output import OutputUnit
@@ -177,7 +178,7 @@ class Processor(wiring.Component):
         for l, e in enumerate(eng, start=1):
             m.d.comb += [e.fwd.eq(seq.fwd[l - 1]), e.upd.eq(seq.upd[l - 1])]
 
-        # ---- host access to every memory (by id, see hdl.host.memory_map) -------------
+        # ---- host access to every memory (by id, see ddfa.protocol.memory_map) -------------
         # The memories are grouped by the port they sit behind (a layer's W banks share
         # one port, whose address has the PE index in its high bits; ``b_l`` and ``B_l``
         # one each). The bus id is decoded once into one select bit per port (and the PE

@@ -68,7 +68,7 @@ async def train_bit_exact(dut):
 
     from ddfa.config import load_config
     from ddfa.config import config_hash
-    from hdl.host import Opcode, PROTOCOL_VERSION
+    from ddfa.protocol import Opcode, PROTOCOL_VERSION
     from .golden_link import connect
     from .readback import compare, logical
 

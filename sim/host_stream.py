@@ -9,7 +9,7 @@ reply buffer, and raises ``ack``; the driver awaits that one edge and reads the 
 words back. Batches that repeat (the read-back of every memory after each step) are
 written once and replayed from where they lie (:meth:`HostStream.transact` ``key``).
 
-:class:`HostSession` puts :class:`hdl.host.HostProtocol` (the pure-Python encoder and
+:class:`HostSession` puts :class:`ddfa.protocol.HostProtocol` (the pure-Python encoder and
 decoder) on top: ``info``, ``load_sample``, ``train``, ``infer``, ``status``,
 ``read_lfsr`` and the read-back of every memory word as logical images.
 """
@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+
+from ddfa.protocol import HostProtocol, Opcode
 
 __all__ = ["HostStream", "HostSession", "HostTimeout"]
 
@@ -135,10 +137,9 @@ class HostStream:
 
 
 class HostSession:
-    """The host protocol (:class:`hdl.host.HostProtocol`) over a :class:`HostStream`."""
+    """The host protocol (:class:`ddfa.protocol.HostProtocol`) over a :class:`HostStream`."""
 
     def __init__(self, stream: HostStream, cfg):
-        from hdl.host import HostProtocol, Opcode
         self.stream = stream
         self.cfg = cfg
         self.proto = HostProtocol(cfg)
@@ -179,7 +180,7 @@ class HostSession:
         return [self.proto.decode_lfsr(r[k * n:(k + 1) * n]) for k in range(H)]
 
     async def read_banks(self) -> dict[str, np.ndarray]:
-        """Every word of every physical memory (``hdl.host.memory_map``), as int64 arrays."""
+        """Every word of every physical memory (``ddfa.protocol.memory_map``), as int64 arrays."""
         from .readback import read_plan, decode_plan
         plan = read_plan(self.proto)
         c0 = self.stream.cycles

@@ -2,7 +2,7 @@
 fixed-point golden model (pure Python: no simulator needed, so it is unit-tested alone).
 
 * :func:`read_plan` is the byte string of commands that reads every word of every
-  physical memory of :func:`hdl.host.memory_map` (``READ_BLOCK`` when the processor has
+  physical memory of :func:`ddfa.protocol.memory_map` (``READ_BLOCK`` when the processor has
   it, else one ``READ_MEM`` per word), and :func:`decode_plan` turns the reply bytes
   into one int64 array per memory (sign-extended stored integers).
 * :func:`logical` reassembles the PE banks of each ``W_l`` into the logical, row-major
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ddfa.protocol import Opcode
+
 __all__ = ["ReadPlan", "read_plan", "decode_plan", "logical", "compare", "describe"]
 
 
@@ -30,7 +32,6 @@ class ReadPlan:
 
 
 def _block_command(proto):
-    from hdl.host import Opcode
     code = getattr(Opcode, "READ_BLOCK", None)
     if code is None or code not in proto.commands:
         return None
@@ -39,7 +40,6 @@ def _block_command(proto):
 
 def read_plan(proto) -> ReadPlan:
     """The commands that read every memory word of the processor, in map order."""
-    from hdl.host import Opcode
     blk = _block_command(proto)
     cmds, parts, off = [], [], 0
     if blk is not None:
@@ -70,7 +70,6 @@ def _words(raw: np.ndarray, width: int) -> np.ndarray:
 def decode_plan(proto, plan: ReadPlan, reply: bytes) -> dict[str, np.ndarray]:
     """The reply of :func:`read_plan`'s commands -> ``{physical memory name: words}``.
     Raises ``ValueError`` when an echo byte is wrong (a protocol error, not a data one)."""
-    from hdl.host import Opcode
     wb = proto.params.word_bytes
     buf = np.frombuffer(reply, dtype=np.uint8)
     out: dict[str, list[np.ndarray]] = {}

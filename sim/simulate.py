@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ddfa.config import Config
+from ddfa.protocol import HostProtocol
 from hdl.verilog import VERILOG_NAME, processor_verilog
 
 from .golden_link import GoldenOracle, serve
@@ -119,7 +120,6 @@ def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -
 def buffer_words(cfg: Config) -> tuple[int, int]:
     """``(IN_WORDS, OUT_WORDS)`` of the simulation top: the read-back batch (commands and
     replies) plus :data:`SCRATCH_BYTES`, in 64-bit words, rounded up to a power of two."""
-    from hdl.host import HostProtocol
     from .readback import read_plan
     proto = HostProtocol(cfg)
     plan = read_plan(proto)

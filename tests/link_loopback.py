@@ -13,7 +13,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.link import LinkCommand, UARTLink
+from ddfa.protocol import Command as LinkCommand
+from hdl.link import UARTLink
 
 __all__ = ["ECHO_COMMANDS", "EchoStub", "LinkLoopback"]
 

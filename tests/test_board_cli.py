@@ -103,6 +103,14 @@ def test_board_bad_port(capsys):
     assert "cannot open" in capsys.readouterr().err
 
 
+def test_board_echoing_port(capsys):
+    """--port loop:// echoes every request: the error says that no board answered on it."""
+    pytest.importorskip("serial")
+    assert main(["board", "ping", "--board", "icebreaker", "--port", "loop://", "--timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no board answered on 'loop://'" in err and "echoed" in err and "--port" in err, err
+
+
 # -- BoardSession against the processor in simulation ------------------------------------------
 
 class StreamSimTransport:

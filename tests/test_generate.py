@@ -18,7 +18,7 @@ from hdl.verilog import VERILOG_NAME, _fast_meminit, processor_verilog
 from ddfa.cli.generate import (verilog_memories,
                            verilog_multipliers)
 from hdl.cycles import step_cycles
-from hdl.host import memory_map
+from ddfa.protocol import memory_map
 from tests.leaf_util import verilator_env
 
 

@@ -22,7 +22,7 @@ from ddfa.data import load_dataset
 from golden.fixed import FixedModel
 from hdl.cycles import infer_cycles, step_cycles
 from ddfa.config import config_hash
-from hdl.host import HostProtocol, Opcode
+from ddfa.protocol import BLOCK_WORDS, RANGE_ERROR_REPLY, HostProtocol, HostReplyError, Opcode, addr_width
 from hdl.top import Processor
 
 
@@ -335,7 +335,6 @@ def test_read_block_and_error_cycles(digits, board):
     first cycles off as the error phase (softmax, hdl.cycles.step_cycles "softmax").
     On the ECP5 board the memory bus has its registered request and word
     (hdl.host.mem_bus_latency 4)."""
-    from hdl.host import BLOCK_WORDS
     cfg = tiny_cfg(layers=(64, 6, 10), pes=(3, 1), board=board)
     gold = FixedModel(cfg)
     dut = Processor(cfg)
@@ -370,6 +369,78 @@ def test_read_block_and_error_cycles(digits, board):
         # the stream is in step afterwards: an ordinary command still answers
         r = await drv.transact(ctx, proto.encode_read_mem("b2", 1), proto.reply_length(Opcode.READ_MEM))
         assert proto.decode_word(r, "b2") == gold.b[1][1]
+
+    sim.add_testbench(tb)
+    sim.run()
+
+
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_out_of_range_arguments_change_nothing(digits, board):
+    """READ_MEM, WRITE_MEM and READ_BLOCK with a memory id not in the map or an address
+    at or past the memory's end (just past it, where it aliases onto word 0 of the
+    memory's address bits, and the largest address), and LOAD_SAMPLE with a label that is
+    not a class, get the range-error reply (RANGE_ERROR_REPLY, the opcode, zeros; the
+    reply keeps its length) and change nothing: every stored word, the LFSR states, the
+    step counter, the sample flag and the label (a TRAIN afterwards matches the golden
+    step with the label loaded before)."""
+    cfg = tiny_cfg(layers=(64, 6, 10), pes=(3, 1), board=board)
+    gold = FixedModel(cfg)
+    dut = Processor(cfg)
+    proto = HostProtocol(cfg)
+    drv = HostDriver(dut, random.Random(5), gap=0.2)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    x = gold.quantize_input(digits.x_train[4])
+    label = int(digits.y_train[4])
+    h = proto.params
+    max_addr = (1 << (8 * h.addr_bytes)) - 1
+    sample = proto.encode_load_sample(x.tolist(), label)[:-1]
+
+    async def status(ctx):
+        return proto.decode_status(await drv.transact(ctx, proto.encode_status(), proto.reply_length(Opcode.STATUS)))
+
+    async def lfsrs(ctx):
+        return [proto.decode_lfsr(await drv.transact(ctx, proto.encode_read_lfsr(l), proto.reply_length(Opcode.READ_LFSR)))
+                for l in range(1, cfg.model.n_layers)]
+
+    async def refused(ctx, command: bytes):
+        op = command[0]
+        r = await drv.transact(ctx, command, proto.reply_length(op))
+        assert r == proto.range_error_reply(op), (command[:4].hex(), r[:4].hex())
+        assert r[0] == RANGE_ERROR_REPLY
+        with pytest.raises(HostReplyError, match="refused"):
+            proto.check(r, op)
+
+    async def tb(ctx):
+        # before any sample: a refused LOAD_SAMPLE leaves the sample flag clear
+        await refused(ctx, sample + bytes([cfg.model.n_outputs]))
+        assert not (await status(ctx))["sample_loaded"]
+        r = await drv.transact(ctx, proto.encode_load_sample(x.tolist(), label), 1)
+        assert r == bytes([Opcode.LOAD_SAMPLE])
+        before = (await read_all(ctx, drv, proto), await lfsrs(ctx), await status(ctx))
+        assert before[0] == gold.memory_words()
+
+        for mem in proto.memories:
+            for addr in sorted({mem.words, 1 << addr_width(mem.words), max_addr}):
+                await refused(ctx, proto.encode_write_mem(mem.id, addr, -1))
+                await refused(ctx, proto.encode_read_mem(mem.id, addr))
+                await refused(ctx, proto.encode_read_block(mem.id, addr))
+        for mem_id in (len(proto.memories), 255):
+            await refused(ctx, proto.encode_write_mem(mem_id, 0, -1))
+            await refused(ctx, proto.encode_read_mem(mem_id, 0))
+            await refused(ctx, proto.encode_read_block(mem_id, 0))
+        for bad_label in (cfg.model.n_outputs, 255):
+            await refused(ctx, sample + bytes([bad_label]))
+
+        after = (await read_all(ctx, drv, proto), await lfsrs(ctx), await status(ctx))
+        for name in before[0]:
+            assert after[0][name] == before[0][name], f"{name} changed"
+        assert after[1:] == before[1:]
+        # the label loaded before the refused LOAD_SAMPLEs trains
+        out = gold.step(x, label)
+        r = await drv.transact(ctx, proto.encode_train(), 2)
+        assert proto.decode_class(r, Opcode.TRAIN) == int(out[f"y{cfg.model.n_layers}"].argmax())
+        assert await read_all(ctx, drv, proto) == gold.memory_words()
 
     sim.add_testbench(tb)
     sim.run()

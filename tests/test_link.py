@@ -1,4 +1,4 @@
-"""The host link: ddfa/link_client.py (framing, CRC) and hdl/link.py (store-and-forward).
+"""The host link: ddfa/cli/link_client.py (framing, CRC) and hdl/link.py (store-and-forward).
 
 Every refusal case is simulated with a recording stub in the processor's place, and the
 test proves that the stub's command stream saw no byte at all.
@@ -9,14 +9,15 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
 from ddfa.config import default_config
 from ddfa.cli.link_client import (CRC_CHECK, STATUS_ERROR, STATUS_OK, SYNC, Frame, FrameDecoder, LinkClient,
-                              LinkErrorCode, LinkRefused, crc16, decode_frame, encode_frame)
-from hdl.link import Link, LinkCommand, crc16_byte
+                              LinkErrorCode, LinkProtocolError, LinkRefused, LinkTimeout, crc16, decode_frame,
+                              encode_frame)
+from ddfa.protocol import CRC_ALGORITHM, Command as LinkCommand
+from hdl.link import Link
 
 from .link_loopback import LinkLoopback
 from .uart_model import uart_recv, uart_send
@@ -79,21 +80,36 @@ def test_decoder_drops_corrupt_frame_and_resyncs():
 
 
 def test_crc_hardware_matches_software():
-    """hdl.link.crc16_byte against ddfa.cli.link_client.crc16, random (crc, byte) pairs."""
+    """The link's CRC processor (CRC_ALGORITHM(data_width=8).create()) against crc16, on
+    random byte strings fed with gaps: the CRC after every byte, and the zero residue
+    (match_detected) once the CRC itself has gone through, MSB first."""
     rng = random.Random(1)
-    pairs = [(rng.randrange(1 << 16), rng.randrange(256)) for _ in range(300)] + [(0xFFFF, b) for b in range(256)]
-    crc_in, byte_in = Signal(16), Signal(8)
-    m = Module()
-    out = Signal(16)
-    m.d.comb += out.eq(crc16_byte(crc_in, byte_in))
+    strings = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 12))) for _ in range(60)]
+    strings += [bytes([b]) for b in range(256)]
+    dut = CRC_ALGORITHM(data_width=8).create()
 
     async def tb(ctx):
-        for c, b in pairs:
-            ctx.set(crc_in, c)
-            ctx.set(byte_in, b)
-            assert ctx.get(out) == crc16([b], c), (c, b)
+        for data in strings:
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            for k, b in enumerate(data):
+                ctx.set(dut.data, b)
+                ctx.set(dut.valid, 1)
+                await ctx.tick()
+                ctx.set(dut.valid, 0)
+                if rng.random() < 0.3:
+                    await ctx.tick()
+                assert ctx.get(dut.crc) == crc16(data[:k + 1]), data[:k + 1].hex()
+            for b in crc16(data).to_bytes(2, "big"):
+                ctx.set(dut.data, b)
+                ctx.set(dut.valid, 1)
+                await ctx.tick()
+            ctx.set(dut.valid, 0)
+            assert ctx.get(dut.match_detected), data.hex()
 
-    sim = Simulator(m)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
 
@@ -431,3 +447,49 @@ def test_uart_framing_error_is_refused_end_to_end():
     sim.add_testbench(listen, background=True)
     sim.run_until(1e-6 * 200 * div * 10)
     assert FrameDecoder().feed(bytes(got)) == [refused(0x02, LinkErrorCode.UART)]
+
+
+class ReplyTransport:
+    """A Transport that answers every request with the frame ``reply`` (once)."""
+
+    def __init__(self, reply: bytes):
+        self.reply = reply
+        self.sent = b""
+
+    def write(self, data: bytes) -> None:
+        self.sent += data
+
+    def read(self, size: int, timeout: float) -> bytes:
+        out, self.reply = self.reply[:size], self.reply[size:]
+        return out
+
+
+def test_error_response_without_code_is_a_protocol_error():
+    """STATUS_ERROR without its code byte: a LinkProtocolError naming it (the refusal
+    needs the code)."""
+    client = LinkClient(ReplyTransport(encode_frame(0x02, bytes([STATUS_ERROR]))), timeout=1.0)
+    with pytest.raises(LinkProtocolError, match="lacks its error code byte"):
+        client.request(0x02)
+    client = LinkClient(ReplyTransport(encode_frame(0x06, b"")), timeout=1.0)
+    with pytest.raises(LinkProtocolError, match="no status byte"):
+        client.request(0x06, b"\x01")
+
+
+def test_echoing_port_says_no_board_answered():
+    """loop:// sends the request back: the error says that no board answered, that the
+    port echoed, names the port and the fix (--port)."""
+    pytest.importorskip("serial")
+    from ddfa.cli.link_client import SerialTransport
+    with SerialTransport("loop://", 115200) as t:
+        client = LinkClient(t, timeout=1.0)
+        for cmd, payload in ((0x00, b""), (0x06, b"\x07"), (0x02, bytes([STATUS_ERROR]))):
+            with pytest.raises(LinkProtocolError) as exc:
+                client.request(cmd, payload)
+            text = str(exc.value)
+            assert "no board answered on 'loop://'" in text and "echoed" in text and "--port" in text, text
+
+
+def test_silent_port_says_no_board_answered():
+    client = LinkClient(ReplyTransport(b""), timeout=0.05)
+    with pytest.raises(LinkTimeout, match="no board answered on the ReplyTransport"):
+        client.request(0x00)

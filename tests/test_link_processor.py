@@ -3,7 +3,6 @@ memory word, no LFSR state and no step counter; an accepted one does what it say
 
 from __future__ import annotations
 
-import pytest
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.sim import Simulator
@@ -11,9 +10,9 @@ from amaranth.sim import Simulator
 from ddfa.config import Config, HardwareConfig, ModelConfig
 from ddfa.cli.link_client import STATUS_ERROR, STATUS_OK, Frame, FrameDecoder, LinkErrorCode, encode_frame
 
-host = pytest.importorskip("hdl.host")
-top = pytest.importorskip("hdl.top")
-from hdl.link import Link  # noqa: E402
+from ddfa import protocol as host
+from hdl import top
+from hdl.link import Link
 
 TIMEOUT = 48
 

@@ -8,7 +8,7 @@ import torch
 
 from ddfa.config import default_config
 from golden.fixed import FixedModel
-from hdl.host import BLOCK_WORDS, HostProtocol, Opcode
+from ddfa.protocol import BLOCK_WORDS, HostProtocol, Opcode
 from sim.bench import mismatch_text
 from sim.configs import random_config
 from sim.perf import figures, useful_macs

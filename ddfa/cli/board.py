@@ -21,7 +21,8 @@ import sys
 import time
 
 from . import add_config_args, config_from_args, count_or_all, positive_float, positive_int
-from ..config import BOARDS, Config
+from ..config import BOARDS, Config, config_hash
+from ..protocol import HostProtocol, Opcode
 from .output import check_output_file, write_text
 from .link_client import LinkClient, LinkProtocolError, LinkRefused, LinkTimeout, SerialTransport
 
@@ -46,7 +47,6 @@ class BoardSession:
     """
 
     def __init__(self, cfg: Config, transport, timeout: float = 2.0):
-        from hdl.host import HostProtocol
         self.cfg = cfg
         self.proto = HostProtocol(cfg)
         self.client = LinkClient(transport, timeout=timeout)
@@ -60,14 +60,12 @@ class BoardSession:
         return reply
 
     def ping(self) -> int:
-        from hdl.host import Opcode
         reply = self.command(self.proto.encode_ping())
         if reply[0] != Opcode.PING:
             raise LinkProtocolError(f"bad PING reply {reply.hex()}")
         return reply[1]
 
     def info(self, check: bool = True) -> dict:
-        from ddfa.config import config_hash
         info = self.proto.decode_info(self.command(self.proto.encode_info()))
         info["expected_hash"] = config_hash(self.cfg)
         if check and info["config_hash"] != info["expected_hash"]:
@@ -84,12 +82,10 @@ class BoardSession:
 
     def train(self, x_q, label: int) -> int:
         """One training step on one sample; returns the class the forward pass predicted."""
-        from hdl.host import Opcode
         self.load(x_q, label)
         return self.proto.decode_class(self.command(self.proto.encode_train()), Opcode.TRAIN)
 
     def infer(self, x_q) -> int:
-        from hdl.host import Opcode
         self.load(x_q, 0)
         return self.proto.decode_class(self.command(self.proto.encode_infer()), Opcode.INFER)
 

@@ -176,7 +176,7 @@ def generate(cfg: Config, out: str | Path, force: bool = False) -> dict:
 def build_report(cfg: Config, text: str) -> dict:
     """The report of ``cfg``'s processor; ``text`` is its generated Verilog."""
     from hdl.cycles import infer_cycles, step_cycles
-    from hdl.host import HostParams, host_commands, memory_map
+    from ddfa.protocol import HostParams, host_commands, memory_map
 
     board = cfg.board
     learned = [{"id": m.id, "name": m.name, "kind": m.kind, "layer": m.layer, "pe": m.pe,

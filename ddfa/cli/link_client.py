@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from ..protocol import (CRC_CHECK, CRC_INIT, CRC_POLY, MAX_PAYLOAD, STATUS_ERROR, STATUS_OK, SYNC,
                         LinkErrorCode, crc16)
@@ -145,7 +145,8 @@ class LinkTimeout(TimeoutError):
 
 
 class LinkProtocolError(RuntimeError):
-    """The response does not belong to the request (other CMD, unknown status)."""
+    """The response does not belong to the request (other CMD, no or unknown status, an
+    error without its code, the request itself echoed back)."""
 
 
 class LinkRefused(RuntimeError):
@@ -183,6 +184,7 @@ class SerialTransport:
     """
 
     def __init__(self, port: str, baud: int):
+        self.port = port
         try:
             import serial
         except ImportError:
@@ -232,6 +234,12 @@ class LinkClient:
         self.timeout = timeout
         self._decoder = FrameDecoder()
 
+    @property
+    def port(self) -> str:
+        """The transport's port (``SerialTransport.port``), for error messages."""
+        port = getattr(self.transport, "port", None)
+        return repr(port) if port is not None else f"the {type(self.transport).__name__}"
+
     def send(self, cmd: int, payload: bytes = b"") -> None:
         self.transport.write(encode_frame(cmd, payload))
 
@@ -244,8 +252,10 @@ class LinkClient:
                 return frames[0]
             left = deadline - time.monotonic()
             if left <= 0:
-                raise LinkTimeout(f"no response frame within {self.timeout} s "
-                                  f"({self._decoder.pending} bytes pending)")
+                raise LinkTimeout(f"no board answered on {self.port}: no response frame within "
+                                  f"{self.timeout if timeout is None else timeout} s ({self._decoder.pending} "
+                                  f"bytes pending); check that --port is the board's UART ('ddfa board list') "
+                                  f"and that the board is programmed")
             chunk = self.transport.read(4096, min(left, 0.1))
             if chunk:
                 frames = self._decoder.feed(chunk)
@@ -255,13 +265,36 @@ class LinkClient:
                     return frames[0]
 
     def request_frame(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> Frame:
-        """Send one request, return its response frame (either status)."""
+        """Send one request, return its response frame (either status).
+
+        Raises :class:`LinkProtocolError` for a frame that cannot be a response: another
+        CMD, a payload without a status byte or with an unknown one, or an error without
+        its code byte. Such a frame that is the request itself is named as an echo (a
+        port that loops the request back, such as ``loop://``: no board answered); an
+        echoed request whose payload begins with a status byte cannot be told from a
+        response."""
+        payload = bytes(payload)
         self.send(cmd, payload)
         frame = self.receive(timeout)
+        echo = frame == Frame(cmd, payload)
+        if echo and (frame.status not in (STATUS_OK, STATUS_ERROR) or
+                     (frame.status == STATUS_ERROR and len(frame.payload) < 2)):
+            raise LinkProtocolError(f"no board answered on {self.port}: the port echoed the request "
+                                    f"(command 0x{cmd:02x}) back, as a loopback such as loop:// or a cable "
+                                    f"with RX wired to TX does; give --port the board's UART "
+                                    f"('ddfa board list' names it, e.g. /dev/ttyUSB1 for the iCEBreaker)")
         if frame.cmd != cmd:
             raise LinkProtocolError(f"response to 0x{cmd:02x} carries command 0x{frame.cmd:02x}")
+        if frame.status is None:
+            raise LinkProtocolError(f"response to 0x{cmd:02x} has no status byte (empty payload): "
+                                    f"the board's link always sends one; check that it runs this project's bitstream")
         if frame.status not in (STATUS_OK, STATUS_ERROR):
-            raise LinkProtocolError(f"response status {frame.status!r} is neither OK nor ERROR")
+            raise LinkProtocolError(f"response to 0x{cmd:02x} has status 0x{frame.status:02x}, neither OK (0x00) "
+                                    f"nor ERROR (0x01); check that the board runs this project's bitstream")
+        if frame.status == STATUS_ERROR and len(frame.payload) < 2:
+            raise LinkProtocolError(f"error response to 0x{cmd:02x} lacks its error code byte (payload "
+                                    f"{frame.payload.hex()}); the link sends STATUS_ERROR and one code "
+                                    f"(docs/HOST-LINK.md)")
         return frame
 
     def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
