@@ -281,7 +281,7 @@ class LayerEngine(wiring.Component):
             cfg, n_out=n_out, acc_s=acc_s, hidden=self.hidden, tangent=self.tangent,
             feeds_stream=self.feeds_stream)
         m.submodules.deltas = deltas = DeltaCollector(cfg, pes=P, n_out=n_out)
-        m.submodules.bias = bias = BiasStore(cfg, self.b_data, host_latency=self.host_latency,
+        m.submodules.biases = bias = BiasStore(cfg, self.b_data, host_latency=self.host_latency,
                                              shift_b=self.shift_b)
 
         # Pass control: strobes, the layer below, the passes' ends.
