@@ -85,7 +85,7 @@ class LayerEngine(wiring.Component):
 
     **ECP5** (``weight_stages == 1``, :func:`weight_stages`). One more register stage
     (1X) between the banks and the multipliers' operand registers: the banks' words
-    (``w_d``), the layer below's words and the pipeline's control are registered first,
+    (``w_q``), the layer below's words and the pipeline's control are registered first,
     so that the block RAMs' slow outputs end at a register; every later stage, in both
     passes, comes a cycle later (``hdl.cycles``).
 

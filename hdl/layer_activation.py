@@ -106,8 +106,8 @@ class ActivationStage(wiring.Component):
         a_sum = self.sum_a + (self.bias << ar.act.frac)
         a1_sum = data_reg(a_sum.shape(), "a1_sum")          # sum_a + (b << act.frac)
         a1_t = data_reg(act_s, "a1_t")                        # narrow(sum_t)
-        a2_a = data_reg(act_s, "a_sig")                       # a_l,i
-        a2_t = data_reg(act_s, "t_sig")                       # t_l,i
+        a_i = data_reg(act_s, "a")                            # A2: a_l,i
+        t_i = data_reg(act_s, "t")                            # A2: t_l,i
         a2_hand_on = Signal()                                 # A2's row leaves this cycle
         if self.hidden:
             m.d.comb += a2_hand_on.eq(1)
@@ -124,17 +124,17 @@ class ActivationStage(wiring.Component):
         with m.If(advance):
             m.d.sync += [a1_valid.eq(take), a1_row.eq(row), a1_sum.eq(a_sum),
                          a2_valid.eq(a1_valid), a2_row.eq(a1_row),
-                         a2_a.eq(narrow(a1_sum, ar.weight.frac, ar.act))]          # eq. 1
+                         a_i.eq(narrow(a1_sum, ar.weight.frac, ar.act))]          # eq. 1
             if self.tangent:
-                m.d.sync += [a1_t.eq(narrow(self.sum_t, ar.weight.frac, ar.act)), a2_t.eq(a1_t)]
+                m.d.sync += [a1_t.eq(narrow(self.sum_t, ar.weight.frac, ar.act)), t_i.eq(a1_t)]
         with m.If(self.fwd_start):
             m.d.sync += [row.eq(0), a1_valid.eq(0), a2_valid.eq(0)]
         m.d.comb += self.done.eq(a2_valid & a2_hand_on & (a2_row == n_out - 1))
 
         positive = Signal()
-        m.d.comb += positive.eq(a2_a > 0)
+        m.d.comb += positive.eq(a_i > 0)
         if not self.hidden:
-            m.d.comb += [self.y.valid.eq(a2_valid), self.y.payload.y.eq(a2_a), self.y.payload.d.eq(a2_t)]
+            m.d.comb += [self.y.valid.eq(a2_valid), self.y.payload.y.eq(a_i), self.y.payload.d.eq(t_i)]
             return m
 
         # A2, hidden: eq. 12 into the buffers, [a > 0] into the relu mask.
@@ -144,8 +144,8 @@ class ActivationStage(wiring.Component):
         y_rd, d_rd = y_mem.read_port(), d_mem.read_port()
         one = ar.act.one
         v_i = self.v.bit_select(a2_row, 1)
-        y = Mux(positive, a2_a, 0)
-        d = saturate(Mux(positive, a2_t, 0) + Mux(v_i, Const(-one, act_s), Const(one, act_s)), ar.act)
+        y = Mux(positive, a_i, 0)
+        d = saturate(Mux(positive, t_i, 0) + Mux(v_i, Const(-one, act_s), Const(one, act_s)), ar.act)
         if self.feeds_stream:
             m.d.comb += self.written.eq(a2_valid)
         m.d.comb += [

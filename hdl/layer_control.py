@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -128,63 +130,70 @@ class PassControl(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n_in, n_out, R = self.n_in, self.n_out, self.groups
-        fwd_start, upd_start = self.fwd_start, self.upd_start
-        fwd_busy, upd_busy, en = self.fwd_busy, self.upd_busy, self.advance
-        m.d.sync += [fwd_start.eq(self.fwd), upd_start.eq(self.upd)]
+        m.d.sync += [self.fwd_start.eq(self.fwd), self.upd_start.eq(self.upd)]
+        st = self._stage_signals()
+        m.d.comb += self.advance.eq(~(self.sums_full & st.s3_valid & ~st.s3_upd))
+        self._issue_stage(m, st)
+        self._pipeline(m, st)
+        self._pass_ends(m, st)
+        return m
 
-        # Stage 0: (group r, column j) -> bank address r * n_in + j; streaming forward:
-        # (column j, row i) -> i * n_in + j.
-        s0_active, s0_upd = Signal(), Signal()
-        s0_addr, s0_col = self.issue_addr, self.prev_addr
-        s0_row = Signal(range(max(n_out, 2)))
-        s1_valid, s1_first, s1_last, s1_upd = Signal(), Signal(), Signal(), Signal()
-        s2_valid, s2_last, s2_upd = Signal(), Signal(), Signal()
-        s3_valid, s3_last, s3_upd = Signal(), Signal(), Signal()
-        s4_valid, s4_last = Signal(), Signal()
-        s5_valid, s5_last = Signal(), Signal()
-        s1_row, s2_row, s3_row = (Signal.like(s0_row, name=f"s{k}_row") for k in (1, 2, 3))
-        s2_first, s3_first = Signal(), Signal()
-        groups_done = Signal(range(max(R, 2)))
-        m.d.comb += en.eq(~(self.sums_full & s3_valid & ~s3_upd))
+    def _stage_signals(self) -> SimpleNamespace:
+        """The pipeline's control registers: stage ``k``'s ``valid`` (a word is there),
+        ``first`` / ``last`` (a group's first / last column), ``upd`` (an update pass's
+        word) and, streaming, ``row`` (the row ``i`` of the product)."""
+        row = range(max(self.n_out, 2))
+        st = SimpleNamespace(s0_addr=self.issue_addr, s0_col=self.prev_addr)
+        for name in ("s0_active", "s0_upd", "s0_issue", "s1_valid", "s1_first", "s1_last", "s1_upd",
+                     "s2_valid", "s2_first", "s2_last", "s2_upd", "s3_valid", "s3_first", "s3_last",
+                     "s3_upd", "s4_valid", "s4_last", "s5_valid", "s5_last"):
+            setattr(st, name, Signal(name=name))
+        for k in range(4):
+            setattr(st, f"s{k}_row", Signal(row, name=f"s{k}_row"))
+        st.groups_done = Signal(range(max(self.groups, 2)), name="groups_done")
+        return st
 
+    def _issue_stage(self, m, st):
+        """Stage 0: (group r, column j) -> bank address r * n_in + j; streaming forward:
+        (column j, row i) -> i * n_in + j. The strobes start a pass here."""
+        n_in, n_out, en = self.n_in, self.n_out, self.advance
+        s0_addr, s0_col, s0_row, s0_issue = st.s0_addr, st.s0_col, st.s0_row, st.s0_issue
         # An update group's first column waits for its deltas. (Stage 1X: the deltas are
         # latched one cycle later, at the end of stage 1X, so ``deltas_full`` clears at
         # stage 1; a group's first column never issues in that cycle, which matters only
         # for n_in = 1.)
         group_ok = Signal()
-        s0_issue = Signal()
         if self.weight_stages:
-            m.d.comb += [self.deltas_latched.eq(en & s1_valid & s1_upd & s1_first),
-                         group_ok.eq(~s0_upd | (s0_col != 0) | (self.deltas_full & ~self.deltas_latched))]
+            m.d.comb += [self.deltas_latched.eq(en & st.s1_valid & st.s1_upd & st.s1_first),
+                         group_ok.eq(~st.s0_upd | (s0_col != 0) | (self.deltas_full & ~self.deltas_latched))]
         else:
-            m.d.comb += [self.deltas_latched.eq(s0_issue & s0_upd & (s0_col == 0)),
-                         group_ok.eq(~s0_upd | (s0_col != 0) | self.deltas_full)]
+            m.d.comb += [self.deltas_latched.eq(s0_issue & st.s0_upd & (s0_col == 0)),
+                         group_ok.eq(~st.s0_upd | (s0_col != 0) | self.deltas_full)]
         if self.stream:
             # A column is issued once the layer below has written it (``rows_written``).
             rows_written = Signal(range(n_in + 1))
-            with m.If(fwd_start):
+            with m.If(self.fwd_start):
                 m.d.sync += rows_written.eq(0)
             with m.Elif(self.prev_written):
                 m.d.sync += rows_written.eq(rows_written + 1)
-            m.d.comb += s0_issue.eq(s0_active & en & group_ok & (s0_upd | (s0_col < rows_written)))
+            m.d.comb += s0_issue.eq(st.s0_active & en & group_ok & (st.s0_upd | (s0_col < rows_written)))
         else:
-            m.d.comb += s0_issue.eq(s0_active & en & group_ok)
+            m.d.comb += s0_issue.eq(st.s0_active & en & group_ok)
 
-        with m.If(fwd_start):
-            m.d.sync += [fwd_busy.eq(1), s0_active.eq(1), s0_upd.eq(0), s0_addr.eq(0), s0_col.eq(0)]
+        with m.If(self.fwd_start):
+            m.d.sync += [self.fwd_busy.eq(1), st.s0_active.eq(1), st.s0_upd.eq(0), s0_addr.eq(0), s0_col.eq(0)]
             if self.stream:
                 m.d.sync += s0_row.eq(0)
-        with m.Elif(upd_start):
-            m.d.sync += [upd_busy.eq(1), s0_active.eq(1), s0_upd.eq(1), s0_addr.eq(0), s0_col.eq(0),
-                         groups_done.eq(0)]
-        with m.Elif(s0_issue & s0_upd if self.stream else s0_issue):
+        with m.Elif(self.upd_start):
+            m.d.sync += [self.upd_busy.eq(1), st.s0_active.eq(1), st.s0_upd.eq(1), s0_addr.eq(0),
+                         s0_col.eq(0), st.groups_done.eq(0)]
+        with m.Elif(s0_issue & st.s0_upd if self.stream else s0_issue):
             # Row groups, column by column: the bank addresses in order.
             m.d.sync += s0_addr.eq(s0_addr + 1)
             with m.If(s0_col == n_in - 1):
                 m.d.sync += s0_col.eq(0)
                 with m.If(s0_addr == self.bank_depth - 1):
-                    m.d.sync += s0_active.eq(0)
+                    m.d.sync += st.s0_active.eq(0)
             with m.Else():
                 m.d.sync += s0_col.eq(s0_col + 1)
         if self.stream:
@@ -193,76 +202,82 @@ class PassControl(wiring.Component):
                 with m.If(s0_row == n_out - 1):
                     m.d.sync += [s0_row.eq(0), s0_addr.eq(s0_col + 1)]
                     with m.If(s0_col == n_in - 1):
-                        m.d.sync += s0_active.eq(0)
+                        m.d.sync += st.s0_active.eq(0)
                     with m.Else():
                         m.d.sync += s0_col.eq(s0_col + 1)
                 with m.Else():
                     m.d.sync += [s0_row.eq(s0_row + 1), s0_addr.eq(s0_addr + n_in)]
 
+    def _pipeline(self, m, st):
+        """Stages 1 (1X) to 5: the control moves with the words; the operand and sum
+        stages' outputs; the update's read-back and write-back address counters."""
+        en = self.advance
         # Stage 1X (``weight_stages == 1``): the layer below's words and the control once
         # more, so that the slow block RAM outputs end at a register. Elsewhere the
         # operand stage takes stage 1 directly.
         if self.weight_stages:
             sx_valid, sx_first, sx_last, sx_upd = Signal(), Signal(), Signal(), Signal()
             sx_y, sx_d = data_reg(self.prev_y.shape(), "y_x"), data_reg(self.prev_d.shape(), "d_x")
-            sx_row = Signal.like(s0_row, name="sx_row")
+            sx_row = Signal.like(st.s0_row, name="sx_row")
             with m.If(en):
-                m.d.sync += [sx_valid.eq(s1_valid), sx_first.eq(s1_first), sx_last.eq(s1_last),
-                             sx_upd.eq(s1_upd), sx_y.eq(self.prev_y)]
+                m.d.sync += [sx_valid.eq(st.s1_valid), sx_first.eq(st.s1_first), sx_last.eq(st.s1_last),
+                             sx_upd.eq(st.s1_upd), sx_y.eq(self.prev_y)]
                 if self.tangent:
                     m.d.sync += sx_d.eq(self.prev_d)
                 if self.stream:
-                    m.d.sync += sx_row.eq(s1_row)
+                    m.d.sync += sx_row.eq(st.s1_row)
             o_valid, o_first, o_last, o_upd, o_row = sx_valid, sx_first, sx_last, sx_upd, sx_row
             m.d.comb += [self.operand_y.eq(sx_y), self.operand_d.eq(sx_d)]
         else:
-            o_valid, o_first, o_last, o_upd, o_row = s1_valid, s1_first, s1_last, s1_upd, s1_row
+            o_valid, o_first, o_last, o_upd, o_row = st.s1_valid, st.s1_first, st.s1_last, st.s1_upd, st.s1_row
             m.d.comb += [self.operand_y.eq(self.prev_y), self.operand_d.eq(self.prev_d)]
         m.d.comb += [self.operand_upd.eq(o_upd), self.operand_first.eq(o_first)]
 
         # (Streaming: a forward pass's "last" is its very last issue, row n_l - 1 of the
         # last column; an update pass's is each row group's last column, as always.)
-        s0_last = s0_col == n_in - 1
+        s0_last = st.s0_col == self.n_in - 1
         if self.stream:
-            s0_last = s0_last & (s0_upd | (s0_row == n_out - 1))
+            s0_last = s0_last & (st.s0_upd | (st.s0_row == self.n_out - 1))
         with m.If(en):
             m.d.sync += [
-                s1_valid.eq(s0_issue), s1_first.eq(s0_col == 0), s1_last.eq(s0_last),
-                s1_upd.eq(s0_upd),
-                s2_valid.eq(o_valid), s2_last.eq(o_last), s2_upd.eq(o_upd),
-                s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_upd.eq(s2_upd),
+                st.s1_valid.eq(st.s0_issue), st.s1_first.eq(st.s0_col == 0), st.s1_last.eq(s0_last),
+                st.s1_upd.eq(st.s0_upd),
+                st.s2_valid.eq(o_valid), st.s2_last.eq(o_last), st.s2_upd.eq(o_upd),
+                st.s3_valid.eq(st.s2_valid), st.s3_last.eq(st.s2_last), st.s3_upd.eq(st.s2_upd),
             ]
             if self.stream:
-                m.d.sync += [s1_row.eq(s0_row), s2_row.eq(o_row), s3_row.eq(s2_row),
-                             s2_first.eq(o_first), s3_first.eq(s2_first)]
-        m.d.comb += [self.operand_row.eq(s2_row), self.sum_row.eq(s3_row),
-                     self.sum_first.eq(s3_first), self.sum_last.eq(s3_last),
-                     self.sum_en.eq(en & s3_valid & ~s3_upd)]
+                m.d.sync += [st.s1_row.eq(st.s0_row), st.s2_row.eq(o_row), st.s3_row.eq(st.s2_row),
+                             st.s2_first.eq(o_first), st.s3_first.eq(st.s2_first)]
+        m.d.comb += [self.operand_row.eq(st.s2_row), self.sum_row.eq(st.s3_row),
+                     self.sum_first.eq(st.s3_first), self.sum_last.eq(st.s3_last),
+                     self.sum_en.eq(en & st.s3_valid & ~st.s3_upd)]
 
         # Stages 4 and 5 (update passes): the read-back and write-back address counters.
-        m.d.sync += [s4_valid.eq(s3_valid & s3_upd), s4_last.eq(s3_last),
-                     s5_valid.eq(s4_valid), s5_last.eq(s4_last)]
-        m.d.comb += self.write_en.eq(s5_valid)
-        with m.If(upd_start):
+        m.d.sync += [st.s4_valid.eq(st.s3_valid & st.s3_upd), st.s4_last.eq(st.s3_last),
+                     st.s5_valid.eq(st.s4_valid), st.s5_last.eq(st.s4_last)]
+        m.d.comb += self.write_en.eq(st.s5_valid)
+        with m.If(self.upd_start):
             m.d.sync += [self.reread_addr.eq(0), self.writeback_addr.eq(0)]
         with m.Else():
-            with m.If(s2_valid & s2_upd):
+            with m.If(st.s2_valid & st.s2_upd):
                 m.d.sync += self.reread_addr.eq(self.reread_addr + 1)
-            with m.If(s5_valid):
+            with m.If(st.s5_valid):
                 m.d.sync += self.writeback_addr.eq(self.writeback_addr + 1)
 
-        # The passes' ends (later statements win: a pass's end clears its flag).
-        upd_done = s5_valid & s5_last & (groups_done == R - 1)
-        with m.If(s5_valid & s5_last):
-            m.d.sync += groups_done.eq(groups_done + 1)
-            with m.If(groups_done == R - 1):
-                m.d.sync += upd_busy.eq(0)
+    def _pass_ends(self, m, st):
+        """The passes' ends and ``busy`` (added after the strobes' statements: a pass's
+        end clears its flag)."""
+        last_group = st.groups_done == self.groups - 1
+        upd_done = st.s5_valid & st.s5_last & last_group
+        with m.If(st.s5_valid & st.s5_last):
+            m.d.sync += st.groups_done.eq(st.groups_done + 1)
+            with m.If(last_group):
+                m.d.sync += self.upd_busy.eq(0)
         with m.If(self.fwd_done):
-            m.d.sync += fwd_busy.eq(0)
+            m.d.sync += self.fwd_busy.eq(0)
         # busy's next value: that of fwd_busy | upd_busy | fwd_start | upd_start (upd_start
         # sets upd_busy only without fwd_start), in a register of its own: the sequencer's
         # decisions then start at a register, not at this engine's logic.
-        fwd_next = Mux(self.fwd_done, 0, fwd_start | fwd_busy)
-        upd_next = Mux(upd_done, 0, (upd_start & ~fwd_start) | upd_busy)
+        fwd_next = Mux(self.fwd_done, 0, self.fwd_start | self.fwd_busy)
+        upd_next = Mux(upd_done, 0, (self.upd_start & ~self.fwd_start) | self.upd_busy)
         m.d.sync += self.busy.eq(self.fwd | self.upd | fwd_next | upd_next)
-        return m

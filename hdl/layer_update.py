@@ -166,22 +166,22 @@ class BiasStore(wiring.Component):
         b_rd, b_wr = b_mem.read_port(), b_mem.write_port()
 
         term = round_shift(self.delta, self.shift_b)
-        term_q = data_reg(term.shape(), "bu_raw")
-        term_masked = data_reg(term.shape(), "bu_r")
-        keep_q = Signal()
+        term_q = data_reg(term.shape(), "bias_term")
+        term_masked = data_reg(term.shape(), "bias_term_masked")
+        keep_q = Signal(name="bias_keep")
         b_q = data_reg(w_s, "b_q")
         b_new = data_reg(w_s, "b_new")
-        valid = [Signal(name=f"bu_valid{k}") for k in range(3)]
-        rows = [Signal(range(max(n_out, 2)), name=f"bu_i{k}") for k in range(3)]
+        valid = [Signal(name=f"bias_valid{k}") for k in range(3)]
+        rows = [Signal(range(max(n_out, 2)), name=f"bias_row{k}") for k in range(3)]
         m.d.sync += [valid[0].eq(self.taken), term_q.eq(term), keep_q.eq(self.keep), rows[0].eq(self.row),
                      valid[1].eq(valid[0]), rows[1].eq(rows[0]), term_masked.eq(Mux(keep_q, term_q, 0)),
                      b_q.eq(b_rd.data),
                      valid[2].eq(valid[1]), rows[2].eq(rows[1]), b_new.eq(saturate(b_q - term_masked, ar.weight))]
 
         # Forward read-ahead: the address is a register; the read enable says when.
-        bias = data_reg(w_s, "b_qa")
-        ahead = Signal(range(max(n_out, 2)))
-        filling = Signal()          # b_0 moves to ``bias``, b_1 is read
+        bias = data_reg(w_s, "b_next")
+        ahead = Signal(range(max(n_out, 2)), name="b_ahead_addr")
+        filling = Signal(name="b_fill")    # b_0 moves to ``bias``, b_1 is read
         m.d.sync += filling.eq(self.fwd_start)
         with m.If(self.fwd_start):
             m.d.sync += ahead.eq(min(1, n_out - 1))
