@@ -36,6 +36,9 @@ class ActivationStage(wiring.Component):
     above's: a second block RAM on the iCE40, a DP16KD's slow output on the ECP5.) The
     output layer streams ``(y, d)`` (``y``) and waits for its ``ready``.
 
+    **Latency.** A row taken at A0 is at A2 (written, or ``y.valid``) two cycles later
+    while A2 hands on; ``done`` strobes with the last row's hand-on.
+
     Parameters
     ----------
     cfg : Config

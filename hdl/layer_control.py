@@ -40,6 +40,11 @@ class PassControl(wiring.Component):
     group (``sums_full``) and a forward product reaches stage 3, ``advance`` is low and
     stages 0 to 3 stall; stages 4 and 5 run only in update passes, which never stall.
 
+    **Latency.** ``fwd_start`` / ``upd_start`` and ``busy`` rise one cycle after the
+    strobe. A word issued at stage 0 is at the operand stage 1 advancing cycle later (2
+    with stage 1X) and at stage 3 two advancing cycles after that; stage 5 comes two
+    cycles after stage 3.
+
     Parameters
     ----------
     cfg : Config
@@ -181,7 +186,8 @@ class PassControl(wiring.Component):
             m.d.comb += s0_issue.eq(st.s0_active & en & group_ok)
 
         with m.If(self.fwd_start):
-            m.d.sync += [self.fwd_busy.eq(1), st.s0_active.eq(1), st.s0_upd.eq(0), s0_addr.eq(0), s0_col.eq(0)]
+            m.d.sync += [self.fwd_busy.eq(1), st.s0_active.eq(1), st.s0_upd.eq(0), s0_addr.eq(0),
+                         s0_col.eq(0)]
             if self.stream:
                 m.d.sync += s0_row.eq(0)
         with m.Elif(self.upd_start):
@@ -229,7 +235,8 @@ class PassControl(wiring.Component):
             o_valid, o_first, o_last, o_upd, o_row = sx_valid, sx_first, sx_last, sx_upd, sx_row
             m.d.comb += [self.operand_y.eq(sx_y), self.operand_d.eq(sx_d)]
         else:
-            o_valid, o_first, o_last, o_upd, o_row = st.s1_valid, st.s1_first, st.s1_last, st.s1_upd, st.s1_row
+            o_valid, o_first, o_last = st.s1_valid, st.s1_first, st.s1_last
+            o_upd, o_row = st.s1_upd, st.s1_row
             m.d.comb += [self.operand_y.eq(self.prev_y), self.operand_d.eq(self.prev_d)]
         m.d.comb += [self.operand_upd.eq(o_upd), self.operand_first.eq(o_first)]
 

@@ -35,6 +35,10 @@ class PEArray(wiring.Component):
         stage 4: w_new = sat(W_ij - term, weight)
         stage 5: W_ij <- w_new at writeback_addr               (write_en)
 
+    **Latency.** The bank's word one cycle after its address (block RAM), a product two
+    advancing cycles after its operands are at the operand stage, a write-back two cycles
+    after stage 3.
+
     **Host.** While no pass runs (``fwd_busy | upd_busy`` low) the banks belong to
     ``host_w`` (address ``{pe, bank address}``); ``rdata`` comes ``host_latency`` cycles
     after ``re``.

@@ -53,6 +53,10 @@ class GroupSums(wiring.Component):
     shifts the hold register out one row a cycle (``take``), row ``r*P`` first. With one
     PE there is no hold register: the activation stage takes the accumulators.
 
+    **Latency.** A product is in the sums the cycle after ``sum_en``; ``sums_full`` rises
+    the cycle after the group's last one; with ``P > 1``, ``ready`` the cycle after that
+    (the hold register), else at once.
+
     Parameters
     ----------
     acc_s : Shape
@@ -153,7 +157,7 @@ class StreamSumsLUT(wiring.Component):
     row ``sum_row``'s sums and writes them back with its products added (the row's first
     column, ``sum_first``, writes the products alone). After the pass's last product
     (``sums_full``) the activation stage reads row ``take_row``; the last row taken ends
-    it.
+    it. Latency: ``ready`` with ``sums_full``, the row's sums in the same cycle.
 
     Parameters
     ----------
@@ -211,7 +215,8 @@ class StreamSumsBRAM(wiring.Component):
     later, ``n_out >= 2`` cycles; with one row, in the same cycle, so the read port is
     transparent). After the pass's last product the activation stage reads row
     ``take_row`` ahead: the address is the next row as the activation stage takes one,
-    and ``ready`` comes a cycle after ``sums_full`` (row 0's read).
+    and ``ready`` comes a cycle after ``sums_full`` (row 0's read): one cycle more than
+    :class:`StreamSumsLUT`.
 
     Parameters and members as :class:`StreamSumsLUT`; ``operand_row`` is used.
     """
@@ -230,7 +235,8 @@ class StreamSumsBRAM(wiring.Component):
         rd = sums.read_port(transparent_for=(wr,) if n_out == 1 else ())
         read_done = Signal()        # row 0's sums are on the read port
         m.d.sync += read_done.eq(full)
-        m.d.comb += [rd.addr.eq(Mux(full, Mux(self.take, self.take_row + 1, self.take_row), self.operand_row)),
+        ahead = Mux(self.take, self.take_row + 1, self.take_row)     # the activation stage's next row
+        m.d.comb += [rd.addr.eq(Mux(full, ahead, self.operand_row)),
                      wr.addr.eq(self.sum_row), wr.en.eq(self.sum_en),
                      wr.data.a.eq(Mux(self.sum_first, 0, rd.data.a) + self.prod_a),
                      wr.data.t.eq(Mux(self.sum_first, 0, rd.data.t) + self.prod_t),

@@ -176,7 +176,8 @@ class BiasStore(wiring.Component):
         m.d.sync += [valid[0].eq(self.taken), term_q.eq(term), keep_q.eq(self.keep), rows[0].eq(self.row),
                      valid[1].eq(valid[0]), rows[1].eq(rows[0]), term_masked.eq(Mux(keep_q, term_q, 0)),
                      b_q.eq(b_rd.data),
-                     valid[2].eq(valid[1]), rows[2].eq(rows[1]), b_new.eq(saturate(b_q - term_masked, ar.weight))]
+                     valid[2].eq(valid[1]), rows[2].eq(rows[1]),
+                     b_new.eq(saturate(b_q - term_masked, ar.weight))]
 
         # Forward read-ahead: the address is a register; the read enable says when.
         bias = data_reg(w_s, "b_next")
