@@ -30,6 +30,7 @@ from __future__ import annotations
 from amaranth.hdl import MemoryData, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
@@ -267,7 +268,7 @@ class LayerEngine(wiring.Component):
             cfg, n_in=self.n_in, n_out=n_out, bank_depth=self.bank_depth, groups=self.groups,
             stream=self.stream, tangent=self.tangent, weight_stages=self.weight_stages)
         m.submodules.pes = pes = PEArray(
-            cfg, self.W_data, bank_depth=self.bank_depth, tangent=self.tangent, shared=self.shared,
+            cfg, pes=P, bank_depth=self.bank_depth, tangent=self.tangent, shared=self.shared,
             weight_stages=self.weight_stages, host_latency=self.host_latency, shift_W=self.shift_W)
         prod_shapes = dict(prod_a_shape=pes.prod_a[0].shape(), prod_t_shape=pes.prod_t[0].shape())
         if not self.stream:
@@ -304,6 +305,15 @@ class LayerEngine(wiring.Component):
         ]
         m.d.comb += [pes.delta[p].eq(deltas.delta[p]) for p in range(P)]
         wiring.connect(m, wiring.flipped(self.host_w), pes.host_w)
+        for p, bank in enumerate(self.W_data):
+            if isinstance(bank, SlicedMemory):
+                m.submodules[f"W_pe{p}"] = bank
+                read, write = bank.read, bank.write
+            else:
+                m.submodules[f"W_pe{p}"] = mem = Memory(data=bank)
+                read, write = mem.read_port(), mem.write_port()
+            wiring.connect(m, pes.bank_read[p], read)
+            wiring.connect(m, pes.bank_write[p], write)
         if self.shared:
             wiring.connect(m, wiring.flipped(self.mul), pes.mul)
         # The row sums: stage 3's products, taken by the activation stage.

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
 
-from .bank import SlicedMemory
 from .fixed import fixed_shape, round_shift, saturate
 from .layer_common import data_reg
 from .layouts import MemPortSignature
@@ -19,7 +18,7 @@ __all__ = ["PEArray"]
 
 
 class PEArray(wiring.Component):
-    """``P`` processing elements, each with its ``W`` bank, a primal and a tangent multiplier.
+    """``P`` processing elements, each with a primal and a tangent multiplier, on the ``W`` banks.
 
     **Forward.** Each PE reads its bank at ``issue_addr`` (stage 0); from one weight
     read its primal multiplier forms ``W_ij * y_j`` and, for ``l >= 2``, its tangent
@@ -43,12 +42,15 @@ class PEArray(wiring.Component):
     ``host_w`` (address ``{pe, bank address}``); ``rdata`` comes ``host_latency`` cycles
     after ``re``.
 
+    The banks themselves are the engine's (``bank_read``, ``bank_write``: the memories
+    stay in the engine's module, ``W_pe<p>``, where the reports look for them).
+
     Parameters
     ----------
     cfg : Config
         The configuration (formats).
-    banks : list of MemoryData or SlicedMemory
-        The ``W`` banks' contents, one per PE.
+    pes : int
+        ``P``.
     bank_depth : int
         Words per bank.
     tangent : bool
@@ -84,17 +86,21 @@ class PEArray(wiring.Component):
         Stage 3's tangent products (0 for layer 1).
     host_w : ``In(MemPortSignature(pe_bits + bank_addr_bits, weight.width))``
         The host's port into the banks.
+    bank_read : ``In(ReadPort.Signature(bank_addr_bits, signed(weight.width))).array(P)``
+        Each PE's bank read port (synchronous, not transparent).
+    bank_write : ``In(WritePort.Signature(bank_addr_bits, signed(weight.width))).array(P)``
+        Each PE's bank write port.
     mul : ``Out(MulPortSignature(cfg))``
         Only with ``shared``: the tangent products.
     """
 
-    def __init__(self, cfg: Config, banks, *, bank_depth: int, tangent: bool, shared: bool,
+    def __init__(self, cfg: Config, *, pes: int, bank_depth: int, tangent: bool, shared: bool,
                  weight_stages: int, host_latency: int, shift_W: int):
         ar = cfg.arith
-        self.cfg, self.banks, self.bank_depth = cfg, banks, bank_depth
+        self.cfg, self.pes, self.bank_depth = cfg, pes, bank_depth
         self.tangent, self.shared = tangent, shared
         self.weight_stages, self.host_latency, self.shift_W = weight_stages, host_latency, shift_W
-        P = len(banks)
+        P = pes
         self.pe_bits = (P - 1).bit_length()
         self.bank_addr_bits = max(1, (bank_depth - 1).bit_length())
         act, err = fixed_shape(ar.act), fixed_shape(ar.err)
@@ -109,6 +115,10 @@ class PEArray(wiring.Component):
             "prod_a": Out(signed(self.operand_a_shape.width + ar.act.width)).array(P),
             "prod_t": Out(signed(ar.weight.width + ar.act.width)).array(P),
             "host_w": In(MemPortSignature(self.pe_bits + self.bank_addr_bits, ar.weight.width)),
+            "bank_read": In(ReadPort.Signature(addr_width=self.bank_addr_bits,
+                                               shape=fixed_shape(ar.weight))).array(P),
+            "bank_write": In(WritePort.Signature(addr_width=self.bank_addr_bits,
+                                                 shape=fixed_shape(ar.weight))).array(P),
         }
         if shared:
             members["mul"] = Out(MulPortSignature(cfg))
@@ -117,16 +127,9 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ar = self.cfg.arith
-        P, host = len(self.banks), self.host_w
+        P, host = self.pes, self.host_w
         w_s = fixed_shape(ar.weight)
-        ports = []
-        for p, bank in enumerate(self.banks):
-            if isinstance(bank, SlicedMemory):
-                m.submodules[f"W_pe{p}"] = bank
-                ports.append((bank.read, bank.write))
-            else:
-                m.submodules[f"W_pe{p}"] = mem = Memory(data=bank)
-                ports.append((mem.read_port(), mem.write_port()))
+        ports = list(zip(self.bank_read, self.bank_write))
 
         # The banks belong to the passes from the cycle after the registered strobe on
         # (``fwd_busy | upd_busy``, two registers): the select of these multiplexers,
