@@ -14,6 +14,7 @@ from ddfa.config import Config
 from ddfa.protocol import addr_width
 
 from .fixed import fixed_shape, narrow, round_shift, saturate, wire
+from .layer_common import host_latency
 from .layouts import ErrorBeat, MemPortSignature
 from .mul import MulPortSignature
 
@@ -183,19 +184,8 @@ class FeedbackUnit(wiring.Component):
         x_v, x_a = Signal(), Signal(range(depth))
         m.d.sync += [x_v.eq(w_v), x_a.eq(w_a), x_B.eq(B_new)]                    # W -> X
 
-        with m.If(running):
-            m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.addr.eq(col), br.en.eq(adv)]
-            if self.update:
-                m.d.comb += [wp.addr.eq(x_a), wp.data.eq(x_B), wp.en.eq(x_v)]
-        with m.Else():                               # idle: the host's port
-            m.d.comb += [
-                rp.addr.eq(self.host.addr), rp.en.eq(self.host.re),
-                wp.addr.eq(self.host.addr), wp.data.eq(self.host.wdata), wp.en.eq(self.host.we),
-            ]
-        # ECP5: the host reads B_io through the multiplier's operand register (the block
-        # RAM's output is slow there; see hdl.layer.host_latency).
-        from .layer import host_latency
-        m.d.comb += self.host.rdata.eq(B_r if host_latency(cfg) == 2 else rp.data)
+        self._memory_ports(m, rp, wp, br, running=running, adv=adv, ra=ra, col=col,
+                           x_a=x_a, x_B=x_B, x_v=x_v, B_r=B_r)
 
         if self.shared:
             # The shared multiplier's operand registers are B_r and e_r's twins, its
@@ -238,7 +228,30 @@ class FeedbackUnit(wiring.Component):
                     g_last.eq(g_row == rows - 1),
                 ]
 
-        # -- control ----------------------------------------------------------------------
+        self._control(m, bw, v=v, cnt=cnt, ra=ra, col=col, acc=acc, g_row=g_row, g_last=g_last,
+                      running=running)
+        return m
+
+    def _memory_ports(self, m, rp, wp, br, *, running, adv, ra, col, x_a, x_B, x_v, B_r):
+        """The ports of ``B`` and of the captured beats: the rows' reads and (Directional
+        DFA) stage X's write while running, else the host's port. On the ECP5 the host
+        reads ``B_io`` through the multiplier's operand register ``B_r`` (the block RAM's
+        output is slow there; :func:`hdl.layer.host_latency`)."""
+        with m.If(running):
+            m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.addr.eq(col), br.en.eq(adv)]
+            if self.update:
+                m.d.comb += [wp.addr.eq(x_a), wp.data.eq(x_B), wp.en.eq(x_v)]
+        with m.Else():                               # idle: the host's port
+            m.d.comb += [
+                rp.addr.eq(self.host.addr), rp.en.eq(self.host.re),
+                wp.addr.eq(self.host.addr), wp.data.eq(self.host.wdata), wp.en.eq(self.host.we),
+            ]
+        m.d.comb += self.host.rdata.eq(B_r if host_latency(self._cfg) == 2 else rp.data)
+
+    def _control(self, m, bw, *, v, cnt, ra, col, acc, g_row, g_last, running):
+        """The unit's state machine: CAPTURE (the bus beats into ``beats``, ``v`` with
+        the first), then RUN (the rows) until the last ``g`` beat transfers."""
+        cols = self._cols
         with m.FSM():
             with m.State("CAPTURE"):
                 m.d.comb += [
@@ -260,4 +273,3 @@ class FeedbackUnit(wiring.Component):
                 m.d.comb += [running.eq(1), self.busy.eq(1)]
                 with m.If(self.g.valid & self.g.ready & g_last):
                     m.next = "CAPTURE"
-        return m

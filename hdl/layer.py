@@ -6,86 +6,48 @@ across ``P`` processing elements, its biases ``b_l``, and (hidden layers) the bu
 The arithmetic is ``docs/ARITHMETIC.md``, section 5, steps 2 and 5, bit for bit
 (:func:`golden.arith.layer_forward`, :func:`golden.arith.weight_update`); the structure is
 described in ``docs/ARCHITECTURE.md``.
+
+Component map (``LayerEngine.elaborate`` only wires these together)::
+
+    PassControl (layer_control)      strobes, busy, issue stage 0, pipeline control 1..5
+      |  addresses, advance, operand y/d
+    PEArray (layer_pe)               W banks; per PE primal + tangent multiplier from one
+      |  prod_a, prod_t              weight read; update write-back W - round_shift(delta y)
+    GroupSums | StreamSumsLUT | StreamSumsBRAM (layer_sums)
+      |  row sums                    accumulators + hold register / streaming sums in LUT
+      |                              RAM (ECP5) / in block RAM (iCE40)
+    ActivationStage (layer_activation)  eq. 1, eq. 12; y/d buffers and relu mask (hidden)
+      |                              or the output stream (output layer)
+    DeltaCollector (layer_update)    delta_i in (g or the error FIFO), P at a time to the PEs
+    BiasStore (layer_update)         b: read-ahead for the activation stage, bias update, host
+
+Shared helpers (:func:`host_latency`, :func:`weight_stages`, :func:`ActReadSignature`,
+:func:`bank_rows`) live in :mod:`hdl.layer_common` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, MemoryData, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import MemoryData, Module
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
+from golden.arith import bias_update_shift, weight_update_shift
 
 from .bank import SlicedMemory
-from .fixed import fixed_shape, narrow, round_shift, saturate
+from .fixed import fixed_shape
+from .layer_activation import ActivationStage
+from .layer_common import ActReadSignature, bank_rows, host_latency, weight_stages
+from .layer_control import PassControl
+from .layer_pe import PEArray
+from .layer_sums import GroupSums, StreamSumsBRAM, StreamSumsLUT, sum_shape
+from .layer_update import BiasStore, DeltaCollector
 from .layouts import ErrorBeat, MemPortSignature, OutputBeat, addr_width
 from .mul import MulPortSignature
 
 __all__ = ["ActReadSignature", "LayerEngine", "bank_rows", "host_latency", "weight_stages"]
-
-
-def host_latency(cfg: Config) -> int:
-    """Cycles from a host port's ``re`` to its word on ``rdata`` (``MemPortSignature``):
-    2 for the ECP5 boards, whose block RAM outputs are slow (the word comes from a register
-    after the block RAM), else 1."""
-    return 2 if cfg.registered_bram else 1
-
-
-def weight_stages(cfg: Config) -> int:
-    """Pipeline registers between a PE's ``W`` bank and its multipliers' operand
-    registers: 1 on the ECP5 boards (the DP16KD's read data, slow and far from the PE's
-    logic, goes into a register of its own first, with the layer below's words and the
-    pipeline's control), else 0. Each adds one cycle to a layer's forward pass and to its
-    update (``hdl.cycles``)."""
-    return 1 if cfg.registered_bram else 0
-
-
-def ActReadSignature(cfg: Config, depth: int) -> wiring.Signature:
-    """Read port into a layer's activation buffers ``y`` and ``d``, seen from the reader.
-
-    The reader drives ``addr`` and ``en``; ``y`` and ``d`` hold the words at the address
-    of the last cycle ``en`` was high (one cycle of latency, held while ``en`` is low).
-
-    Parameters
-    ----------
-    cfg : Config
-        The configuration (``act`` format).
-    depth : int
-        Words in each buffer (the layer's width ``n_l``, or ``n_0`` for the input sample).
-
-    Members
-    -------
-    addr : ``Out(addr_width(depth))``
-        Neuron index ``j``.
-    en : ``Out(1)``
-        Read this cycle.
-    y : ``In(signed(act.width))``
-        ``y_j`` (the activation, or the input ``x_j``).
-    d : ``In(signed(act.width))``
-        ``d_j`` (the directional derivative; zero for the input sample, ``d_0 = 0``).
-    """
-    act = fixed_shape(cfg.arith.act)
-    return wiring.Signature({
-        "addr": Out(addr_width(depth)),
-        "en": Out(1),
-        "y": In(act),
-        "d": In(act),
-    })
-
-
-def bank_rows(values, n_out: int, n_in: int, pes: int) -> list[list[int]]:
-    """Split a row-major ``n_out x n_in`` weight image into the ``pes`` PE banks.
-
-    PE ``p`` holds rows ``i`` with ``i mod pes == p`` at address ``(i div pes) * n_in + j``
-    (``docs/ARITHMETIC.md``, section 7).
-    """
-    values = [int(v) for v in values]
-    if len(values) != n_out * n_in:
-        raise ValueError(f"{len(values)} weights given, {n_out} x {n_in} expected")
-    return [[values[i * n_in + j] for i in range(p, n_out, pes) for j in range(n_in)]
-            for p in range(pes)]
 
 
 class LayerEngine(wiring.Component):
@@ -124,7 +86,7 @@ class LayerEngine(wiring.Component):
 
     **ECP5** (``weight_stages == 1``, :func:`weight_stages`). One more register stage
     (1X) between the banks and the multipliers' operand registers: the banks' words
-    (``w_d``), the layer below's words and the pipeline's control are registered first,
+    (``w_q``), the layer below's words and the pipeline's control are registered first,
     so that the block RAMs' slow outputs end at a register; every later stage, in both
     passes, comes a cycle later (``hdl.cycles``).
 
@@ -282,532 +244,114 @@ class LayerEngine(wiring.Component):
             })
         super().__init__(members)
 
-    # Shifts of the weight update (ARITHMETIC.md section 5, step 5).
+    # Shifts of the weight update (ARITHMETIC.md section 5, step 5; golden.arith).
     @property
     def shift_W(self) -> int:
-        a = self.cfg.arith
-        return a.err.frac + a.act.frac + a.lr_shift - a.weight.frac
+        """The right shift of the weight update term (:func:`golden.arith.weight_update_shift`)."""
+        return weight_update_shift(self.cfg.arith)
+
+    @property
+    def shift_b(self) -> int:
+        """The right shift of the bias update term (:func:`golden.arith.bias_update_shift`)."""
+        return bias_update_shift(self.cfg.arith)
 
     def bank_word(self, ctx, p: int, addr: int) -> int:
         """The weight at address ``addr`` of PE ``p``'s bank in a simulation."""
         bank = self.W_data[p]
         return bank.word(ctx, addr) if isinstance(bank, SlicedMemory) else ctx.get(bank[addr])
 
-    @property
-    def shift_b(self) -> int:
-        a = self.cfg.arith
-        return a.err.frac + a.lr_shift - a.weight.frac
-
     def elaborate(self, platform):
         m = Module()
-        ar = self.cfg.arith
-        P, R, n_in, n_out = self.pes, self.groups, self.n_in, self.n_out
-        xs = self.weight_stages == 1        # the ECP5's stage 1X (see "stage 1" below)
-        act_s, err_s, w_s = fixed_shape(ar.act), fixed_shape(ar.err), fixed_shape(ar.weight)
-        # The accumulators sum n_in products W*y (or W*d), each |W*y| <= 2^(w+a-2) for
-        # w-bit weights and a-bit activations: |sum| <= 2^(w+a-2+ceil(log2 n_in)) fits a
-        # signed word of w + a + ceil(log2 n_in) bits, never wider than ``acc_width``
-        # (which also covers the bias and the widest fan-in). No sum can overflow either
-        # way, so the result is the same bit for bit; a narrower adder is smaller and faster.
-        acc_s = signed(min(ar.acc_width, self.cfg.sum_width(ar.weight.width, ar.act.width, n_in)))
-
-        # Datapath registers that are always written before they are read carry no reset
-        # (``reset_less``): Yosys then packs the multipliers' operand and product registers
-        # into the iCE40 SB_MAC16, and no register needs a reset net.
-        def dreg(shape, name):
-            return Signal(shape, name=name, reset_less=True)
-
-        # ---- memories -------------------------------------------------------------
-        banks = []
-        for p in range(P):
-            if isinstance(self.W_data[p], SlicedMemory):
-                m.submodules[f"W_pe{p}"] = bank = self.W_data[p]
-                banks.append((bank.read, bank.write))
-            else:
-                m.submodules[f"W_pe{p}"] = mem = Memory(data=self.W_data[p])
-                banks.append((mem.read_port(), mem.write_port()))
-        m.submodules.b = b_mem = Memory(data=self.b_data)
-        b_rd, b_wr = b_mem.read_port(), b_mem.write_port()
-
-        # ---- control state --------------------------------------------------------
-        fwd_busy = Signal()
-        upd_busy = Signal()
-        # The strobes are registered first (the sequencer's decision logic ends there);
-        # ``busy`` is high from the cycle after a strobe, as before.
-        fwd_q, upd_q = Signal(), Signal()
-        m.d.sync += [fwd_q.eq(self.fwd), upd_q.eq(self.upd)]
-        # ``busy`` is fwd_busy | upd_busy | fwd_q | upd_q, kept in a register of its own
-        # (its next value is formed at the end of elaborate): the sequencer's decisions
-        # then start at a register, not at this engine's logic.
-        busy = Signal()
-        m.d.comb += self.busy.eq(busy)
-
-        # Stage 0: issue (group r, column j) -> bank address r*n_in + j.
-        s0_active = Signal()
-        s0_upd = Signal()
-        s0_addr = Signal(range(max(self.bank_depth, 2)))
-        s0_j = Signal(range(max(n_in, 2)))
-        s0_i = Signal(range(max(n_out, 2)))     # streaming forward only: the row of column j
-        # Stage 1: memory words valid. Stage 2: multiplier operands registered.
-        # Stage 3: products registered (forward: accumulate). Update only: W is read again
-        # at stage 2 (address ``rb_addr``; the word is registered at the end of stage 3),
-        # stage 4 has the rounded update term and the word, stage 5 writes it (address
-        # ``wb_addr``). An update pass visits the bank addresses in order, so two counters
-        # replace a pipeline of addresses.
-        s1_valid, s1_first, s1_last, s1_upd = Signal(), Signal(), Signal(), Signal()
-        s2_valid, s2_last, s2_upd = Signal(), Signal(), Signal()
-        s3_valid, s3_last, s3_upd = Signal(), Signal(), Signal()
-        s4_valid, s4_last = Signal(), Signal()
-        s5_valid, s5_last = Signal(), Signal()
-        # Streaming forward only: the row and "first column" flag down to stage 3.
-        s1_i, s2_i, s3_i = (Signal.like(s0_i, name=f"s{k}_i") for k in (1, 2, 3))
-        s2_first, s3_first = Signal(), Signal()
-        rb_addr = Signal.like(s0_addr, name="rb_addr")
-        wb_addr = Signal.like(s0_addr, name="wb_addr")
-
-        mul_a_s = signed(max(ar.weight.width, ar.err.width))
-        ma = [dreg(mul_a_s, f"ma{p}") for p in range(P)]          # primal operand: W or delta
-        mb = [dreg(act_s, f"mb{p}") for p in range(P)]            # y_{l-1,j}
-        mt = [dreg(w_s, f"mt{p}") for p in range(P)]              # tangent operand: W
-        md = [dreg(act_s, f"md{p}") for p in range(P)]            # d_{l-1,j}
-        prod_a = [dreg(signed(mul_a_s.width + ar.act.width), f"prod_a{p}") for p in range(P)]
-        prod_t = [dreg(signed(ar.weight.width + ar.act.width), f"prod_t{p}") for p in range(P)]
-        acc_a = [dreg(acc_s, f"acc_a{p}") for p in range(P)]
-        acc_t = [dreg(acc_s, f"acc_t{p}") for p in range(P)]
-        hold_a = [dreg(acc_s, f"hold_a{p}") for p in range(P)]
-        hold_t = [dreg(acc_s, f"hold_t{p}") for p in range(P)]
-        acc_full = Signal()         # the accumulators hold a finished group
-        hold_load = Signal()        # ... and move to the hold register (accumulators cleared)
-        hold_valid = Signal()       # the hold register holds a group for the activation stage
-
-        # Update: deltas collected P at a time, then latched as the PEs' operands (the
-        # primal multipliers' operand registers, which hold them for the whole row group).
-        collect = [dreg(err_s, f"collect{p}") for p in range(P)]
-        collect_m = [Signal(name=f"collect_m{p}") for p in range(P)]     # relu'(a_i) of each
-        col_full = Signal()
-        col_cnt = Signal(range(max(P, 2)))
-        col_i = Signal(range(n_out + 1))
-        groups_done = Signal(range(max(R, 2)))
-
-        # Global stall: while the accumulators hold a finished group, the next group's
-        # first product waits (at least the cycle the group moves to the hold register and
-        # the accumulators are cleared; longer while the hold register is still in use).
-        en = Signal()
-        a0_go = Signal()            # the activation stage takes a row (see below)
-        # With one PE there is no hold register: the activation stage takes the
-        # accumulators' row itself.
-        bypass = P == 1
-        m.d.comb += [en.eq(~(acc_full & s3_valid & ~s3_upd)),
-                     hold_load.eq(acc_full & ~hold_valid if not bypass else 0)]
-
-        # ---- stage 0 --------------------------------------------------------------
-        group_ok = Signal()
-        # (ECP5: the deltas are latched one cycle later, at the end of stage 1X, so
-        # ``col_full`` clears at stage 1 (the next delta is taken at stage 1X at the
-        # earliest, and changes the collected ones only after the latch); a group's
-        # first column never issues in that cycle, which matters only for n_in = 1.)
-        if xs:
-            col_clr = Signal()
-            m.d.comb += group_ok.eq(~s0_upd | (s0_j != 0) | (col_full & ~col_clr))
+        cfg, ar, P, n_out = self.cfg, self.cfg.arith, self.pes, self.n_out
+        acc_s = sum_shape(cfg, self.n_in)
+        m.submodules.control = ctl = PassControl(
+            cfg, n_in=self.n_in, n_out=n_out, bank_depth=self.bank_depth, groups=self.groups,
+            stream=self.stream, tangent=self.tangent, weight_stages=self.weight_stages)
+        m.submodules.pes = pes = PEArray(
+            cfg, pes=P, bank_depth=self.bank_depth, tangent=self.tangent, shared=self.shared,
+            weight_stages=self.weight_stages, host_latency=self.host_latency, shift_W=self.shift_W)
+        prod_shapes = dict(prod_a_shape=pes.prod_a[0].shape(), prod_t_shape=pes.prod_t[0].shape())
+        if not self.stream:
+            sums = GroupSums(acc_s, pes=P, n_out=n_out, tangent=self.tangent, **prod_shapes)
+        elif cfg.lut_ram:
+            sums = StreamSumsLUT(acc_s, n_out=n_out, **prod_shapes)
         else:
-            m.d.comb += group_ok.eq(~s0_upd | (s0_j != 0) | col_full)
-        s0_issue = Signal()
-        if self.stream:
-            # A column is issued once the layer below has written it (``avail`` rows so far).
-            avail = Signal(range(n_in + 1))
-            with m.If(fwd_q):
-                m.d.sync += avail.eq(0)
-            with m.Elif(self.prev_written):
-                m.d.sync += avail.eq(avail + 1)
-            m.d.comb += s0_issue.eq(s0_active & en & group_ok & (s0_upd | (s0_j < avail)))
-        else:
-            m.d.comb += s0_issue.eq(s0_active & en & group_ok)
+            sums = StreamSumsBRAM(acc_s, n_out=n_out, **prod_shapes)
+        m.submodules.sums = sums
+        m.submodules.activation = act = ActivationStage(
+            cfg, n_out=n_out, acc_s=acc_s, hidden=self.hidden, tangent=self.tangent,
+            feeds_stream=self.feeds_stream)
+        m.submodules.deltas = deltas = DeltaCollector(cfg, pes=P, n_out=n_out)
+        m.submodules.biases = bias = BiasStore(cfg, self.b_data, host_latency=self.host_latency,
+                                             shift_b=self.shift_b)
 
-        m.d.comb += [self.prev.addr.eq(s0_j), self.prev.en.eq(en)]
-        with m.If(fwd_q):
-            m.d.sync += [fwd_busy.eq(1), s0_active.eq(1), s0_upd.eq(0), s0_addr.eq(0), s0_j.eq(0),
-                         col_i.eq(0)]
-            if self.stream:
-                m.d.sync += s0_i.eq(0)
-        with m.Elif(upd_q):
-            m.d.sync += [upd_busy.eq(1), s0_active.eq(1), s0_upd.eq(1), s0_addr.eq(0), s0_j.eq(0),
-                         col_i.eq(0), col_cnt.eq(0), groups_done.eq(0)]
-        with m.Elif(s0_issue & s0_upd if self.stream else s0_issue):
-            # Row groups, column by column: the bank addresses in order.
-            m.d.sync += s0_addr.eq(s0_addr + 1)
-            with m.If(s0_j == n_in - 1):
-                m.d.sync += s0_j.eq(0)
-                with m.If(s0_addr == self.bank_depth - 1):
-                    m.d.sync += s0_active.eq(0)
-            with m.Else():
-                m.d.sync += s0_j.eq(s0_j + 1)
-        if self.stream:
-            # Streaming forward: column j, rows i = 0..n_l-1 (address i * n_in + j).
-            with m.Elif(s0_issue):
-                with m.If(s0_i == n_out - 1):
-                    m.d.sync += [s0_i.eq(0), s0_addr.eq(s0_j + 1)]
-                    with m.If(s0_j == n_in - 1):
-                        m.d.sync += s0_active.eq(0)
-                    with m.Else():
-                        m.d.sync += s0_j.eq(s0_j + 1)
-                with m.Else():
-                    m.d.sync += [s0_i.eq(s0_i + 1), s0_addr.eq(s0_addr + n_in)]
-
-        # ECP5 only (``weight_stages == 1``): stage 1X, between stages 1 and 2, holds the
-        # banks' words (``w_d``, below), the layer below's words and the control, so that
-        # the slow block RAM outputs end at a register (stage 2 and later are unchanged,
-        # one cycle later). Elsewhere stage 2 takes stage 1 directly.
-        if xs:
-            sx_valid, sx_first, sx_last, sx_upd = Signal(), Signal(), Signal(), Signal()
-            y_x, d_x = dreg(act_s, "y_x"), dreg(act_s, "d_x")
-            sx_i = Signal.like(s0_i, name="sx_i")
-            with m.If(en):
-                m.d.sync += [sx_valid.eq(s1_valid), sx_first.eq(s1_first), sx_last.eq(s1_last),
-                             sx_upd.eq(s1_upd), y_x.eq(self.prev.y)]
-                if self.tangent:
-                    m.d.sync += d_x.eq(self.prev.d)
-                if self.stream:
-                    m.d.sync += sx_i.eq(s1_i)
-            o_valid, o_first, o_last, o_upd, o_i = sx_valid, sx_first, sx_last, sx_upd, sx_i
-            o_y, o_d = y_x, d_x
-        else:
-            o_valid, o_first, o_last, o_upd, o_i = s1_valid, s1_first, s1_last, s1_upd, s1_i
-            o_y, o_d = self.prev.y, self.prev.d
-        # (Streaming: a forward pass's "last" is its very last issue, row n_l - 1 of the
-        # last column; an update pass's is each row group's last column, as always.)
-        s0_last = s0_j == n_in - 1
-        if self.stream:
-            s0_last = s0_last & (s0_upd | (s0_i == n_out - 1))
-        with m.If(en):
-            m.d.sync += [
-                s1_valid.eq(s0_issue), s1_first.eq(s0_j == 0), s1_last.eq(s0_last),
-                s1_upd.eq(s0_upd),
-                s2_valid.eq(o_valid), s2_last.eq(o_last), s2_upd.eq(o_upd),
-                s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_upd.eq(s2_upd),
-            ]
-            if self.stream:
-                m.d.sync += [s1_i.eq(s0_i), s2_i.eq(o_i), s3_i.eq(s2_i),
-                             s2_first.eq(o_first), s3_first.eq(s2_first)]
-        # Stages 4 and 5 run only in update passes, where the pipeline never stalls.
-        s3_wb = Signal()
-        m.d.comb += s3_wb.eq(s3_valid & s3_upd)
-        s2_rb = Signal()
-        m.d.comb += s2_rb.eq(s2_valid & s2_upd)
-        m.d.sync += [s4_valid.eq(s3_wb), s4_last.eq(s3_last), s5_valid.eq(s4_valid), s5_last.eq(s4_last)]
-        with m.If(upd_q):
-            m.d.sync += [rb_addr.eq(0), wb_addr.eq(0)]
-        with m.Else():
-            with m.If(s2_rb):
-                m.d.sync += rb_addr.eq(rb_addr + 1)
-            with m.If(s5_valid):
-                m.d.sync += wb_addr.eq(wb_addr + 1)
-
-        # ---- the PEs ----------------------------------------------------------------
-        host_pe = Signal(max(self.pe_bits, 1))
-        w_rd = [Signal(w_s, name=f"w_rd{p}") for p in range(P)]    # the banks' read data
-        w_d_all = []                                                  # ... registered (below)
-        # Forward: W is read at stage 0 (for the multipliers). Update: W is read again at
-        # stage 3, so that the word arrives with the rounded update term (stage 4).
-        # The banks' addresses are the same for every PE: one multiplexer each.
-        host_addr = self.host_w.addr[:self.bank_addr_bits]
-        rd_addr, wr_addr = Signal.like(s0_addr, name="bank_raddr"), Signal.like(s0_addr, name="bank_waddr")
-        rd_en = Signal()
-        # The banks belong to the passes from the cycle after the registered strobe on
-        # (``fwd_busy | upd_busy``, two registers; ``busy`` also covers the strobe's cycle,
-        # when the host is idle and nothing is read or written): the select of these
-        # multiplexers, which reach every bank's address and enables, is one LUT from
-        # registers.
-        core = Signal()
-        m.d.comb += core.eq(fwd_busy | upd_busy)
+        # Pass control: strobes, the layer below, the passes' ends.
         m.d.comb += [
-            rd_addr.eq(Mux(core, Mux(upd_busy, rb_addr, s0_addr), host_addr)),
-            rd_en.eq(Mux(core, upd_busy | en, self.host_w.re)),
-            wr_addr.eq(Mux(core, wb_addr, host_addr)),
+            ctl.fwd.eq(self.fwd), ctl.upd.eq(self.upd), self.busy.eq(ctl.busy),
+            self.prev.addr.eq(ctl.prev_addr), self.prev.en.eq(ctl.advance),
+            ctl.prev_y.eq(self.prev.y), ctl.prev_d.eq(self.prev.d),
+            ctl.fwd_done.eq(act.done), ctl.sums_full.eq(sums.sums_full), ctl.deltas_full.eq(deltas.full),
         ]
-        for p, (rd, wr) in enumerate(banks):
-            host_sel = (self.host_w.addr[self.bank_addr_bits:] == p) if self.pe_bits else Const(1)
-            m.d.comb += [rd.addr.eq(rd_addr), rd.en.eq(rd_en), wr.addr.eq(wr_addr),
-                         wr.en.eq(Mux(core, s5_valid, self.host_w.we & host_sel))]
-            m.d.comb += w_rd[p].eq(rd.data)
-
-            w_d = dreg(w_s, f"w_d{p}")     # the bank's word, registered (see below)
-            w_d_all.append(w_d)
-            w = w_d if xs else rd.data
-            # Stage 1 (1X on the ECP5) -> 2: the multipliers' operands. The primal
-            # multiplier forms W * y (forward) or delta * y (update: the operand register
-            # takes delta_i from the collected deltas with a group's first column and holds
-            # it for the group); the tangent one W * d (layers 2..L).
-            with m.If(en):
-                with m.If(~o_upd | o_first):
-                    m.d.sync += ma[p].eq(Mux(o_upd, Mux(collect_m[p], collect[p], 0), w))
-                m.d.sync += [mb[p].eq(o_y), prod_a[p].eq(ma[p] * mb[p])]   # stage 2 -> 3
-                if self.tangent and not self.shared:
-                    m.d.sync += [mt[p].eq(w), md[p].eq(o_d),
-                                 prod_t[p].eq(mt[p] * md[p])]             # the tangent multiplier
-            if self.shared:
-                # The shared multiplier's registers are mt, md and prod_t (forward passes).
-                m.d.comb += [self.mul.a.eq(w), self.mul.b.eq(o_d), self.mul.ce.eq(en),
-                             self.mul.sel.eq(fwd_busy), prod_t[p].eq(self.mul.p[:len(prod_t[p])])]
-
-            if not self.stream:     # (streaming: the sums live in memories, below)
-                # Stage 3, forward: accumulate. The accumulators are cleared (a synchronous
-                # reset, no multiplexer in front of the adder) when their group moves on.
-                with m.If(en & s3_valid & ~s3_upd):
-                    m.d.sync += acc_a[p].eq(acc_a[p] + prod_a[p])
-                    if self.tangent:
-                        m.d.sync += acc_t[p].eq(acc_t[p] + prod_t[p])
-                # (They are zero when a forward pass starts: every group is cleared as it moves.)
-                with m.If(hold_load | (a0_go if bypass else 0)):
-                    m.d.sync += acc_a[p].eq(0)
-                    if self.tangent:
-                        m.d.sync += acc_t[p].eq(0)
-
-            # Update: stage 3 rounds the term (and W_ij arrives), stage 4 subtracts and
-            # saturates, stage 5 writes W_ij back to the address read at stage 2.
-            # |delta y| <= 2^(len - 2), so the rounded term needs len - shift_W + 1 bits.
-            wb_r = dreg(signed(len(prod_a[p]) - self.shift_W + 1), f"wb_r{p}")
-            # w_d: W_ij, read again (block RAM output registered). On the ECP5 it is also
-            # stage 1X's word in forward passes, where it holds while the pipeline stalls.
-            wb_w = dreg(w_s, f"wb_w{p}")
-            if xs:
-                m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)),
-                             wb_w.eq(saturate(w_d - wb_r, ar.weight))]
-                with m.If(~fwd_busy | en):
-                    m.d.sync += w_d.eq(w_rd[p])
+        if self.stream:
+            m.d.comb += ctl.prev_written.eq(self.prev_written)
+        # The PE array: addresses and operands from the control, deltas from the collector.
+        m.d.comb += [
+            pes.busy.eq(ctl.busy), pes.fwd_busy.eq(ctl.fwd_busy), pes.upd_busy.eq(ctl.upd_busy),
+            pes.advance.eq(ctl.advance), pes.issue_addr.eq(ctl.issue_addr),
+            pes.reread_addr.eq(ctl.reread_addr), pes.writeback_addr.eq(ctl.writeback_addr),
+            pes.write_en.eq(ctl.write_en), pes.operand_upd.eq(ctl.operand_upd),
+            pes.operand_first.eq(ctl.operand_first), pes.operand_y.eq(ctl.operand_y),
+            pes.operand_d.eq(ctl.operand_d),
+        ]
+        m.d.comb += [pes.delta[p].eq(deltas.delta[p]) for p in range(P)]
+        wiring.connect(m, wiring.flipped(self.host_w), pes.host_w)
+        for p, bank in enumerate(self.W_data):
+            if isinstance(bank, SlicedMemory):
+                m.submodules[f"W_pe{p}"] = bank
+                read, write = bank.read, bank.write
             else:
-                m.d.sync += [wb_r.eq(round_shift(prod_a[p], self.shift_W)), w_d.eq(w_rd[p]),
-                             wb_w.eq(saturate(w_d - wb_r, ar.weight))]
-            with m.If(core):
-                m.d.comb += wr.data.eq(wb_w)
-            with m.Else():
-                m.d.comb += wr.data.eq(self.host_w.wdata)
-
-        with m.If(self.host_w.re & ~self.busy):
-            m.d.sync += host_pe.eq(self.host_w.addr[self.bank_addr_bits:] if self.pe_bits else 0)
-        host_words = w_d_all if self.host_latency == 2 else w_rd
-        m.d.comb += self.host_w.rdata.eq(Array(host_words)[host_pe] if P > 1 else host_words[0])
-
-        with m.If(s5_valid & s5_last):
-            m.d.sync += groups_done.eq(groups_done + 1)
-            with m.If(groups_done == R - 1):
-                m.d.sync += upd_busy.eq(0)
-
-        # ---- hold register and activation stage (serial, one row a cycle) -----------
-        with m.If(hold_load):
-            m.d.sync += [hold_valid.eq(1), acc_full.eq(0)]
-            m.d.sync += [h.eq(a) for h, a in zip(hold_a, acc_a)]
-            if self.tangent:
-                m.d.sync += [h.eq(a) for h, a in zip(hold_t, acc_t)]
-        with m.If(en & s3_valid & ~s3_upd & s3_last):
-            m.d.sync += acc_full.eq(1)
-
-        act_i = Signal(range(max(n_out, 2)))        # the next row for stage A0
-        hold_p = Signal(range(max(P, 2)))
-        a1_valid, a2_valid = Signal(), Signal()
-        a1_i, a2_i = Signal(range(max(n_out, 2))), Signal(range(max(n_out, 2)))
-        sums_ready = None
-        if self.stream and not self.cfg.lut_ram:
-            # The same in block RAM (the iCE40 has no LUT RAM), with registered reads: a
-            # and t in one word, row s2_i's read at stage 2 so that its sums arrive with
-            # the product at stage 3 (a row is written at stage 3 before it is read again
-            # at stage 2: one column later, n_l >= 2 cycles; with one row, in the same
-            # cycle, so the read port is transparent). After the last column the
-            # activation stage reads row act_i ahead: the address is the next row as A0
-            # takes one, and A0 waits a cycle for row 0 (``sums_ready``).
-            m.submodules.sums = sums = Memory(shape=data.StructLayout({"a": acc_s, "t": acc_s}),
-                                              depth=n_out, init=[])
-            wr = sums.write_port()
-            rd = sums.read_port(transparent_for=(wr,) if n_out == 1 else ())
-            sums_ready = Signal()
-            m.d.sync += sums_ready.eq(acc_full)
-            m.d.comb += [rd.addr.eq(Mux(acc_full, Mux(a0_go, act_i + 1, act_i), s2_i)),
-                         wr.addr.eq(s3_i), wr.en.eq(en & s3_valid & ~s3_upd),
-                         wr.data.a.eq(Mux(s3_first, 0, rd.data.a) + prod_a[0]),
-                         wr.data.t.eq(Mux(s3_first, 0, rd.data.t) + prod_t[0])]
-            src_a, src_t = rd.data.a, rd.data.t
-        elif self.stream:
-            # Stage 3, streaming forward: row s3_i's sums, read (asynchronously) and
-            # written back with this product added; the first column writes the product
-            # alone. After the last column the activation stage reads them at act_i.
-            m.submodules.sum_a = sum_a = Memory(shape=acc_s, depth=n_out, init=[])
-            m.submodules.sum_t = sum_t = Memory(shape=acc_s, depth=n_out, init=[])
-            stream_src = []
-            for mem, prod in ((sum_a, prod_a[0]), (sum_t, prod_t[0])):
-                rd, wr = mem.read_port(domain="comb"), mem.write_port()
-                m.d.comb += [rd.addr.eq(Mux(acc_full, act_i, s3_i)),
-                             wr.addr.eq(s3_i), wr.en.eq(en & s3_valid & ~s3_upd),
-                             wr.data.eq(Mux(s3_first, 0, rd.data) + prod)]
-                stream_src.append(rd.data)
-            src_a, src_t = stream_src
+                m.submodules[f"W_pe{p}"] = mem = Memory(data=bank)
+                read, write = mem.read_port(), mem.write_port()
+            wiring.connect(m, pes.bank_read[p], read)
+            wiring.connect(m, pes.bank_write[p], write)
+        if self.shared:
+            wiring.connect(m, wiring.flipped(self.mul), pes.mul)
+        # The row sums: stage 3's products, taken by the activation stage.
+        m.d.comb += [sums.fwd_start.eq(ctl.fwd_start), sums.sum_en.eq(ctl.sum_en),
+                     sums.sum_last.eq(ctl.sum_last), sums.take.eq(act.take), sums.take_row.eq(act.row)]
+        if self.stream:
+            m.d.comb += [sums.prod_a.eq(pes.prod_a[0]), sums.prod_t.eq(pes.prod_t[0]),
+                         sums.sum_row.eq(ctl.sum_row), sums.sum_first.eq(ctl.sum_first),
+                         sums.operand_row.eq(ctl.operand_row)]
         else:
-            src_a, src_t = (acc_a[0], acc_t[0]) if bypass else (hold_a[0], hold_t[0])
-        b_qa = dreg(w_s, "b_qa")                                 # b[act_i]
-        a_sum = src_a + (b_qa << ar.act.frac)
-        a1_sum = dreg(a_sum.shape(), "a1_sum")                   # acc + (b << act.frac)
-        a1_t = dreg(act_s, "a1_t")                               # narrow(acc_t)
-        a2_a = dreg(act_s, "a_sig")                              # a_l,i
-        a2_t = dreg(act_s, "t_sig")                              # t_l,i
-        a2_take = Signal()
+            m.d.comb += [sums.prod_a[p].eq(pes.prod_a[p]) for p in range(P)]
+            m.d.comb += [sums.prod_t[p].eq(pes.prod_t[p]) for p in range(P)]
+        # The activation stage: the sums and their bias in; y, d out.
+        m.d.comb += [act.fwd_start.eq(ctl.fwd_start), act.fwd_busy.eq(ctl.fwd_busy),
+                     act.ready.eq(sums.ready), act.sum_a.eq(sums.sum_a), act.sum_t.eq(sums.sum_t),
+                     act.bias.eq(bias.bias)]
+        # The update: the deltas (hidden: g, masked by relu'; output: e through a FIFO).
+        m.d.comb += [deltas.upd_busy.eq(ctl.upd_busy), deltas.fwd_start.eq(ctl.fwd_start),
+                     deltas.upd_start.eq(ctl.upd_start), deltas.latched.eq(ctl.deltas_latched)]
         if self.hidden:
-            m.d.comb += a2_take.eq(1)
-            v_ok = self.v_valid
-        else:
-            m.d.comb += a2_take.eq(self.y.ready)
-            v_ok = Const(1)
-        act_adv = Signal()
-        m.d.comb += act_adv.eq(~a2_valid | a2_take)
-        full = acc_full if bypass else hold_valid
-        if sums_ready is not None:
-            full = full & sums_ready
-        m.d.comb += a0_go.eq(fwd_busy & full & act_adv & v_ok)
-
-        # A0: the hold register's first row and its bias (b_rd holds b[act_i], read ahead).
-        with m.If(a0_go):
-            m.d.sync += act_i.eq(act_i + 1)
-            m.d.sync += [hold_a[k].eq(hold_a[k + 1]) for k in range(P - 1)]
-            if self.tangent:
-                m.d.sync += [hold_t[k].eq(hold_t[k + 1]) for k in range(P - 1)]
-            if self.stream:
-                with m.If(act_i == n_out - 1):         # every row's sums taken
-                    m.d.sync += acc_full.eq(0)
-            elif bypass:
-                m.d.sync += acc_full.eq(0)
-            with m.If(hold_p == P - 1):
-                m.d.sync += [hold_valid.eq(0), hold_p.eq(0)]
-            with m.Else():
-                m.d.sync += hold_p.eq(hold_p + 1)
-        with m.If(act_adv):
-            m.d.sync += [a1_valid.eq(a0_go), a1_i.eq(act_i),
-                         a1_sum.eq(a_sum),
-                         a2_valid.eq(a1_valid), a2_i.eq(a1_i),
-                         a2_a.eq(narrow(a1_sum, ar.weight.frac, ar.act))]          # eq. 1
-            if self.tangent:
-                m.d.sync += [a1_t.eq(narrow(src_t, ar.weight.frac, ar.act)), a2_t.eq(a1_t)]
-        with m.If(fwd_q):
-            m.d.sync += [act_i.eq(0), hold_p.eq(0), hold_valid.eq(0), acc_full.eq(0),
-                         a1_valid.eq(0), a2_valid.eq(0)]
-        with m.If(a2_valid & a2_take & (a2_i == n_out - 1)):
-            m.d.sync += fwd_busy.eq(0)
-
-        # A2: eq. 12 and the buffers (hidden) or the output stream.
-        pos = Signal()
-        m.d.comb += pos.eq(a2_a > 0)
-        if self.hidden:
-            m.submodules.y_buf = y_mem = Memory(shape=act_s, depth=n_out, init=[])
-            m.submodules.d_buf = d_mem = Memory(shape=act_s, depth=n_out, init=[])
-            y_wr, d_wr = y_mem.write_port(), d_mem.write_port()
-            y_rd, d_rd = y_mem.read_port(), d_mem.read_port()
-            # relu'(a_l,i) = [a_l,i > 0]: the mask bits go into a shift register, row 0
-            # first (the forward pass writes the rows in order, the update takes them in
-            # order). Reading [y_l,i != 0] back from y would need a second read port (the
-            # first is the layer above's, busy with its own update at the same time): a
-            # second block RAM on the iCE40, and on the ECP5 a DP16KD's slow output on
-            # the path into the delta collector.
-            mask = Signal(n_out, name="relu_mask")
-            one = ar.act.one
-            v_i = self.v.bit_select(a2_i, 1)
-            y_val = Mux(pos, a2_a, 0)
-            d_val = saturate(Mux(pos, a2_t, 0) + Mux(v_i, Const(-one, act_s), Const(one, act_s)), ar.act)
+            m.d.comb += [act.v.eq(self.v), act.v_valid.eq(self.v_valid),
+                         act.mask_shift.eq(deltas.taken), deltas.relu.eq(act.relu)]
+            wiring.connect(m, wiring.flipped(self.buf), act.buf)
+            wiring.connect(m, wiring.flipped(self.g), deltas.deltas)
             if self.feeds_stream:
-                m.d.comb += self.written.eq(a2_valid)
-            m.d.comb += [
-                y_wr.addr.eq(a2_i), y_wr.data.eq(y_val), y_wr.en.eq(a2_valid),
-                d_wr.addr.eq(a2_i), d_wr.data.eq(d_val), d_wr.en.eq(a2_valid),
-                y_rd.addr.eq(self.buf.addr), y_rd.en.eq(self.buf.en),
-                d_rd.addr.eq(self.buf.addr), d_rd.en.eq(self.buf.en),
-                self.buf.y.eq(y_rd.data), self.buf.d.eq(d_rd.data),
-            ]
+                m.d.comb += self.written.eq(act.written)
         else:
-            m.d.comb += [self.y.valid.eq(a2_valid),
-                         self.y.payload.y.eq(a2_a), self.y.payload.d.eq(a2_t)]
-
-        # ---- update: delta_i in, bias update, row groups for the PEs ---------------
-        collecting = Signal()
-        m.d.comb += collecting.eq(upd_busy & ~col_full & (col_i < n_out))
-        take = Signal()
-        delta_in = Signal(err_s)        # g_i or e_o as it arrives; delta_i = keep ? delta_in : 0
-        keep = Signal()
-        if self.hidden:
-            with m.If(a2_valid):
-                m.d.sync += mask.eq(Cat(mask[1:], pos) if n_out > 1 else pos)
-            with m.Elif(take):
-                m.d.sync += mask.eq(mask >> 1)
-            relu = mask[0]                                                      # [a_l,col_i > 0]
-            m.d.comb += [self.g.ready.eq(collecting), take.eq(collecting & self.g.valid),
-                         delta_in.eq(self.g.payload), keep.eq(relu)]
-        else:
+            wiring.connect(m, act.y, wiring.flipped(self.y))
             # The error bus never waits for this engine: a FIFO holds all n_L values of e.
             m.submodules.e_fifo = fifo = SyncFIFOBuffered(width=ar.err.width, depth=n_out)
             m.d.comb += [fifo.w_data.eq(self.bus.payload.e), fifo.w_en.eq(self.bus.valid),
                          self.bus.ready.eq(fifo.w_rdy),
-                         fifo.r_en.eq(collecting), take.eq(collecting & fifo.r_rdy),
-                         delta_in.eq(fifo.r_data), keep.eq(1)]
-        with m.If(take):
-            m.d.sync += [collect[k].eq(collect[k + 1]) for k in range(P - 1)]
-            m.d.sync += [collect_m[k].eq(collect_m[k + 1]) for k in range(P - 1)]
-            m.d.sync += [collect[P - 1].eq(delta_in), collect_m[P - 1].eq(keep), col_i.eq(col_i + 1)]
-            with m.If(col_cnt == P - 1):
-                m.d.sync += [col_cnt.eq(0), col_full.eq(1)]
-            with m.Else():
-                m.d.sync += col_cnt.eq(col_cnt + 1)
-        if xs:
-            m.d.comb += col_clr.eq(en & s1_valid & s1_upd & s1_first)
-            with m.If(col_clr):
-                m.d.sync += col_full.eq(0)
-        else:
-            with m.If(s0_issue & s0_upd & (s0_j == 0)):
-                m.d.sync += col_full.eq(0)
-        with m.If(upd_q):
-            m.d.sync += col_full.eq(0)
-
-        # Bias: b_i <- sat(b_i - round_shift(delta_i, err.frac + lr_shift - weight.frac)),
-        # in three steps after delta_i is taken (and b_i read): the term is masked and b_i
-        # registered, then the new b_i is formed, then written.
-        bu_term = round_shift(delta_in, self.shift_b)
-        bu_raw = dreg(bu_term.shape(), "bu_raw")
-        bu_r = dreg(bu_term.shape(), "bu_r")
-        bu_m = Signal()
-        b_q = dreg(w_s, "b_q")
-        b_new = dreg(w_s, "b_new")
-        bu_v = [Signal(name=f"bu_valid{k}") for k in range(3)]
-        bu_i = [Signal(range(max(n_out, 2)), name=f"bu_i{k}") for k in range(3)]
-        m.d.sync += [bu_v[0].eq(take), bu_raw.eq(bu_term), bu_m.eq(keep), bu_i[0].eq(col_i),
-                     bu_v[1].eq(bu_v[0]), bu_i[1].eq(bu_i[0]), bu_r.eq(Mux(bu_m, bu_raw, 0)),
-                     b_q.eq(b_rd.data),
-                     bu_v[2].eq(bu_v[1]), bu_i[2].eq(bu_i[1]), b_new.eq(saturate(b_q - bu_r, ar.weight))]
-
-        # Forward: the register b_qa holds b[act_i] and the read port b[act_i + 1]: b[0]
-        # is read with the strobe and b[1] the cycle after (b_fill, b[0] moves to b_qa),
-        # then b[i + 2] as row i goes (the address act_ra is a register; the read enable
-        # says when).
-        act_ra = Signal(range(max(n_out, 2)))
-        b_fill = Signal()
-        m.d.sync += b_fill.eq(fwd_q)
-        with m.If(fwd_q):
-            m.d.sync += act_ra.eq(min(1, n_out - 1))
-        with m.Elif((b_fill | a0_go) & (act_ra != n_out - 1)):
-            m.d.sync += act_ra.eq(act_ra + 1)
-        with m.If(b_fill | a0_go):
-            m.d.sync += b_qa.eq(b_rd.data)
-        host_b = self.host_b
-        with m.If(self.busy):
-            m.d.comb += [
-                b_rd.addr.eq(Mux(upd_busy, col_i, Mux(fwd_q, 0, act_ra))),
-                b_rd.en.eq(Mux(upd_busy, take, fwd_q | b_fill | a0_go)),
-                b_wr.addr.eq(bu_i[2]), b_wr.data.eq(b_new), b_wr.en.eq(bu_v[2]),
-            ]
-        with m.Else():
-            m.d.comb += [
-                b_rd.addr.eq(host_b.addr), b_rd.en.eq(host_b.re),
-                b_wr.addr.eq(host_b.addr), b_wr.data.eq(host_b.wdata), b_wr.en.eq(host_b.we),
-            ]
-        m.d.comb += host_b.rdata.eq(b_q if self.host_latency == 2 else b_rd.data)
-        # busy's next value: that of fwd_busy | upd_busy | fwd_q | upd_q (the statements
-        # above, later ones winning: a pass's end clears its flag; upd_q sets upd_busy only
-        # without fwd_q).
-        fwd_end = a2_valid & a2_take & (a2_i == n_out - 1)
-        upd_end = s5_valid & s5_last & (groups_done == R - 1)
-        fwd_next = Mux(fwd_end, 0, fwd_q | fwd_busy)
-        upd_next = Mux(upd_end, 0, (upd_q & ~fwd_q) | upd_busy)
-        m.d.sync += busy.eq(self.fwd | self.upd | fwd_next | upd_next)
+                         deltas.deltas.payload.eq(fifo.r_data), deltas.deltas.valid.eq(fifo.r_rdy),
+                         fifo.r_en.eq(deltas.deltas.ready), deltas.relu.eq(1)]
+        # The biases: read ahead for the activation stage, updated with each delta.
+        m.d.comb += [bias.busy.eq(ctl.busy), bias.upd_busy.eq(ctl.upd_busy),
+                     bias.fwd_start.eq(ctl.fwd_start), bias.act_take.eq(act.take),
+                     bias.taken.eq(deltas.taken), bias.keep.eq(deltas.keep),
+                     bias.delta.eq(deltas.value), bias.row.eq(deltas.row)]
+        wiring.connect(m, wiring.flipped(self.host_b), bias.host_b)
         return m

@@ -223,7 +223,16 @@ class OutputUnit(wiring.Component):
             with m.If(v2b & phase_exp):
                 m.d.sync += S.eq(S + E2q)
 
-        # -- control ----------------------------------------------------------------------
+        self._control(m, yd_w, cnt=cnt, ymax=ymax, arg=arg, label=label, train=train,
+                      pred_valid=pred_valid, S=S, P=P, r=r, div_left=div_left, rd_o=rd_o,
+                      v2b=v2b, o2b=o2b, o4=o4, phase_exp=phase_exp, phase_emit=phase_emit)
+        return m
+
+    def _control(self, m, yd_w, *, cnt, ymax, arg, label, train, pred_valid, S, P, r, div_left,
+                 rd_o, v2b, o2b, o4, phase_exp, phase_emit):
+        """The unit's state machine: CAPTURE (the ``y`` beats, their maximum and the
+        prediction), EXP (``S``), DIV (``r``, restoring, one bit a cycle), EMIT (the bus)."""
+        ar, n = self._cfg.arith, self._cfg.model.n_outputs
         with m.FSM():
             with m.State("CAPTURE"):
                 m.d.comb += [
@@ -276,4 +285,3 @@ class OutputUnit(wiring.Component):
                 with m.If(self.bus.valid & self.bus.ready & (o4 == n - 1)):
                     m.next = "CAPTURE"
 
-        return m

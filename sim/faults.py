@@ -25,12 +25,11 @@ class Fault:
 
 
 FAULTS: dict[str, Fault] = {
-    # The first subtraction in layer 1's engine becomes an addition, in every copy Yosys
-    # made of it (the saturation logic evaluates the same expression several times). The
-    # engine's forward datapath only adds, so this is one of the update's W - eta delta y
-    # (one PE's weight write-back) or b - eta delta, whichever the generator emits first.
+    # The first subtraction in layer 1's PE array becomes an addition, in every copy the
+    # generator made of it (the saturation logic evaluates the same expression several
+    # times): PE 0's weight write-back W - eta delta y (the forward datapath only adds).
     "layer1-update-sign": Fault(
-        r"\ddfa_processor.layer1", r"(\$signed\([^()]*\)) - (\$signed\([^()]*\))", r"\1 + \2",
+        r"\ddfa_processor.layer1.pes", r"(\$signed\([^()]*\)) - (\$signed\([^()]*\))", r"\1 + \2",
         "layer 1's update adds the change instead of subtracting it (one write-back): W1 or b1 "
         "differs once a hidden delta is non-zero (DDFA: from step 2)", every_copy=True),
     # B <- B + alpha (v d^T - B): the difference v d^T - B becomes v d^T + B.
