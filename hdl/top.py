@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config, ConfigError
 from ddfa.protocol import HostParams, memory_map
+from golden.fixed import FixedModel
 
 from .direction import DirectionGenerator
 from .feedback import FeedbackUnit
@@ -78,7 +79,6 @@ class Processor(wiring.Component):
     def __init__(self, cfg: Config, model=None):
         check_hardware(cfg)
         if model is None:
-            from golden.fixed import FixedModel
             model = FixedModel(cfg)
         if any(s.state != cfg.direction_seed(l) for l, s in enumerate(model.lfsr, start=1)):
             raise ValueError("the LFSRs of the initial model must be at their seeds")

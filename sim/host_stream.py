@@ -22,6 +22,8 @@ from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from ddfa.protocol import HostProtocol, Opcode
 
+from .readback import decode_plan, read_plan
+
 __all__ = ["HostStream", "HostSession", "HostTimeout"]
 
 
@@ -181,7 +183,6 @@ class HostSession:
 
     async def read_banks(self) -> dict[str, np.ndarray]:
         """Every word of every physical memory (``ddfa.protocol.memory_map``), as int64 arrays."""
-        from .readback import read_plan, decode_plan
         plan = read_plan(self.proto)
         c0 = self.stream.cycles
         r = await self.stream.transact(plan.data, plan.reply_len, key="readback")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 from ddfa.config import Config
+from hdl.cycles import step_cycles
 
 __all__ = ["useful_macs", "figures"]
 
@@ -61,7 +62,6 @@ def _multiplier_groups(cfg: Config) -> list[tuple[str, int, int]]:
 def figures(cfg: Config, result: dict) -> dict:
     """The performance part of the ``ddfa simulate`` JSON, from the measured cycles in
     ``result`` (the bench's STATUS counters) and the configuration."""
-    from hdl.cycles import step_cycles
     macs = useful_macs(cfg)
     mults = cfg.multipliers_needed
     ideal = math.ceil(macs["total"] / mults)
