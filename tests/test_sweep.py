@@ -54,7 +54,7 @@ TINY = """\
 def _records(out: Path) -> dict[str, tuple[int, int]]:
     """Job name -> (the record's mtime in ns, the pid that ran it)."""
     return {p.name[:-len(".job.json")]: (p.stat().st_mtime_ns, json.loads(p.read_text())["pid"])
-            for p in out.glob("*.job.json")}
+            for p in (out / "jobs").glob("*.job.json")}
 
 
 def test_sweep_table_failure_and_resume(tmp_path, capsys):

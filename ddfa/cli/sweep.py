@@ -35,7 +35,7 @@ runs: a mistake is one line ``ddfa sweep: error: SPEC: KEY: problem. Fix: ...`` 
 status 2.
 
 Each job runs ``ddfa.cli.main([command, ...args, "--json", OUT/NAME.json])`` in a worker
-process (output in ``OUT/NAME.log``) and leaves a record ``OUT/NAME.job.json`` (job id,
+process (output in ``OUT/jobs/NAME.log``) and leaves a record ``OUT/jobs/NAME.job.json`` (job id,
 arguments, exit status, the error line). The job id is a stable hash of the command and
 its arguments. A job whose JSON is complete (not a partial result of an interrupted or
 diverged run) and whose record has the same id is kept, not run again: a sweep run
@@ -96,8 +96,8 @@ class SpecError(ValueError):
 
 class Job(dict):
     """One job: ``id``, ``name``, ``command``, ``args`` (key -> value as in the spec),
-    ``argv`` (for :func:`ddfa.cli.main`, ``--json`` included), ``json``, ``log`` and
-    ``record`` (absolute paths)."""
+    ``argv`` (for :func:`ddfa.cli.main`, ``--json`` included), ``json`` (``OUT/NAME.json``),
+    ``log`` and ``record`` (``OUT/jobs/NAME.log``, ``OUT/jobs/NAME.job.json``; absolute paths)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -320,8 +320,8 @@ def load_spec(path: str | Path, out: str | None = None, arg_overrides=(), grid_o
         except ConfigError as exc:
             raise SpecError(f"{s}: job {name}", str(exc).rstrip("."), "correct that value in the spec") from None
         jobs.append(Job(id=jid, name=name, command=command, args=merged, argv=full,
-                        json=str(out_dir / f"{name}.json"), log=str(out_dir / f"{name}.log"),
-                        record=str(out_dir / f"{name}.job.json")))
+                        json=str(out_dir / f"{name}.json"), log=str(out_dir / "jobs" / f"{name}.log"),
+                        record=str(out_dir / "jobs" / f"{name}.job.json")))
     return {"command": command, "out": str(out_dir), "name": name_tpl, "spec": str(spec_path)}, jobs
 
 
