@@ -517,8 +517,8 @@ def _client(args, n_jobs: int):
     from dask.distributed import Client, LocalCluster
     if args.scheduler:
         try:
-            return Client(args.scheduler, timeout="20s"), None
-        except (OSError, TimeoutError) as exc:
+            return Client(args.scheduler, timeout="10s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
             raise SpecError(f"--scheduler {args.scheduler}", f"cannot reach the scheduler ({exc})",
                             "start one with 'dask scheduler' and give its tcp://HOST:PORT") from None
     n = args.workers or max(1, min(n_jobs, os.cpu_count() or 1))
@@ -544,7 +544,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"ddfa sweep: {len(jobs)} {sweep['command']} jobs, {len(kept)} kept from an earlier run, "
           f"{len(todo)} to run -> {sweep['out']}", file=sys.stderr)
     if todo:
-        _run_jobs(args, sweep, jobs, todo, records, kept)
+        try:
+            client, cluster = _client(args, len(todo))
+        except SpecError as exc:
+            print(f"ddfa sweep: error: {exc}", file=sys.stderr)
+            return 2
+        _run_jobs(client, cluster, args, sweep, jobs, todo, records, kept)
     rows = write_table(sweep, jobs, records, kept)
     failed = [r for r in rows if r["status"] == "failed"]
     print(f"ddfa sweep: {len(rows)} jobs: {len(rows) - len(failed)} done ({len(kept)} kept), "
@@ -554,9 +559,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _run_jobs(args, sweep: dict, jobs: list[Job], todo: list[Job], records: dict, kept: set[str]) -> None:
+def _run_jobs(client, cluster, args, sweep: dict, jobs: list[Job], todo: list[Job], records: dict,
+              kept: set[str]) -> None:
+    """Run ``todo`` on ``client``'s workers, recording each job as it ends; close the
+    client and ``cluster`` (None: a scheduler's, left running)."""
     from dask.distributed import as_completed
-    client, cluster = _client(args, len(todo))
     bar = progress_bar(len(todo), "sweep", "job", wants_progress(args.progress))
     failed = 0
     try:
