@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-import shlex
+import sys
 import textwrap
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pytest
 
 from ddfa.cli import main
 from ddfa.cli.progress import progress_bar, wants_progress
-from ddfa.cli.sweep import SpecError, job_complete, load_spec, pareto_front, run_job
+from ddfa.cli.sweep import job_complete, load_spec, pareto_front, run_job
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,7 +215,7 @@ def test_progress_quiet_unless_terminal(tmp_path, capsys, monkeypatch):
     bar = progress_bar(10, "x", "step", wants_progress(None))
     bar.update(10)
     bar.close()
-    assert "10/10" in __import__("sys").stderr.getvalue()
+    assert "10/10" in sys.stderr.getvalue()
     monkeypatch.undo()
     # a command: no bar in a log, a bar where forced
     assert main(["train", "--board", "icebreaker", "--model", "fixed", "--epochs", "1",

@@ -57,6 +57,7 @@ import importlib
 import io
 import itertools
 import json
+import logging
 import os
 import platform
 import re
@@ -513,8 +514,7 @@ def write_table(sweep: dict, jobs: list[Job], records: dict, kept: set[str], wit
 def _client(args, n_jobs: int):
     """A Dask client: of ``--scheduler``, else of a new local cluster (processes, one
     thread each); and the cluster to close (None for a scheduler)."""
-    import logging
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster           # heavy: imported when a sweep runs
     if args.scheduler:
         try:
             return Client(args.scheduler, timeout="10s"), None
