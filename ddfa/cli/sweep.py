@@ -253,7 +253,8 @@ def load_spec(path: str | Path, out: str | None = None, arg_overrides=(), grid_o
             values = v if lists else [v]
             if lists and (not isinstance(v, list) or not v):
                 raise SpecError(f"{s}: {title} {k}", f"{v!r} is not a non-empty list",
-                                f"write {k} = [VALUE, ...]")
+                                f"write --grid '{k}=VALUE VALUE ...' or a TOML list [VALUE, ...]"
+                                if title == "--grid" else f"write {k} = [VALUE, ...]")
             checked = []
             for one in values:
                 if name == "set" and lists and isinstance(one, str):
