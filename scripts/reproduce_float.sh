@@ -144,58 +144,57 @@ report_ablation() {
 }
 
 # The full protocol of the paper's Table I (no BN): 100 epochs x 10 seeds, all four
-# algorithms, MNIST/Fashion-MNIST x 1x800/2x800/3x800/conv (about ten days of one core).
+# algorithms, MNIST/Fashion-MNIST x 1x800/2x800/3x800/conv (about ten days of one core):
+# the sweep spec examples/sweeps/paper-full100.toml, run by 'ddfa sweep' on local worker
+# processes or on the workers of a Dask scheduler (docs/SWEEPS.md).
 #   scripts/reproduce_float.sh full100 [--epochs N] [--datasets "mnist fashion-mnist"]
 #       [--archs "1x800 2x800 3x800 conv"] [--seeds "0 1 ... 9"] [--algos "bp dfa dkp ddfa"]
-#       [--bn] [--out DIR] [--print]
-# --bn on every run gives Table II; --print lists the commands without running them.
+#       [--bn] [--out DIR] [--workers N] [--scheduler tcp://HOST:PORT] [--print]
+# --bn on every run gives Table II; --print lists the commands without running them. A run
+# stopped halfway and started again runs only the trainings whose results are missing.
 # A smoke test of one configuration:
 #   scripts/reproduce_float.sh full100 --epochs 1 --datasets mnist --archs 1x800 --seeds 0 \
 #       --algos ddfa --out build/full100-smoke
 full100() {
-  local epochs=100 datasets="mnist fashion-mnist" archs="1x800 2x800 3x800 conv"
-  local seeds="0 1 2 3 4 5 6 7 8 9" algos="bp dfa dkp ddfa" out=results/full100 bn=() print=0
+  local epochs=100 seeds="0 1 2 3 4 5 6 7 8 9" out=results/full100 print=0 bn=0
+  local sweep=(examples/sweeps/paper-full100.toml)
   while [[ $# -gt 0 ]]; do
     case "$1" in
-      --epochs|--datasets|--archs|--seeds|--algos|--out)
+      --epochs|--datasets|--archs|--seeds|--algos|--out|--workers|--scheduler)
         if [[ $# -lt 2 ]]; then
           echo "reproduce_float.sh full100: $1 needs a value. Fix: e.g. $1 ${epochs}" >&2; exit 2
         fi
         case "$1" in
-          --epochs) epochs="$2";; --datasets) datasets="$2";; --archs) archs="$2";;
-          --seeds) seeds="$2";; --algos) algos="$2";; --out) out="$2";;
+          --epochs) epochs="$2";; --datasets) sweep+=(--grid "dataset=$2");; --archs) sweep+=(--grid "arch=$2");;
+          --seeds) seeds="$2";; --algos) sweep+=(--grid "algo=$2");; --out) out="$2";;
+          --workers|--scheduler) sweep+=("$1" "$2");;
         esac
         shift 2;;
-      --bn) bn=(--bn); shift;;
-      --print) print=1; shift;;
+      --bn) bn=1; sweep+=(--arg bn=true); shift;;
+      --print) print=1; sweep+=(--print); shift;;
       *) echo "reproduce_float.sh full100: unknown option '$1'. Fix: use --epochs N, --datasets, --archs," \
-              "--seeds, --algos (space-separated lists in quotes), --bn, --out DIR or --print" >&2; exit 2;;
+              "--seeds, --algos (space-separated lists in quotes), --bn, --out DIR, --workers N," \
+              "--scheduler tcp://HOST:PORT or --print" >&2; exit 2;;
     esac
   done
   if ! [[ "$epochs" =~ ^[1-9][0-9]*$ ]]; then
     echo "reproduce_float.sh full100: --epochs '$epochs' is not a positive whole number. Fix: e.g. --epochs 100" >&2
     exit 2
   fi
-  local ds arch seed algo
-  for ds in $datasets; do for arch in $archs; do
-    for seed in $seeds; do for algo in $algos; do
-      local args=(--algo "$algo" --dataset "$ds" --arch "$arch" --setting paper --epochs "$epochs"
-                  --seed "$seed" --threads 1 "${bn[@]}")
-      if [[ $print == 1 ]]; then
-        echo "ddfa train --no-progress ${args[*]} --json $out/$ds-$arch-$algo-s$seed.json"
-      else
-        mkdir -p "$out"
-        train "$out/$ds-$arch-$algo-s$seed.json" "${args[@]}"
-      fi
-    done; done
-  done; done
+  sweep+=(--arg "epochs=$epochs" --grid "seed=$seeds" --out "$out")
+  local status=0
+  "$DDFA" sweep "${sweep[@]}" || status=$?
+  [[ $status == 2 ]] && exit 2                      # the spec or an option was refused: nothing ran
   local title="Table I, full protocol (no BN): $epochs epochs, paper setting, seeds $seeds"
-  [[ ${#bn[@]} -gt 0 ]] && title="Table II, full protocol (BN): $epochs epochs, paper setting, seeds $seeds"
+  [[ $bn == 1 ]] && title="Table II, full protocol (BN): $epochs epochs, paper setting, seeds $seeds"
   if [[ $print == 1 ]]; then
-    echo "ddfa report $out --out $out/report --title \"$title\""
-  else
-    "$DDFA" report "$out" --out "$out/report" --title "$title"
+    echo "ddfa report $out/*.json (not sweep.json) --out $out/report --title \"$title\""
+    return
   fi
+  local runs=() f                                   # the runs' results, not the sweep's table
+  for f in "$out"/*.json; do [[ $f == */sweep.json ]] || runs+=("$f"); done
+  "$DDFA" report "${runs[@]}" --out "$out/report" --title "$title"
+  return $status
 }
 
 report() {  # re-render every table and plot from the results JSON already there

@@ -197,6 +197,15 @@ def _run_with_oracle(run_bench, oracle, sock: Path) -> None:
         srv.close()
 
 
+def _reporting(step, on_step):
+    """``step`` (the golden model's steps ``k0 .. k1-1``) that then calls ``on_step(k1)``."""
+    def reporting_step(k0: int, k1: int) -> list[int]:
+        answer = step(k0, k1)
+        on_step(k1)
+        return answer
+    return reporting_step
+
+
 def _quiet(fn, **kw):
     """Run a runner step; its console output goes to ``log_file`` (shown on failure)."""
     try:
@@ -210,12 +219,15 @@ def _quiet(fn, **kw):
 def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, check_every: int = 1,
              test: int | str | None = None, verilog: str | Path | None = None, waves: bool = False,
              build_dir: str | Path | None = None, data_dir: str | None = None, stall: int = 0,
-             progress: bool = False, golden: str = "remote", initial_check: bool = True) -> dict:
+             progress: bool = False, golden: str = "remote", initial_check: bool = True,
+             on_step=None) -> dict:
     """Build (or reuse) and run the bench; the result dict of ``ddfa simulate``.
 
     ``golden``: ``"remote"`` serves the golden model from this process
     (:mod:`sim.golden_link`), ``"local"`` makes the bench build its own.
-    ``initial_check``: also read back and compare the state before the first step."""
+    ``initial_check``: also read back and compare the state before the first step.
+    ``on_step``: called with the number of training steps the golden model has answered
+    so far (with ``golden="remote"``), e.g. to move a progress bar."""
     from .perf import figures
     root = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
     root.mkdir(parents=True, exist_ok=True)
@@ -262,7 +274,10 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
             if sock is None:
                 run_bench()
             else:
-                _run_with_oracle(run_bench, GoldenOracle(str(td / "config.toml"), str(td / "samples.npz")), sock)
+                oracle = GoldenOracle(str(td / "config.toml"), str(td / "samples.npz"))
+                if on_step is not None:
+                    oracle.step = _reporting(oracle.step, on_step)
+                _run_with_oracle(run_bench, oracle, sock)
         finally:
             if saved is not None:
                 os.environ["PYTEST_CURRENT_TEST"] = saved

@@ -187,6 +187,7 @@ COMMANDS = {
     "build": ("ddfa.cli.build", "build the processor's bitstream for a board (open toolchain)"),
     "board": ("ddfa.cli.board", "the supported boards; talk to a programmed board over its UART"),
     "simulate": ("ddfa.cli.simulate", "run the processor's Verilog in RTL simulation against the golden model"),
+    "sweep": ("ddfa.cli.sweep", "run a grid of train, simulate or build jobs on Dask workers; one table of results"),
 }
 
 

@@ -24,6 +24,7 @@ from . import add_config_args, config_from_args, count_or_all, positive_float, p
 from ..config import BOARDS, Config, config_hash
 from ..protocol import HostProtocol, Opcode
 from .output import check_output_file, write_text
+from .progress import add_progress_args, progress_bar, wants_progress
 from .link_client import LinkClient, LinkProtocolError, LinkRefused, LinkTimeout, SerialTransport
 
 __all__ = ["BoardSession", "ConfigMismatch", "add_arguments", "run"]
@@ -110,6 +111,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             q.add_argument("--test", type=count_or_all, default="all", metavar="N|all",
                            help="test samples (default: all, the whole test set)")
             q.add_argument("--no-check", action="store_true", help="skip the configuration hash check")
+            add_progress_args(q, " (training samples)")
 
 
 def _list() -> int:
@@ -175,13 +177,11 @@ def run(args: argparse.Namespace) -> int:
             if not args.no_check:
                 session.info()
             data = load_dataset(cfg.model.dataset, getattr(args, "data_dir", None), cfg.model.inputs)
-
-            def progress(k, n):
-                if k % 50 == 0 or k == n:
-                    print(f"\rtrained {k}/{n}", end="", file=sys.stderr, flush=True)
             n_test = None if args.test == "all" else args.test
-            result = train_on_board(session, cfg, data, args.samples, n_test, progress)
-            print(file=sys.stderr)
+            n = min(args.samples or len(data.x_train), len(data.x_train))
+            with progress_bar(n, "train", "sample", wants_progress(args.progress)) as bar:
+                result = train_on_board(session, cfg, data, args.samples, n_test,
+                                        lambda k, n: bar.update(k - bar.n))
     except (LinkTimeout, LinkRefused, LinkProtocolError, ConfigMismatch) as exc:
         print(f"ddfa board: error: {exc}", file=sys.stderr)
         return 2

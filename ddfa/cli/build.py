@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import add_config_args, config_from_args, nonnegative_int
 from .output import check_output_dir, check_output_file, write_text
+from .progress import add_progress_args, progress_bar, wants_progress
 
 __all__ = ["add_arguments", "run"]
 
@@ -34,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=nonnegative_int, help="nextpnr placement seed")
     p.add_argument("--allow-timing-fail", action="store_true", help="exit 0 even when timing is not met")
     p.add_argument("--verbose", action="store_true", help="show the tools' output")
+    add_progress_args(p, " (stages: elaborate, synthesis/place/route, program)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,15 +47,22 @@ def run(args: argparse.Namespace) -> int:
     board = cfg.board                                   # ConfigError for board "none"
     out = check_output_dir(args.out or Path("build") / board.name, "--out")
     json_path = check_output_file(args.json, "--json") if args.json else out / "build.json"
+    bar = progress_bar(3 if args.program else 2, "build", "stage", wants_progress(args.progress))
     try:
+        bar.set_postfix_str("elaborate")
         top = processor_top(cfg)
+        bar.update(1)
+        bar.set_postfix_str("synthesis, place and route")
         print(f"ddfa build: {board.name} ({board.device}), {cfg.clock_mhz:g} MHz, "
               f"layers {'-'.join(map(str, cfg.model.layers))} -> {out}", file=sys.stderr)
         result = build(cfg, top, out, seed=args.seed, verbose=args.verbose)
+        bar.update(1)
     except (ToolchainError, ProcessorUnavailable) as exc:
+        bar.close()
         print(f"ddfa build: error: {exc}", file=sys.stderr)
         return 2
     except BuildFailed as exc:
+        bar.close()
         print(f"ddfa build: error: {exc}", file=sys.stderr)
         if exc.partial is not None:
             write_text(json_path, exc.partial.to_json() + "\n", "--json")
@@ -62,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
     status = 0
     if args.program:
+        bar.set_postfix_str("program")
         try:
             program(board.name, board.family, result.bitstream)
             result.programmed = True
+            bar.update(1)
         except ToolchainError as exc:
             print(f"ddfa build: {exc}", file=sys.stderr)
             status = 2
@@ -72,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ddfa build: programming failed ({exc}); is the board attached and readable?",
                   file=sys.stderr)
             status = 2
+    bar.close()
 
     write_text(json_path, result.to_json() + "\n", "--json")
     r = result.resources

@@ -30,6 +30,7 @@ from pathlib import Path
 from . import add_config_args, config_from_args, count_or_all, positive_float, positive_int
 from ..config import Config, ConfigError, config_diff, load_config
 from .output import check_output_dir, check_output_file, write_json
+from .progress import add_progress_args, progress_bar, wants_progress
 
 __all__ = ["add_arguments", "run", "summary"]
 
@@ -53,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="random gaps on both host streams in about k/16 of the cycles (backpressure)")
     p.add_argument("--golden", choices=["remote", "local"], default="remote",
                    help="golden model served from this process (default; fast start) or inside the simulator")
-    p.add_argument("--progress", action="store_true", help="log progress in the simulator's log")
+    add_progress_args(p, " (training steps; also logged in the simulator's log)")
 
 
 def summary(r: dict) -> str:
@@ -119,11 +120,15 @@ def run(args: argparse.Namespace) -> int:
                               f"give at least {1 / n:.2g} epochs, or --steps N")
     test = args.test or None                 # 0: no test pass
     t0 = time.perf_counter()
+    show = wants_progress(args.progress)
+    bar = progress_bar(steps, "simulate", "step", show)
     try:
         r = simulate(cfg, args.simulator, steps, check_every=args.check_every, test=test, verilog=args.verilog,
                      waves=args.waves, build_dir=args.build_dir, data_dir=args.data_dir, stall=args.stall,
-                     progress=args.progress, golden=args.golden)
+                     progress=show, golden=args.golden, on_step=lambda k: bar.update(k - bar.n))
+        bar.close()
     except KeyboardInterrupt:
+        bar.close()
         write_json(args.json, {"interrupted": True, "config": cfg.name, "simulator": args.simulator,
                                "steps_asked": steps, "test_asked": test, "bit_exact": None,
                                "wall_seconds": round(time.perf_counter() - t0, 2), "configuration": cfg.to_dict()})

@@ -35,6 +35,7 @@ from . import add_config_args, config_from_args, nonnegative_int, positive_int
 from ..config import Config, ConfigError
 from ..data import load_dataset
 from .output import check_output_file, write_json
+from .progress import add_progress_args, wants_progress
 
 __all__ = ["add_arguments", "run", "arch_name", "run_training"]
 
@@ -49,9 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "default: about 100 probes per epoch)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="show a progress bar (default: when stderr is a terminal)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_progress_args(p)
 
 
 def arch_name(cfg: Config) -> str:
@@ -112,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, software_only=True)
     if args.json:
         check_output_file(args.json, "--json")
-    if args.progress is None:
-        args.progress = sys.stderr.isatty()
+    args.progress = wants_progress(args.progress)
     if args.threads:
         torch.set_num_threads(args.threads)
     history: list[dict] = []
