@@ -159,6 +159,12 @@ def test_report_skips_unfinished_runs(tmp_path, capsys):
     _one_line(capsys, ["report", str(tmp_path / "a.json"), "--out", str(tmp_path / "r")], 2, "not a number")
 
 
+def test_report_passes_over_a_sweep_table(tmp_path, capsys):
+    """A sweep's folder holds its table ``sweep.json`` beside the runs: not a run."""
+    (tmp_path / "sweep.json").write_text(json.dumps({"jobs": [{"status": "ok"}]}))
+    _one_line(capsys, ["report", str(tmp_path), "--out", str(tmp_path / "r")], 2, "no results")
+
+
 # -- 2. counts validated by the parser ------------------------------------------------
 
 @pytest.mark.parametrize("argv, needle", [

@@ -47,8 +47,14 @@ class ReportError(ValueError):
     pass
 
 
+def is_sweep_table(f: Path, r: dict) -> bool:
+    """``OUT/sweep.json`` of ``ddfa sweep``: a table of runs, not a run."""
+    return f.name == "sweep.json" and isinstance(r.get("jobs"), list)
+
+
 def load_results(paths: list[str]) -> list[dict]:
-    """Read results files (directories are expanded to their ``*.json``)."""
+    """Read results files (directories are expanded to their ``*.json``; the table
+    ``sweep.json`` that ``ddfa sweep`` writes beside its runs is passed over)."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -65,6 +71,8 @@ def load_results(paths: list[str]) -> list[dict]:
             raise ReportError(f"{f} is not valid JSON ({exc}). Fix: rerun 'ddfa train --json {f}'.") from None
         if not isinstance(r, dict):
             raise ReportError(f"{f} is not a results object. Fix: give files written by 'ddfa train --json'.")
+        if is_sweep_table(f, r):
+            continue                                  # ddfa sweep's table beside its runs
         if r.get("interrupted") or r.get("diverged"):
             why = "was interrupted" if r.get("interrupted") else "diverged"
             skipped.append(f"{f}: the run {why} ({len(r.get('history') or [])} epochs done)")
