@@ -20,7 +20,9 @@ import tomllib
 
 from golden.diverge import TrainingDiverged
 
-from ..config import DATASETS, INPUT_SCALINGS, ConfigError, DATASET_SHAPES, dataset_is_file, load_config, parse_arch
+from ..config import (DATASET_SHAPES, DATASETS, INPUT_SCALINGS, ConfigError, ModelConfig, dataset_is_file, load_config,
+                      parse_arch)
+from ..config.schema import coerce
 from ..data import DataError, load_config_dataset, load_dataset
 from .output import OutputError
 
@@ -176,6 +178,8 @@ def config_from_args(args: argparse.Namespace, software_only: bool = False):
         if opt(name) is not None:
             changes[key] = getattr(args, name)
     changes.update(overrides)
+    if "model.layers" in changes:                 # --set model.layers=13-16-3 is text until coerced
+        changes["model.layers"] = coerce(ModelConfig, "layers", changes["model.layers"], "model.layers")
     if software_only and (("model.layers" in changes and changes["model.layers"] != cfg.model.layers)
                           or changes.get("model.conv")):
         changes["hardware.board"] = "none"
