@@ -563,11 +563,12 @@ def check_dataset(cfg: Config, data: Dataset) -> None:
     hint = f"[{n_in}, {', '.join(str(n) for n in layers[1:-1]) or '...'}, {k}]"
     if layers[0] != n_in:
         raise DataError(f"{data.name}: {n_in} features per sample, but model.layers {layers} starts with "
-                        f"{layers[0]}. Fix: set model.layers = {hint} (or --arch).")
+                        f"{layers[0]}. Fix: set model.layers = {hint}.")
     if layers[-1] != k:
         what = (f"labels {', '.join(data.label_names)}" if data.label_names else f"labels 0..{k - 1}")
         raise DataError(f"{data.name}: {k} classes ({what}), but model.layers {layers} ends with {layers[-1]}. "
-                        f"Fix: set model.layers = {hint}, or number the classes 0..{layers[-1] - 1}.")
+                        f"Fix: set model.layers = {hint}" + ("." if data.label_names else
+                                                             f", or number the classes 0..{layers[-1] - 1}."))
 
 
 def load_config_dataset(cfg: Config, data_dir: str | Path | None = None) -> Dataset:
