@@ -391,6 +391,10 @@ def _read_csv_rows(path: Path, label_column: str) -> tuple[np.ndarray, list[str]
             if not math.isfinite(v):
                 _fail(path, f"line {n}, column {names[j]!r} is not finite ({c!r})", "give finite numbers")
             x[n - 2, j] = v
+    if all(_is_number(v) for v in labels):
+        for n, v in enumerate(labels, start=2):
+            if not (float(v) >= 0 and float(v) == round(float(v))):
+                _fail(path, f"line {n}, label {v!r} is not a whole number 0 or more", "number the classes 0..K-1")
     return x, labels, names
 
 

@@ -199,7 +199,7 @@ def test_csv_problems(tmp_path, capsys, no_training):
         "no_header.csv": (text[1:], [], "has no header row", "add a header row"),
         "header_only.csv": (text[:1], [], "has a header but no samples"),
         "negative.csv": ([text[0], text[1].replace(",0,", ",-2,", 1)] + text[2:], [],
-                         "label -2 (sample", "number the classes 0..K-1"),
+                         "line 2, label '-2' is not a whole number 0 or more", "number the classes 0..K-1"),
     }
     for name, (lines, extra, *needles) in cases.items():
         path = tmp_path / name
