@@ -14,12 +14,25 @@ Where the IDX files are looked for, first match wins:
 3. each file as ``NAME`` or ``NAME.gz``.
 
 The decompressed content of every file is checked against its published sha256.
+
+A data set of the user's own (``model.dataset`` a path, docs/YOUR-DATA.md) is a ``.npz``
+file (``x_train``, ``y_train``, ``x_test``, ``y_test``), a ``.csv`` file (a header row,
+a label column, every other column a feature; the test set a second file or drawn from
+the first) or a folder of the four IDX files. :func:`read_dataset_file` reads and checks
+it; :func:`load_config_dataset` loads whatever a configuration names and checks it
+against ``model.layers``. A file's features are scaled to [-1, 1] by the training set's
+per-feature minimum and maximum (test values clipped to [-1, 1]); 8-bit IDX images, as
+the built-in sets, by [0, 255]. Labels are whole numbers 0..K-1, or (CSV, ``.npz``)
+names, numbered in sorted order.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import gzip
 import hashlib
+import math
 import os
 import struct
 import zlib
@@ -29,9 +42,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import INPUT_SCALINGS, STD_FLOOR
+from .config import INPUT_SCALINGS, STD_FLOOR, Config, dataset_is_file
 
-__all__ = ["Dataset", "DataError", "load_dataset", "standardize", "DIGITS_TEST", "IDX_FILES",
+__all__ = ["Dataset", "DataError", "load_dataset", "load_config_dataset", "check_dataset", "read_dataset_file",
+           "RawData", "standardize", "DIGITS_TEST", "IDX_FILES", "TEST_SPLIT_SEED",
            "INPUT_SCALINGS", "STD_FLOOR"]  # the last two re-exported from ddfa.config
 
 
@@ -42,11 +56,30 @@ class DataError(FileNotFoundError):
 
 @dataclass
 class Dataset:
+    """A data set ready to train on.
+
+    Members
+    -------
+    name : str
+        The built-in set's name or the file's path.
+    x_train, x_test : torch.Tensor
+        float32 (N, features), scaled (``model.inputs``).
+    y_train, y_test : torch.Tensor
+        int64 (N,) labels 0..classes-1.
+    classes : int
+        The number of classes K.
+    label_names : tuple of str
+        The class names of a file whose labels are names, in label order (sorted); empty
+        when the labels are numbers.
+    """
+
     name: str
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    classes: int = 10
+    label_names: tuple[str, ...] = ()
 
     @property
     def n_inputs(self) -> int:
@@ -54,7 +87,7 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
-        return 10
+        return self.classes
 
 
 #: Digits split: a fixed permutation (``numpy.random.RandomState(0).permutation(1797)``);
@@ -169,28 +202,385 @@ def standardize(d: Dataset, floor: float = STD_FLOOR) -> Dataset:
     mean = x.mean(0)
     std = x.std(0, unbiased=False).clamp_min(floor)
     scale = lambda t: ((t.double() - mean) / std).float()  # noqa: E731
-    return Dataset(d.name, scale(d.x_train), d.y_train, scale(d.x_test), d.y_test)
+    return dataclasses.replace(d, x_train=scale(d.x_train), x_test=scale(d.x_test))
+
+
+# --------------------------------------------------------------------------------------
+# The user's own data: .npz, .csv, a folder of IDX files
+# --------------------------------------------------------------------------------------
+
+#: The seed of the permutation that draws a CSV file's test set (``model.test_fraction``):
+#: fixed, so that runs with different ``model.seed`` are tested on the same samples.
+TEST_SPLIT_SEED = 0
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+# IDX element types: the third byte of the magic number.
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+@dataclass
+class RawData:
+    """A data set file as read and checked, before scaling.
+
+    Members
+    -------
+    x_train, x_test : numpy.ndarray
+        float64 (N, features), finite.
+    y_train, y_test : numpy.ndarray
+        int64 (N,) labels 0..classes-1.
+    classes : int
+        K: the largest label plus one, or the number of label names.
+    label_names : tuple of str
+        The sorted label names (label k is ``label_names[k]``); empty for numeric labels.
+    images_8bit : bool
+        The features are 8-bit IDX pixels (scaled by [0, 255], as the built-in sets).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int
+    label_names: tuple[str, ...] = ()
+    images_8bit: bool = False
+
+
+def _fail(path, problem: str, fix: str):
+    raise DataError(f"{path}: {problem}. Fix: {fix}.")
+
+
+def _features(path, what: str, x: np.ndarray) -> np.ndarray:
+    """``x`` as finite float64 (N, features): images flattened; refuses the rest."""
+    if x.dtype.kind not in "biuf":
+        _fail(path, f"{what} has dtype {x.dtype}, not numbers", f"store {what} as an integer or float array")
+    if x.ndim < 2:
+        _fail(path, f"{what} has shape {x.shape}: not one row of features per sample",
+              f"give {what} the shape (samples, features), e.g. x.reshape(len(x), -1)")
+    if x.shape[0] == 0:
+        _fail(path, f"{what} has no samples", f"give {what} at least one sample")
+    x = x.reshape(x.shape[0], -1).astype(np.float64)
+    if x.shape[1] == 0:
+        _fail(path, f"{what} has no features", f"give {what} at least one feature per sample")
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        i, j = bad[0]
+        _fail(path, f"{what} has {len(bad)} missing or infinite values (NaN/inf; the first at sample {i}, "
+              f"feature {j})", "fill in or drop those samples")
+    return x
+
+
+def _numeric_labels(path, what: str, y: np.ndarray) -> np.ndarray:
+    """Labels stored as numbers: whole numbers 0 or more, as int64."""
+    y = y.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)) | (y < 0))
+    if len(bad):
+        _fail(path, f"{what} label {y[bad[0]]:g} (sample {bad[0]}) is not a whole number 0 or more",
+              "number the classes 0..K-1")
+    return y.astype(np.int64)
+
+
+def _labels(path, y_train, y_test, what=("y_train", "y_test")) -> tuple[np.ndarray, np.ndarray, int, tuple]:
+    """Both splits' labels as int64 0..K-1, K and the label names (for labels given as text)."""
+    if y_train.dtype.kind in "USO" or y_test.dtype.kind in "USO":
+        names = tuple(sorted({str(v) for v in y_train} | {str(v) for v in y_test}))
+        code = {n: k for k, n in enumerate(names)}
+        enc = lambda y: np.array([code[str(v)] for v in y], np.int64)  # noqa: E731
+        return enc(y_train), enc(y_test), len(names), names
+    out = []
+    for w, y in zip(what, (y_train, y_test)):
+        if y.dtype.kind not in "biuf":
+            _fail(path, f"{w} has dtype {y.dtype}, not numbers", "store the labels as integers 0..K-1")
+        out.append(_numeric_labels(path, w, y))
+    classes = int(max(out[0].max(initial=0), out[1].max(initial=0))) + 1
+    return out[0], out[1], classes, ()
+
+
+def _pair(path, what: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = _features(path, f"x_{what}", x)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        _fail(path, f"y_{what} has shape {y.shape}, not one label per sample",
+              f"give y_{what} the shape (samples,): class numbers, not one-hot rows (y.argmax(1))")
+    if len(y) != len(x):
+        _fail(path, f"x_{what} has {len(x)} samples but y_{what} has {len(y)}", "give one label per sample")
+    return x, y
+
+
+def _read_npz(path: Path) -> RawData:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in NPZ_KEYS if k not in f.files]
+            if missing:
+                _fail(path, f"has no array {', '.join(missing)} (it has {', '.join(f.files) or 'none'})",
+                      "save it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+            arrays = {k: f[k] for k in NPZ_KEYS}
+    except DataError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            _fail(path, "holds Python objects", "save plain numeric (or string label) arrays")
+        _fail(path, f"is not a valid .npz file ({exc})", "write it with numpy.savez")
+    except (OSError, zlib.error, EOFError) as exc:
+        _fail(path, f"is not a valid .npz file ({exc})", "write it with numpy.savez")
+    x_tr, y_tr = _pair(path, "train", arrays["x_train"], arrays["y_train"])
+    x_te, y_te = _pair(path, "test", arrays["x_test"], arrays["y_test"])
+    if x_tr.shape[1] != x_te.shape[1]:
+        _fail(path, f"x_train has {x_tr.shape[1]} features per sample but x_test has {x_te.shape[1]}",
+              "give both splits the same features")
+    y_tr, y_te, k, names = _labels(path, y_tr, y_te)
+    return RawData(x_tr, y_tr, x_te, y_te, k, names)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv_rows(path: Path, label_column: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """The features (float64) and label texts of one CSV file, and its feature names."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError:
+        _fail(path, "is not UTF-8 text", "save it as UTF-8 CSV")
+    except OSError as exc:
+        _fail(path, f"cannot be read ({exc.strerror or exc})", "make it readable")
+    except csv.Error as exc:
+        _fail(path, f"is not valid CSV ({exc})", "write it with a CSV writer (pandas.DataFrame.to_csv)")
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        _fail(path, "is empty", "write a header row naming the columns, then one row per sample")
+    header = [h.strip() for h in rows[0]]
+    if all(_is_number(h) for h in header):
+        _fail(path, "has no header row (its first row is all numbers)",
+              "add a header row naming the columns, the label column among them")
+    if label_column not in header:
+        _fail(path, f"has no label column {label_column!r} (its header: {', '.join(header)})",
+              "name the label column with --label-column NAME (model.label_column), or rename it label")
+    if len(header) < 2:
+        _fail(path, "has no feature columns", "give every feature a column next to the label column")
+    data = rows[1:]
+    if not data:
+        _fail(path, "has a header but no samples", "add one row per sample")
+    li = header.index(label_column)
+    names = [h for i, h in enumerate(header) if i != li]
+    x = np.empty((len(data), len(header) - 1))
+    labels = []
+    for n, row in enumerate(data, start=2):
+        if len(row) != len(header):
+            _fail(path, f"line {n} has {len(row)} cells, the header {len(header)}", "give every row one cell per column")
+        cells = [c.strip() for c in row]
+        for i, c in enumerate(cells):
+            if c == "" or c.lower() in ("nan", "na", "n/a", "null"):
+                _fail(path, f"line {n}, column {header[i]!r} is a missing value ({c!r})",
+                      "fill in or drop the samples with missing values")
+        labels.append(cells[li])
+        feats = cells[:li] + cells[li + 1:]
+        for j, c in enumerate(feats):
+            try:
+                v = float(c)
+            except ValueError:
+                _fail(path, f"column {names[j]!r} is not numeric (line {n}: {c!r})",
+                      "encode it as numbers (one-hot columns, say) or drop the column")
+            if not math.isfinite(v):
+                _fail(path, f"line {n}, column {names[j]!r} is not finite ({c!r})", "give finite numbers")
+            x[n - 2, j] = v
+    if all(_is_number(v) for v in labels):
+        for n, v in enumerate(labels, start=2):
+            if not (float(v) >= 0 and float(v) == round(float(v))):
+                _fail(path, f"line {n}, label {v!r} is not a whole number 0 or more", "number the classes 0..K-1")
+    return x, labels, names
+
+
+def _read_csv(path: Path, label_column: str, test_file: str, test_fraction: float) -> RawData:
+    x, labels, names = _read_csv_rows(path, label_column)
+    if test_file:
+        tpath = _existing(test_file, "model.test_file")
+        x_te, labels_te, names_te = _read_csv_rows(tpath, label_column)
+        if names_te != names:
+            _fail(tpath, f"has the feature columns {', '.join(names_te)}, {path} has {', '.join(names)}",
+                  "give the test file the training file's columns, in its order")
+        x_tr, labels_tr = x, labels
+    else:
+        n = len(x)
+        n_test = round(test_fraction * n)
+        if n_test < 1 or n_test >= n:
+            _fail(path, f"{n} samples cannot be split {1 - test_fraction:g}:{test_fraction:g} into training and test sets",
+                  "add samples, change --test-fraction, or give a test file (--test-file)")
+        perm = np.random.RandomState(TEST_SPLIT_SEED).permutation(n)
+        test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+        x_tr, x_te = x[train], x[test]
+        labels_tr, labels_te = [labels[i] for i in train], [labels[i] for i in test]
+    numeric = all(_is_number(v) for v in labels_tr + labels_te)
+    as_array = (lambda t: np.array([float(v) for v in t])) if numeric else (lambda t: np.array(t, dtype=str))
+    y_tr, y_te = as_array(labels_tr), as_array(labels_te)
+    y_tr, y_te, k, lnames = _labels(path, y_tr, y_te, (f"column {label_column!r}",) * 2)
+    return RawData(x_tr, y_tr, x_te, y_te, k, lnames)
+
+
+def _parse_idx(path: Path) -> np.ndarray:
+    """Any IDX file (plain or .gz): the array its header describes."""
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except OSError as exc:
+        _fail(path, f"cannot be read ({getattr(exc, 'strerror', None) or exc})", "make it a readable IDX file")
+    except (EOFError, zlib.error) as exc:
+        _fail(path, f"is not a valid gzip file ({exc})", "compress it again with gzip, or store it uncompressed")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
+        _fail(path, "is not an IDX file (bad magic number)", "write it in the IDX format of MNIST")
+    dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        _fail(path, "is truncated (its header is incomplete)", "write the whole file again")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    need = int(np.prod(dims)) * dtype.itemsize
+    if len(raw) - 4 - 4 * ndim != need:
+        _fail(path, f"holds {len(raw) - 4 - 4 * ndim} bytes of data, its header {dims} needs {need}",
+              "write the whole file again")
+    return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _read_idx_folder(path: Path) -> RawData:
+    arrays = {}
+    for key, fname in IDX_FILES.items():
+        found = [c for c in (path / fname, path / (fname + ".gz")) if c.is_file()]
+        if not found:
+            _fail(path, f"has no file {fname}[.gz]", f"put the four IDX files {', '.join(IDX_FILES.values())} "
+                  "(each plain or .gz) in this folder")
+        arrays[key] = _parse_idx(found[0])
+    x_tr, y_tr = _pair(path, "train", arrays["train_x"], arrays["train_y"])
+    x_te, y_te = _pair(path, "test", arrays["test_x"], arrays["test_y"])
+    if x_tr.shape[1] != x_te.shape[1]:
+        _fail(path, f"its training images have {x_tr.shape[1]} pixels, its test images {x_te.shape[1]}",
+              "give both the same image size")
+    y_tr, y_te, k, _ = _labels(path, y_tr, y_te)
+    u8 = arrays["train_x"].dtype == np.uint8 and arrays["test_x"].dtype == np.uint8
+    return RawData(x_tr, y_tr, x_te, y_te, k, images_8bit=u8)
+
+
+def _existing(name: str, key: str = "model.dataset") -> Path:
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise DataError(f"{name}: no such file or folder (relative to {Path.cwd()}). Fix: give {key} as the "
+                        f"path of a .npz or .csv file or a folder of IDX files, absolute or relative to the "
+                        f"current directory.")
+    return path
+
+
+def read_dataset_file(name: str, label_column: str = "label", test_file: str = "",
+                      test_fraction: float = 0.2) -> RawData:
+    """Read and check the data set file or folder ``name`` (``model.dataset``): every
+    problem is a one-line :class:`DataError` naming the file, the problem and the fix."""
+    path = _existing(name)
+    if path.is_dir():
+        return _read_idx_folder(path)
+    if not path.is_file():
+        _fail(path, "is not a regular file", "give a .npz or .csv file or a folder of IDX files")
+    if path.stat().st_size == 0:
+        _fail(path, "is empty", "write the data set into it (docs/YOUR-DATA.md)")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path)
+    if suffix == ".csv":
+        return _read_csv(path, label_column, test_file, test_fraction)
+    _fail(path, f"has the unknown suffix {path.suffix!r}", "give a .npz or .csv file or a folder of IDX files")
+
+
+def _minmax(raw: RawData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both splits in [-1, 1]: 8-bit IDX pixels by [0, 255], otherwise each feature by its
+    training minimum and maximum (a constant feature is 0; test values are clipped)."""
+    if raw.images_8bit:
+        return _scale(raw.x_train, 255.0), _scale(raw.x_test, 255.0)
+    lo, hi = raw.x_train.min(0), raw.x_train.max(0)
+    varies = hi > lo
+    span = np.where(varies, hi - lo, 1.0)
+
+    def scale(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.where(varies, np.clip((x - lo) / span * 2.0 - 1.0, -1.0, 1.0), 0.0)
+                                .astype(np.float32))
+    return scale(raw.x_train), scale(raw.x_test)
+
+
+def _load_file(name: str, label_column: str, test_file: str, test_fraction: float) -> Dataset:
+    raw = read_dataset_file(name, label_column, test_file, test_fraction)
+    x_tr, x_te = _minmax(raw)
+    return Dataset(name, x_tr, torch.from_numpy(raw.y_train), x_te, torch.from_numpy(raw.y_test),
+                   raw.classes, raw.label_names)
+
+
+def _stamp(name: str) -> tuple:
+    """What identifies a file's content for the cache: its path, size and time."""
+    try:
+        st = Path(name).stat()
+    except OSError:
+        return (name,)
+    return (str(Path(name).resolve()), st.st_size, st.st_mtime_ns)
 
 
 _CACHE: dict[tuple, Dataset] = {}
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, inputs: str = "pm1") -> Dataset:
-    """Load ``digits``, ``mnist`` or ``fashion-mnist`` (cached per process).
+def load_dataset(name: str, data_dir: str | Path | None = None, inputs: str = "pm1", *,
+                 label_column: str = "label", test_file: str = "", test_fraction: float = 0.2) -> Dataset:
+    """Load ``digits``, ``mnist``, ``fashion-mnist`` or a data set file (cached per process).
 
-    ``inputs`` is the configuration's ``model.inputs``: ``"pm1"`` (pixels in [-1, 1])
-    or ``"standardize"`` (:func:`standardize` applied after that).
+    ``inputs`` is the configuration's ``model.inputs``: ``"pm1"`` (pixels in [-1, 1];
+    a file's features min-max scaled to [-1, 1]) or ``"standardize"`` (:func:`standardize`
+    applied after that). ``label_column``, ``test_file`` and ``test_fraction`` are those
+    of ``model`` and apply to a CSV file.
     """
     if inputs not in INPUT_SCALINGS:
         raise DataError(f"unknown input scaling {inputs!r}. Fix: use one of {', '.join(INPUT_SCALINGS)}.")
-    key = (name, str(data_dir) if data_dir else os.environ.get("DDFA_DATA_DIR"), inputs)
+    is_file = isinstance(name, str) and dataset_is_file(name)
+    if is_file:
+        key = (_stamp(name), _stamp(test_file) if test_file else None, label_column, test_fraction, inputs)
+    else:
+        key = (name, str(data_dir) if data_dir else os.environ.get("DDFA_DATA_DIR"), inputs)
     if key not in _CACHE:
         if inputs != "pm1":
-            _CACHE[key] = standardize(load_dataset(name, data_dir))
+            _CACHE[key] = standardize(load_dataset(name, data_dir, label_column=label_column, test_file=test_file,
+                                                   test_fraction=test_fraction))
+        elif is_file:
+            _CACHE[key] = _load_file(name, label_column, test_file, test_fraction)
         elif name == "digits":
             _CACHE[key] = load_digits()
         elif name in SHA256:
             _CACHE[key] = load_idx(name, data_dir)
         else:
-            raise DataError(f"unknown data set {name!r}. Fix: use digits, mnist or fashion-mnist.")
+            raise DataError(f"unknown data set {name!r}. Fix: use digits, mnist or fashion-mnist, or the path "
+                            f"of a .npz or .csv file or of a folder of IDX files.")
     return _CACHE[key]
+
+
+def check_dataset(cfg: Config, data: Dataset) -> None:
+    """``model.layers`` starts with the data's feature count and ends with its class count:
+    else a one-line :class:`DataError` saying what to set."""
+    layers = list(cfg.model.layers)
+    n_in, k = data.n_inputs, data.n_classes
+    hint = f"[{n_in}, {', '.join(str(n) for n in layers[1:-1]) or '...'}, {k}]"
+    if layers[0] != n_in:
+        raise DataError(f"{data.name}: {n_in} features per sample, but model.layers {layers} starts with "
+                        f"{layers[0]}. Fix: set model.layers = {hint}.")
+    if layers[-1] != k:
+        what = (f"labels {', '.join(data.label_names)}" if data.label_names else f"labels 0..{k - 1}")
+        raise DataError(f"{data.name}: {k} classes ({what}), but model.layers {layers} ends with {layers[-1]}. "
+                        f"Fix: set model.layers = {hint}" + ("." if data.label_names else
+                                                             f", or number the classes 0..{layers[-1] - 1}."))
+
+
+def load_config_dataset(cfg: Config, data_dir: str | Path | None = None) -> Dataset:
+    """The data set ``cfg`` names, scaled as ``model.inputs`` says, checked against
+    ``model.layers`` (:func:`check_dataset`). Every command that uses data calls this
+    before any work."""
+    m = cfg.model
+    data = load_dataset(m.dataset, data_dir, m.inputs, label_column=m.label_column, test_file=m.test_file,
+                        test_fraction=m.test_fraction)
+    check_dataset(cfg, data)
+    return data

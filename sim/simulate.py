@@ -74,10 +74,10 @@ def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: s
     in the training set, ``test_x``/``test_y`` the first ``test`` test samples (all for
     ``"all"``, none for ``None``). The bench then needs neither the data set nor its loader."""
     import numpy as np
-    from ddfa.data import load_dataset
+    from ddfa.data import load_config_dataset
     from golden.arith import quantize
     from golden.order import epoch_orders
-    data = load_dataset(cfg.model.dataset, data_dir, cfg.model.inputs)
+    data = load_config_dataset(cfg, data_dir)
     n = data.x_train.shape[0]
     orders, idx = epoch_orders(n, cfg.model.seed), []
     while len(idx) < steps:

@@ -44,14 +44,15 @@ def test_unknown_input_scaling():
 
 
 def test_training_uses_the_configured_scaling(monkeypatch):
+    import ddfa.data
     from ddfa.cli import train
     from ddfa.config import default_config
     seen = []
 
-    def fake(name, data_dir=None, inputs="pm1"):
+    def fake(name, data_dir=None, inputs="pm1", **file_options):
         seen.append((name, inputs))
         raise DataError("stop here")
-    monkeypatch.setattr(train, "load_dataset", fake)
+    monkeypatch.setattr(ddfa.data, "load_dataset", fake)
     for board, inputs in (("icebreaker", "standardize"), ("ulx3s-85f", "pm1")):
         with pytest.raises(DataError, match="stop here"):
             train.run_training(default_config(board), model="fixed", progress=False)

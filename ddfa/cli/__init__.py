@@ -20,12 +20,14 @@ import tomllib
 
 from golden.diverge import TrainingDiverged
 
-from ..config import INPUT_SCALINGS, ConfigError, DATASET_SHAPES, load_config, parse_arch
-from ..data import DataError
+from ..config import (DATASET_SHAPES, DATASETS, INPUT_SCALINGS, ConfigError, ModelConfig, dataset_is_file, load_config,
+                      parse_arch)
+from ..config.schema import coerce
+from ..data import DataError, load_config_dataset, load_dataset
 from .output import OutputError
 
 __all__ = ["main", "add_config_args", "config_from_args", "UsageError", "positive_int", "nonnegative_int",
-           "positive_float", "count_or_all", "DATASET_DEFAULTS"]
+           "positive_float", "count_or_all", "DATASET_DEFAULTS", "check_data"]
 
 #: The embedded default made for each data set: what ``--dataset`` alone trains with.
 DATASET_DEFAULTS = {"digits": "icebreaker", "mnist": "ulx3s-85f", "fashion-mnist": "ulx3s-85f"}
@@ -98,7 +100,13 @@ def add_config_args(p: argparse.ArgumentParser, training: bool = False) -> None:
                    help="override one configuration field, e.g. --set arith.lr_shift=8 (repeatable)")
     if training:
         p.add_argument("--algo", choices=["bp", "dfa", "dkp", "ddfa"])
-        p.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"])
+        p.add_argument("--dataset", metavar="NAME|PATH",
+                       help=f"{', '.join(DATASETS)}, or your own: a .npz or .csv file or a folder of IDX files "
+                            "(docs/YOUR-DATA.md)")
+        p.add_argument("--label-column", metavar="NAME", help="a CSV data set's label column (default: label)")
+        p.add_argument("--test-file", metavar="PATH", help="a CSV data set's test samples (a second CSV file)")
+        p.add_argument("--test-fraction", type=float, metavar="F",
+                       help="without --test-file: the fraction of a CSV data set drawn as its test set (default 0.2)")
         p.add_argument("--arch", help="2x800, 784-800-800-10 or conv")
         p.add_argument("--inputs", choices=INPUT_SCALINGS,
                        help="input scaling: pm1 = [-1, 1] (the paper's), standardize = per-pixel training mean/std")
@@ -128,17 +136,33 @@ def config_from_args(args: argparse.Namespace, software_only: bool = False):
     board, path = getattr(args, "board", None), getattr(args, "config", None)
     dataset = getattr(args, "dataset", None)
     if board is None and path is None and dataset is not None:
-        board = DATASET_DEFAULTS[dataset]
-        print(f"ddfa {getattr(args, 'command', '')}: no --board/--config: the {board} defaults, made for "
-              f"{default_dataset(board)}", file=sys.stderr)
+        if dataset in DATASET_DEFAULTS:
+            board = DATASET_DEFAULTS[dataset]
+            made_for = f"made for {default_dataset(board)}"
+        else:
+            board = "icebreaker"
+            made_for = f"with layers sized for {dataset}"
+        print(f"ddfa {getattr(args, 'command', '')}: no --board/--config: the {board} defaults, {made_for}",
+              file=sys.stderr)
     cfg = load_config(path, board)
     changes: dict = {}
     opt = lambda name: getattr(args, name, None)
+    overrides: dict = {}
+    for item in getattr(args, "set", []) or []:
+        if "=" not in item:
+            raise ConfigError("--set", f"{item!r} has no '='", "write --set section.field=value")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = _parse_value(v.strip())
+    for name, key in (("label_column", "model.label_column"), ("test_file", "model.test_file"),
+                      ("test_fraction", "model.test_fraction")):
+        if opt(name) is not None:
+            changes[key] = getattr(args, name)
     if opt("dataset"):
         changes["model.dataset"] = args.dataset
     if opt("arch") or opt("dataset"):
         dataset = opt("dataset") or cfg.model.dataset
-        n_in, n_out = DATASET_SHAPES[dataset]
+        n_in, n_out = _dataset_shape(cfg.replace(**{**changes, **overrides}) if dataset_is_file(dataset)
+                                     else cfg, dataset)
         if opt("arch"):
             layers, conv = parse_arch(args.arch, n_in, n_out)
         else:
@@ -153,17 +177,37 @@ def config_from_args(args: argparse.Namespace, software_only: bool = False):
                       ("bn", "train.batchnorm"), ("init", "train.init")):
         if opt(name) is not None:
             changes[key] = getattr(args, name)
-    for item in getattr(args, "set", []) or []:
-        if "=" not in item:
-            raise ConfigError("--set", f"{item!r} has no '='", "write --set section.field=value")
-        k, v = item.split("=", 1)
-        changes[k.strip()] = _parse_value(v.strip())
+    changes.update(overrides)
+    if "model.layers" in changes:                 # --set model.layers=13-16-3 is text until coerced
+        changes["model.layers"] = coerce(ModelConfig, "layers", changes["model.layers"], "model.layers")
     if software_only and (("model.layers" in changes and changes["model.layers"] != cfg.model.layers)
                           or changes.get("model.conv")):
         changes["hardware.board"] = "none"
         fan_in = max(changes["model.layers"])
         changes.setdefault("arith.acc_width", max(cfg.arith.acc_width, cfg.acc_width_needed(fan_in)))
     return cfg.replace(**changes) if changes else cfg
+
+
+def _dataset_shape(cfg, dataset: str) -> tuple[int, int]:
+    """Inputs and classes of ``dataset``: a built-in set's, or read from its file (with
+    ``cfg``'s label column and test split)."""
+    if not dataset_is_file(dataset):
+        if dataset not in DATASET_SHAPES:
+            raise ConfigError("--dataset", f"unknown data set {dataset!r}",
+                              f"use one of {', '.join(DATASETS)}, or the path of a .npz or .csv file or of a "
+                              "folder of IDX files (with a slash: ./my-idx)")
+        return DATASET_SHAPES[dataset]
+    m = cfg.model
+    data = load_dataset(dataset, label_column=m.label_column, test_file=m.test_file, test_fraction=m.test_fraction)
+    return data.n_inputs, data.n_classes
+
+
+def check_data(cfg, data_dir: str | None = None) -> None:
+    """A data set file that ``cfg`` names is read and checked against ``model.layers``
+    (:func:`ddfa.data.load_config_dataset`) before a command does any work; the
+    built-in sets' shapes are checked with the configuration."""
+    if dataset_is_file(cfg.model.dataset):
+        load_config_dataset(cfg, data_dir)
 
 
 def default_dataset(board: str) -> str:

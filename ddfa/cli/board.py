@@ -20,7 +20,7 @@ import json
 import sys
 import time
 
-from . import add_config_args, config_from_args, count_or_all, positive_float, positive_int
+from . import add_config_args, check_data, config_from_args, count_or_all, positive_float, positive_int
 from ..config import BOARDS, Config, config_hash
 from ..protocol import HostProtocol, Opcode
 from .output import check_output_file, write_text
@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
     cfg = config_from_args(args)
+    if args.action == "train":
+        check_data(cfg, getattr(args, "data_dir", None))
     if args.json:
         check_output_file(args.json, "--json")
     try:
@@ -173,10 +175,10 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "status":
             result = session.status()
         else:
-            from ..data import load_dataset
+            from ..data import load_config_dataset
             if not args.no_check:
                 session.info()
-            data = load_dataset(cfg.model.dataset, getattr(args, "data_dir", None), cfg.model.inputs)
+            data = load_config_dataset(cfg, getattr(args, "data_dir", None))
             n_test = None if args.test == "all" else args.test
             n = min(args.samples or len(data.x_train), len(data.x_train))
             with progress_bar(n, "train", "sample", wants_progress(args.progress)) as bar:

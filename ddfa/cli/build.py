@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import add_config_args, config_from_args, nonnegative_int
+from . import add_config_args, check_data, config_from_args, nonnegative_int
 from .output import check_output_dir, check_output_file, write_text
 from .progress import add_progress_args, progress_bar, wants_progress
 
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     board = cfg.board                                   # ConfigError for board "none"
+    check_data(cfg, args.data_dir)
     out = check_output_dir(args.out or Path("build") / board.name, "--out")
     json_path = check_output_file(args.json, "--json") if args.json else out / "build.json"
     bar = progress_bar(3 if args.program else 2, "build", "stage", wants_progress(args.progress))

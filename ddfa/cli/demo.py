@@ -103,8 +103,8 @@ def run_demo(cfg: Config, out: str | Path = "build/demo", *, epochs: float | Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if steps is None:
-        from ..data import load_dataset
-        steps = round((1.0 if epochs is None else epochs) * load_dataset(cfg.model.dataset, data_dir, cfg.model.inputs).x_train.shape[0])
+        from ..data import load_config_dataset
+        steps = round((1.0 if epochs is None else epochs) * load_config_dataset(cfg, data_dir).x_train.shape[0])
     if steps < 1:
         raise ConfigError("--steps/--epochs", f"{steps} training steps", "train for at least one step")
     board = cfg.board

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from hdl.verilog import VERILOG_NAME, processor_verilog
 
-from . import add_config_args, config_from_args
+from . import add_config_args, check_data, config_from_args
 from ..config import Config, ConfigError
 from .output import OutputError, check_output_dir, write_json
 
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.board and not args.config:
         raise ConfigError("--config/--board", "no configuration was given", "give --board NAME or --config FILE")
     cfg = config_from_args(args)
+    check_data(cfg, args.data_dir)
     t0 = time.perf_counter()
     report = generate(cfg, args.out, force=args.force)
     dt = time.perf_counter() - t0

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import add_config_args, config_from_args, count_or_all, positive_float, positive_int
+from . import add_config_args, check_data, config_from_args, count_or_all, positive_float, positive_int
 from ..config import Config, ConfigError, config_diff, load_config
 from .output import check_output_dir, check_output_file, write_json
 from .progress import add_progress_args, progress_bar, wants_progress
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     from hdl.top import check_hardware
     check_hardware(cfg)
+    check_data(cfg, args.data_dir)
     from sim.simulate import simulate
     check_output_file(args.json, "--json")
     if args.build_dir is not None:
@@ -112,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         _verilog_dir(args.verilog, cfg)
     steps = args.steps if args.steps is not None else 10
     if args.epochs is not None:
-        from ddfa.data import load_dataset
-        n = load_dataset(cfg.model.dataset, args.data_dir, cfg.model.inputs).x_train.shape[0]
+        from ddfa.data import load_config_dataset
+        n = load_config_dataset(cfg, args.data_dir).x_train.shape[0]
         steps = round(args.epochs * n)
         if steps < 1:
             raise ConfigError("--epochs", f"{args.epochs} epochs of {n} samples is {steps} training steps",

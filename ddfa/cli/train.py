@@ -33,7 +33,7 @@ from golden.diverge import TrainingDiverged
 
 from . import add_config_args, config_from_args, nonnegative_int, positive_int
 from ..config import Config, ConfigError
-from ..data import load_dataset
+from ..data import load_config_dataset
 from .output import check_output_file, write_json
 from .progress import add_progress_args, wants_progress
 
@@ -85,7 +85,7 @@ def _json_safe(obj):
 def run_training(cfg: Config, model: str = "float", data_dir=None, progress: bool = True,
                  align_every: int | None = None, log=None) -> dict:
     """Train ``cfg`` with the chosen golden model; the JSON-ready result dict."""
-    dataset = load_dataset(cfg.model.dataset, data_dir, cfg.model.inputs)
+    dataset = load_config_dataset(cfg, data_dir)
     if model == "fixed":
         train_fixed = _fixed_trainer()
         extra = {k: v for k, v in (("align_every", align_every), ("log", log))

@@ -30,12 +30,13 @@ from .files import DEFAULTS, default_config, load_config
 from .identity import HASHED_FIELDS, UNHASHED_FIELDS, config_diff, config_hash, hashed_values
 from .memory import BRAM_RESERVE, aspect_slices, bank_address, bank_depth, split_banks
 from .pll import PLLError, board_makes_clock, pll_for
-from .schema import (ALGORITHMS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, SECTIONS, STD_FLOOR,
-                     ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig, parse_arch)
+from .schema import (ALGORITHMS, DATASET_FILE_KINDS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, SECTIONS,
+                     STD_FLOOR, ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig,
+                     dataset_is_file, parse_arch)
 
 __all__ = [
     "ConfigError", "Fixed", "ModelConfig", "TrainConfig", "ArithConfig", "HardwareConfig", "SECTIONS",
-    "ALGORITHMS", "DATASETS", "DATASET_SHAPES", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS", "parse_arch",
+    "ALGORITHMS", "DATASETS", "DATASET_FILE_KINDS", "DATASET_SHAPES", "dataset_is_file", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS", "parse_arch",
     "Config", "DEFAULTS", "load_config", "default_config",
     "BOARDS", "Board", "FAMILIES", "Family", "PLLLimits", "DP16KD_ASPECTS", "DEFAULT_BAUD",
     "PLLError", "pll_for", "board_makes_clock",

@@ -40,6 +40,7 @@ HASHED_FIELDS = (
 #: The fields the hash leaves out: none reaches the processor's Verilog or its images.
 UNHASHED_FIELDS = (
     "model.dataset",              # only through model.layers (MNIST and Fashion-MNIST build the same)
+    "model.label_column", "model.test_file", "model.test_fraction",   # which samples the host sends
     "model.conv",                 # software models only (a board refuses it)
     "model.inputs",               # the host scales the samples
     # A bound, validated to hold every sum: each accumulator is as wide as its own sum

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["ConfigError", "Fixed", "ModelConfig", "TrainConfig", "ArithConfig", "HardwareConfig", "SECTIONS",
-           "ALGORITHMS", "DATASETS", "DATASET_SHAPES", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS",
-           "parse_arch", "coerce"]
+           "ALGORITHMS", "DATASETS", "DATASET_FILE_KINDS", "DATASET_SHAPES", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS",
+           "dataset_is_file", "parse_arch", "coerce"]
 
 
 class ConfigError(ValueError):
@@ -77,8 +77,25 @@ def _fixed(value: Any, name: str) -> Fixed:
 # --------------------------------------------------------------------------------------
 
 ALGORITHMS = ("bp", "dfa", "dkp", "ddfa")
+#: The built-in data sets. ``model.dataset`` may instead name a file of the user's own
+#: (``.npz``, ``.csv``) or a folder of IDX files (:data:`DATASET_FILE_KINDS`, docs/YOUR-DATA.md).
 DATASETS = ("digits", "mnist", "fashion-mnist")
-#: Inputs and classes of each data set: ``model.layers`` starts and ends with them.
+#: What a data set path may name: its suffix, or ``""`` for a folder of IDX files.
+DATASET_FILE_KINDS = (".npz", ".csv", "")
+
+
+def dataset_is_file(dataset: str) -> bool:
+    """Whether ``model.dataset`` names a file or folder rather than a built-in data set:
+    a ``.npz`` or ``.csv`` file, or a folder of IDX files written with a slash
+    (``./my-idx``, ``data/my-idx``)."""
+    if dataset in DATASETS:
+        return False
+    suffix = dataset.rsplit(".", 1)[-1].lower() if "." in dataset.replace("\\", "/").rsplit("/", 1)[-1] else ""
+    return f".{suffix}" in DATASET_FILE_KINDS if suffix else "/" in dataset
+
+
+#: Inputs and classes of each built-in data set: ``model.layers`` starts and ends with them
+#: (a file's are checked when it is read: :func:`ddfa.data.load_config_dataset`).
 DATASET_SHAPES = {"digits": (64, 10), "mnist": (784, 10), "fashion-mnist": (784, 10)}
 #: Input scalings (``model.inputs``): ``"pm1"``, pixels in [-1, 1] (the paper's);
 #: ``"standardize"``, :func:`ddfa.data.standardize`.
@@ -103,7 +120,16 @@ LFSR_TAPS: dict[int, tuple[int, ...]] = {
 class ModelConfig:
     """What is learned: the data set, the network and the algorithm."""
 
+    #: A built-in data set (:data:`DATASETS`) or the path of a file (``.npz``, ``.csv``)
+    #: or folder of IDX files, relative to the current directory (docs/YOUR-DATA.md).
     dataset: str = "digits"
+    #: A CSV data set's label column (its header names it); every other column is a feature.
+    label_column: str = field(default="label", metadata={"omit_default": True})
+    #: A CSV data set's test file; empty: the test set is drawn from ``dataset`` itself.
+    test_file: str = field(default="", metadata={"omit_default": True})
+    #: The fraction of a CSV data set drawn as its test set when there is no ``test_file``
+    #: (a fixed permutation, ``numpy.random.RandomState(0)``, whatever ``seed`` is).
+    test_fraction: float = field(default=0.2, metadata={"omit_default": True})
     #: Layer sizes, input first: ``(64, 32, 10)``. ``arch`` strings such as ``2x800``
     #: or ``784-800-800-10`` are turned into this by :func:`parse_arch`.
     layers: tuple[int, ...] = (64, 32, 10)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .boards import BOARDS
 from .pll import board_makes_clock
 from .schema import (ALGORITHMS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, STD_FLOOR, ConfigError,
-                     Fixed)
+                     Fixed, dataset_is_file)
 
 if TYPE_CHECKING:
     from .core import Config
@@ -51,14 +51,30 @@ def check_name(cfg: Config) -> None:
 
 
 def check_model(cfg: Config) -> None:
-    """The data set, its input scaling, the algorithm and the layer sizes."""
+    """The data set, its input scaling, the algorithm and the layer sizes. A data set
+    file's shape is checked when it is read (:func:`ddfa.data.load_config_dataset`)."""
     m = cfg.model
-    _choice("model.dataset", m.dataset, DATASETS, "data set")
+    is_file = isinstance(m.dataset, str) and dataset_is_file(m.dataset)
+    if not is_file:
+        _choice("model.dataset", m.dataset, DATASETS, "data set",
+                f"use one of {', '.join(DATASETS)}, or the path of a .npz or .csv file or of a folder "
+                "of IDX files (with a slash: ./my-idx)")
+    if not (isinstance(m.label_column, str) and m.label_column.strip()):
+        raise ConfigError("model.label_column", f"{m.label_column!r} is empty", "name the CSV header's label column")
+    if not (_finite(m.test_fraction) and 0 < m.test_fraction < 1):
+        raise ConfigError("model.test_fraction", f"{m.test_fraction} is outside (0, 1)", "use for instance 0.2")
+    if m.test_file and not (is_file and m.dataset.lower().endswith(".csv") and m.test_file.lower().endswith(".csv")):
+        raise ConfigError("model.test_file", f"{m.test_file!r} goes with a .csv data set and must be a .csv file",
+                          "give model.dataset and model.test_file as .csv files, or leave test_file out")
     _choice("model.inputs", m.inputs, INPUT_SCALINGS, "input scaling")
     _choice("model.algorithm", m.algorithm, ALGORITHMS, "algorithm")
     if len(m.layers) < 2 or any(not isinstance(n, int) or n < 1 for n in m.layers):
         raise ConfigError("model.layers", f"{m.layers!r} is not a list of at least two positive sizes",
                           "give input, hidden and output sizes, e.g. [64, 32, 10]")
+    if is_file:
+        if m.conv:
+            raise ConfigError("model.conv", "the paper's CNN needs 28x28 images", "use mnist or fashion-mnist")
+        return
     n_in, n_out = DATASET_SHAPES[m.dataset]
     if m.layers[0] != n_in or m.layers[-1] != n_out:
         raise ConfigError("model.layers", f"{list(m.layers)} does not match {m.dataset} "
