@@ -131,7 +131,10 @@ class OutputUnit(wiring.Component):
         yd_r = yd.read_port()
         table = exp_table(ar).tolist()
         e_shape = unsigned(ar.exp_bits + 1)
-        m.submodules.rom = rom = Memory(shape=e_shape, depth=len(table), init=table)
+        # Yosys maps the table to logic where cfg.exp_table_in_logic (ECP5), else to a
+        # block RAM; the read port is registered either way.
+        m.submodules.rom = rom = Memory(shape=e_shape, depth=len(table), init=table,
+                                        attrs={"rom_style": "logic"} if cfg.exp_table_in_logic else None)
         rom_r = rom.read_port()
 
         # -- registers --------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import re
 import random
 import subprocess
 from pathlib import Path
@@ -87,6 +88,12 @@ def test_generate_ulx3s(tmp_path):
     # each layer-1 bank (8 rows x 784 = 6,272 weights) is nine 2-bit slices, one DP16KD each
     bank0 = [a for a in report["memory_arrays"] if a["module"].endswith("layer1.W_pe0")]
     assert [(a["words"], a["width"]) for a in bank0] == [(6272, 2)] * 9
+    # the softmax's exponential table is logic on the ECP5 (slow block-RAM reads), and
+    # only there: the iCEBreaker keeps it in block RAM
+    text = (tmp_path / f"{VERILOG_NAME}.v").read_text()
+    assert text.count('(* rom_style = "logic" *)') == 1
+    assert re.search(r'\(\* rom_style = "logic" \*\)\s*reg \[15:0\] rom \[383:0\];', text)
+    assert "rom_style" not in processor_verilog(default_config("icebreaker"))
     lint(tmp_path / f"{VERILOG_NAME}.v")
 
 

@@ -207,6 +207,11 @@ class Config:
         return memory.registered_bram(self)
 
     @property
+    def exp_table_in_logic(self) -> bool:
+        """The softmax's exponential table is kept in logic (:func:`memory.exp_table_in_logic`)."""
+        return memory.exp_table_in_logic(self)
+
+    @property
     def lut_ram(self) -> bool:
         """The target has distributed RAM with asynchronous reads (:func:`memory.lut_ram`)."""
         return memory.lut_ram(self)

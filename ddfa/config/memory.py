@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .core import Config
 
 __all__ = ["BRAM_RESERVE", "bank_depth", "bank_address", "split_banks", "aspect_slices", "bram_slices",
-           "bank_blocks", "registered_bram", "lut_ram", "memory_words", "memory_bits"]
+           "bank_blocks", "registered_bram", "lut_ram", "exp_table_in_logic", "memory_words", "memory_bits"]
 
 #: Block RAMs left for the memories other than the ``W`` banks when those are sliced
 #: (:func:`bram_slices`): the x, y and d buffers, b, B, the e FIFO and the link's
@@ -114,6 +114,15 @@ def registered_bram(cfg: Config) -> bool:
     """The target's block RAM read data is slow (ECP5 DP16KD without its output
     register): the hardware registers every block-RAM word before any logic uses it."""
     return cfg.has_board and cfg.board.family_info.registered_bram
+
+
+def exp_table_in_logic(cfg: Config) -> bool:
+    """The softmax's exponential table (a few hundred words, read every cycle of the
+    error phase, its word going straight into a multiplier's operand) is kept in logic,
+    not block RAM: where block RAM is slow to read (:func:`registered_bram`, the ECP5,
+    5.8 ns from clock to data) and logic is plentiful. Its read stays registered, so the
+    cycles are the same either way."""
+    return registered_bram(cfg)
 
 
 def lut_ram(cfg: Config) -> bool:
