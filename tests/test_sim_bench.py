@@ -21,6 +21,9 @@ from hdl.cycles import step_cycles
 from sim.configs import random_config
 from sim.simulate import REPO, simulate
 
+#: Every test here builds and runs RTL simulations: `make test-quick` leaves them out.
+pytestmark = pytest.mark.slow
+
 BUILD = Path(os.environ.get("DDFA_SIM_BUILD", REPO / "build" / "sim-tests"))
 DATA = os.environ.get("DDFA_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
