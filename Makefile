@@ -34,7 +34,7 @@ venv:
 
 $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e . --config-settings editable_mode=compat
+	$(BIN)/python -m pip install -q -e .
 	@touch $(STAMP)
 
 # Debian's Icarus Verilog (cocotb's Icarus runs); everything else comes from PyPI.
