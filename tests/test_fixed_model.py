@@ -413,7 +413,7 @@ def test_train_fixed_schema_and_determinism(digits):
 def test_cli_trains_the_fixed_model(tmp_path, monkeypatch, digits):
     """``ddfa train --model fixed`` calls train_fixed and writes its schema."""
     from ddfa.cli import main
-    monkeypatch.setattr("ddfa.cli.train.load_dataset", lambda name, data_dir=None, inputs="pm1": Dataset(
+    monkeypatch.setattr("ddfa.cli.train.load_config_dataset", lambda cfg, data_dir=None: Dataset(
         "digits", digits.x_train[:200], digits.y_train[:200], digits.x_test[:50], digits.y_test[:50]))
     out = tmp_path / "r.json"
     assert main(["train", "--board", "icebreaker", "--model", "fixed", "--epochs", "1", "--no-progress",
