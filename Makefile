@@ -77,7 +77,7 @@ bench-build: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# About 3 minutes: the tests not marked slow, two at a time.
+# About 4 minutes: the tests not marked slow (all but the RTL simulation benches), two at a time.
 test-quick: setup
 	$(BIN)/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
 

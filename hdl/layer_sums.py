@@ -150,7 +150,17 @@ class GroupSums(wiring.Component):
         return m
 
 
-class StreamSumsLUT(wiring.Component):
+class _StreamSums(wiring.Component):
+    """What the two streaming variants share: their signature (one PE's products in,
+    the row sums of a streaming layer out; :class:`StreamSumsLUT` lists the members)."""
+
+    def __init__(self, acc_s, *, n_out: int, prod_a_shape, prod_t_shape):
+        self.acc_s, self.n_out = acc_s, n_out
+        super().__init__(_members(acc_s, n_out, {"prod_a": In(prod_a_shape),
+                                                 "prod_t": In(prod_t_shape)}, True))
+
+
+class StreamSumsLUT(_StreamSums):
     """Streaming row sums in LUT RAM (the ECP5, ``cfg.lut_ram``), one PE.
 
     Two memories of ``n_out`` words (``a``, ``t``), read asynchronously: stage 3 reads
@@ -180,11 +190,6 @@ class StreamSumsLUT(wiring.Component):
         Stage 2's row (unused here).
     """
 
-    def __init__(self, acc_s, *, n_out: int, prod_a_shape, prod_t_shape):
-        self.acc_s, self.n_out = acc_s, n_out
-        super().__init__(_members(acc_s, n_out, {"prod_a": In(prod_a_shape),
-                                                 "prod_t": In(prod_t_shape)}, True))
-
     def elaborate(self, platform):
         m = Module()
         full = self.sums_full
@@ -206,7 +211,7 @@ class StreamSumsLUT(wiring.Component):
         return m
 
 
-class StreamSumsBRAM(wiring.Component):
+class StreamSumsBRAM(_StreamSums):
     """Streaming row sums in block RAM (the iCE40: no LUT RAM), one PE.
 
     One memory of ``n_out`` words holding both sums, with registered reads: row
@@ -220,11 +225,6 @@ class StreamSumsBRAM(wiring.Component):
 
     Parameters and members as :class:`StreamSumsLUT`; ``operand_row`` is used.
     """
-
-    def __init__(self, acc_s, *, n_out: int, prod_a_shape, prod_t_shape):
-        self.acc_s, self.n_out = acc_s, n_out
-        super().__init__(_members(acc_s, n_out, {"prod_a": In(prod_a_shape),
-                                                 "prod_t": In(prod_t_shape)}, True))
 
     def elaborate(self, platform):
         m = Module()
