@@ -23,7 +23,7 @@ __all__ = [
     "saturate", "round_shift", "round_shift_stochastic", "narrow", "quantize",
     "Lfsr", "lfsr_mask", "directions",
     "layer_forward", "exp_table", "output_unit", "feedback_unit",
-    "weight_update_shift", "bias_update_shift", "weight_update",
+    "weight_update",
 ]
 
 I64 = torch.int64
@@ -227,23 +227,6 @@ def feedback_unit(ar: ArithConfig, B: torch.Tensor, e: torch.Tensor, v: torch.Te
     return g, B_new
 
 
-def weight_update_shift(ar: ArithConfig) -> int:
-    """The right shift that turns ``delta_i * y_j`` (``err.frac + act.frac`` fraction
-    bits) into the update term ``eta delta_i y_j`` in the weight format, ``eta =
-    2**-lr_shift``: ``err.frac + act.frac + lr_shift - weight.frac`` (negative: a left
-    shift). The one definition of this shift; the fixed-point model and the layer
-    engine's write-back (:mod:`hdl.layer`) take it from here."""
-    return ar.err.frac + ar.act.frac + ar.lr_shift - ar.weight.frac
-
-
-def bias_update_shift(ar: ArithConfig) -> int:
-    """The right shift that turns ``delta_i`` (``err.frac`` fraction bits) into the bias
-    update term ``eta delta_i`` in the weight format: ``err.frac + lr_shift -
-    weight.frac`` (negative: a left shift). The one definition of this shift, as
-    :func:`weight_update_shift`."""
-    return ar.err.frac + ar.lr_shift - ar.weight.frac
-
-
 def weight_update(ar: ArithConfig, W: torch.Tensor, b: torch.Tensor, delta: torch.Tensor,
                   y_prev: torch.Tensor, rand_W: torch.Tensor | None = None,
                   rand_b: torch.Tensor | None = None):
@@ -253,7 +236,7 @@ def weight_update(ar: ArithConfig, W: torch.Tensor, b: torch.Tensor, delta: torc
     the result saturated. Nearest-even by default; with ``arith.rounding =
     "stochastic"`` the caller passes the random words ``rand_W``/``rand_b``.
     """
-    s_W, s_b = weight_update_shift(ar), bias_update_shift(ar)
+    s_W, s_b = ar.weight_update_shift, ar.bias_update_shift
     prod = delta[:, None] * y_prev[None, :]
     if rand_W is None:
         dW, db = round_shift(prod, s_W), round_shift(delta, s_b)

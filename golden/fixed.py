@@ -37,8 +37,8 @@ from ddfa.config import Config, ConfigError, split_banks
 
 from .alignment import angle_deg
 from .diverge import check_divergence
-from .arith import (bias_update_shift, directions, exp_table, feedback_unit, layer_forward, narrow,
-                    output_unit, quantize, weight_update, weight_update_shift)
+from .arith import (directions, exp_table, feedback_unit, layer_forward, narrow, output_unit, quantize,
+                    weight_update)
 from .order import derived_seed, epoch_orders
 from .streams import LfsrStream, Xorshift32Stream, sr_seed
 
@@ -397,7 +397,7 @@ class FixedModel:
                 k_shift=act.frac - ar.exp_frac, exp_entries=ar.exp_entries, exp_bits=ar.exp_bits,
                 table=np.append(exp_table(ar).numpy(), 0).astype(np.int64),
                 softmax_num=1 << (ar.exp_bits + err.frac), vd_shift=act.frac - fb.frac,
-                alpha_shift=ar.alpha_shift, s_W=weight_update_shift(ar), s_b=bias_update_shift(ar))
+                alpha_shift=ar.alpha_shift, s_W=ar.weight_update_shift, s_b=ar.bias_update_shift)
             self._plan = P
         return P
 

@@ -34,7 +34,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
-from golden.arith import bias_update_shift, weight_update_shift
 
 from .bank import SlicedMemory
 from .fixed import fixed_shape
@@ -247,13 +246,13 @@ class LayerEngine(wiring.Component):
     # Shifts of the weight update (ARITHMETIC.md section 5, step 5; golden.arith).
     @property
     def shift_W(self) -> int:
-        """The right shift of the weight update term (:func:`golden.arith.weight_update_shift`)."""
-        return weight_update_shift(self.cfg.arith)
+        """The right shift of the weight update term (``ArithConfig.weight_update_shift``)."""
+        return self.cfg.arith.weight_update_shift
 
     @property
     def shift_b(self) -> int:
-        """The right shift of the bias update term (:func:`golden.arith.bias_update_shift`)."""
-        return bias_update_shift(self.cfg.arith)
+        """The right shift of the bias update term (``ArithConfig.bias_update_shift``)."""
+        return self.cfg.arith.bias_update_shift
 
     def bank_word(self, ctx, p: int, addr: int) -> int:
         """The weight at address ``addr`` of PE ``p``'s bank in a simulation."""

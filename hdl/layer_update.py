@@ -127,7 +127,7 @@ class BiasStore(wiring.Component):
     host_latency : int
         1, or 2 for the host's word from a register.
     shift_b : int
-        The update term's right shift (:func:`golden.arith.bias_update_shift`).
+        The update term's right shift (``ArithConfig.bias_update_shift``).
 
     Members
     -------

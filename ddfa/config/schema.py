@@ -202,6 +202,23 @@ class ArithConfig:
     def exp_entries(self) -> int:
         return self.exp_range << self.exp_frac
 
+    @property
+    def weight_update_shift(self) -> int:
+        """The right shift that turns ``delta_i * y_j`` (``err.frac + act.frac`` fraction
+        bits) into the update term ``eta delta_i y_j`` in the weight format, ``eta =
+        2**-lr_shift``: ``err.frac + act.frac + lr_shift - weight.frac`` (negative: a left
+        shift; ``docs/ARITHMETIC.md`` 5.5). The one definition of this shift: the
+        validation, the fixed-point model and the layer engine's write-back read it."""
+        return self.err.frac + self.act.frac + self.lr_shift - self.weight.frac
+
+    @property
+    def bias_update_shift(self) -> int:
+        """The right shift that turns ``delta_i`` (``err.frac`` fraction bits) into the
+        bias update term ``eta delta_i`` in the weight format: ``err.frac + lr_shift -
+        weight.frac`` (negative: a left shift). The one definition, as
+        :attr:`weight_update_shift`."""
+        return self.err.frac + self.lr_shift - self.weight.frac
+
 
 @dataclass(frozen=True)
 class HardwareConfig:

@@ -150,22 +150,22 @@ def check_update(cfg: Config) -> None:
     # s_W = err.frac + act.frac + lr_shift - weight.frac bits (ARITHMETIC.md 5.5).
     # s_W >= 1: a shift, not a multiplication. |delta*y| <= 2**(err.width + act.width - 2),
     # so s_W >= err.width + act.width - 1 would round every update to zero.
-    base = a.err.frac + a.act.frac - a.weight.frac
+    base = a.weight_update_shift - a.lr_shift      # the update shift without lr_shift
     lo = max(1, 1 - base)
     hi = min(24, a.err.width + a.act.width - 2 - base)
     if not lo <= a.lr_shift <= hi:
         raise ConfigError("arith.lr_shift", f"eta = 2**-{a.lr_shift} is out of range for these formats "
                           f"(the update shift err.frac + act.frac + lr_shift - weight.frac would be "
-                          f"{base + a.lr_shift}; below 1 it is no shift, from "
+                          f"{a.weight_update_shift}; below 1 it is no shift, from "
                           f"{a.err.width + a.act.width - 1} on every update rounds to zero)",
                           f"use a shift from {lo} to {hi}" if lo <= hi else
                           "no shift works: give err and act more fractional bits than weight has")
     if not 1 <= a.alpha_shift <= 16:
         raise ConfigError("arith.alpha_shift", f"alpha = 2**-{a.alpha_shift} is out of range", "use a shift from 1 to 16")
     _choice("arith.rounding", a.rounding, ("nearest", "stochastic"), "rounding", "use nearest or stochastic")
-    if a.rounding == "stochastic" and base + a.lr_shift > 32:
+    if a.rounding == "stochastic" and a.weight_update_shift > 32:
         raise ConfigError("arith.rounding", f"stochastic rounding draws 32-bit words, but the weight update "
-                          f"drops {base + a.lr_shift} bits (err.frac + act.frac + lr_shift - weight.frac)",
+                          f"drops {a.weight_update_shift} bits (err.frac + act.frac + lr_shift - weight.frac)",
                           "keep that shift at most 32 (fewer fractional bits or a smaller lr_shift), "
                           "or use rounding = \"nearest\"")
     if a.lfsr_width not in LFSR_TAPS:
