@@ -27,11 +27,11 @@ from .config import Config
 __all__ = [
     # frames
     "SYNC", "STATUS_OK", "STATUS_ERROR", "MAX_PAYLOAD", "CRC_ALGORITHM", "CRC_INIT", "CRC_POLY",
-    "CRC_CHECK", "LinkErrorCode", "crc16",
+    "CRC_CHECK", "LinkErrorCode", "crc16", "store_crc",
     # commands
-    "PROTOCOL_VERSION", "ERROR_REPLY", "RANGE_ERROR_REPLY", "Opcode", "BLOCK_WORDS", "COUNTER_WIDTH",
-    "STATUS_BYTES", "INFO_BYTES", "addr_width", "MemoryInfo", "memory_map", "HostParams", "Command",
-    "host_commands", "link_commands", "HostReplyError", "HostProtocol",
+    "PROTOCOL_VERSION", "ERROR_REPLY", "RANGE_ERROR_REPLY", "BUSY_REPLY", "Opcode", "BLOCK_WORDS",
+    "UPLOAD_WORDS", "COUNTER_WIDTH", "STATUS_BYTES", "INFO_BYTES", "RUN_STATUS_BYTES", "RunFlags", "addr_width", "MemoryInfo", "memory_map", "HostParams", "Command",
+    "RUNNING_COMMANDS", "upload_blocks", "store_commands", "host_commands", "link_commands", "HostReplyError", "HostProtocol",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -76,6 +76,11 @@ def crc16(data: bytes | Iterable[int]) -> int:
     return _CRC_BYTES.compute(bytes(data))
 
 
+def store_crc(words: Iterable[int]) -> int:
+    """UPLOAD_END's CRC of 16-bit store words: :func:`crc16` of their bytes, low byte first."""
+    return crc16(b"".join(int(w).to_bytes(2, "little") for w in words))
+
+
 # --------------------------------------------------------------------------------------
 # Commands (docs/HOST-PROTOCOL.md)
 # --------------------------------------------------------------------------------------
@@ -89,6 +94,10 @@ ERROR_REPLY = 0xFF
 #: that is not a class); the command changes nothing. The reply keeps the command's
 #: length: this byte, then the opcode (when the reply has a second byte), then zeros.
 RANGE_ERROR_REPLY = 0xFE
+#: First reply byte of a command refused because the processor is running epochs or an
+#: evaluation on its own (TRAIN_EPOCHS, EVALUATE); same shape as :data:`RANGE_ERROR_REPLY`'s.
+#: PING, STATUS, INFO and RUN_STATUS are answered while it runs.
+BUSY_REPLY = 0xFD
 
 
 class Opcode(enum.IntEnum):
@@ -105,6 +114,17 @@ class Opcode(enum.IntEnum):
     STATUS = 0x08
     INFO = 0x09
     READ_BLOCK = 0x0A
+    # The dataset store (boards with one: ``Config.store``)
+    UPLOAD_BEGIN = 0x0B
+    UPLOAD_BLOCK = 0x0C
+    UPLOAD_END = 0x0D
+    TRAIN_EPOCHS = 0x0E
+    EVALUATE = 0x0F
+    RUN_STATUS = 0x10
+
+
+#: The commands a processor answers while it runs epochs or an evaluation.
+RUNNING_COMMANDS = (Opcode.PING, Opcode.STATUS, Opcode.INFO, Opcode.RUN_STATUS)
 
 
 #: Words one READ_BLOCK returns (a fixed number, so that every reply length stays a
@@ -116,6 +136,22 @@ COUNTER_WIDTH = 32
 STATUS_BYTES = 1 + 1 + 5 * (COUNTER_WIDTH // 8) + 1
 #: INFO reply: echo, seven single-byte fields, the 4-byte configuration hash.
 INFO_BYTES = 1 + 7 + 4
+#: Words of the dataset store one UPLOAD_BLOCK writes (256 bytes).
+UPLOAD_WORDS = 128
+#: RUN_STATUS reply: echo, flags, epoch (2), index (2), correct (2), run cycles (4),
+#: samples (4), dataset id (4).
+RUN_STATUS_BYTES = 1 + 1 + 2 + 2 + 2 + 4 + 4 + 4
+
+
+class RunFlags(enum.IntFlag):
+    """RUN_STATUS's flags byte."""
+
+    #: Epochs or an evaluation are running.
+    RUNNING = 1
+    #: The store holds a data set that passed UPLOAD_END's check.
+    DATASET_VALID = 2
+    #: The current (or last) run is an evaluation.
+    EVALUATING = 4
 
 
 def addr_width(depth: int) -> int:
@@ -176,6 +212,8 @@ class HostParams:
         is read sign-extended to this many bytes and written from its low bits.
     lfsr_bytes : int
         Bytes of an LFSR state, ``ceil(lfsr_width / 8)``.
+    block_bytes : int
+        Bytes of UPLOAD_BLOCK's block index (0: the board has no dataset store).
     """
 
     n_inputs: int
@@ -186,6 +224,11 @@ class HostParams:
     addr_bytes: int
     word_bytes: int
     lfsr_bytes: int
+    block_bytes: int = 0
+
+    @property
+    def has_store(self) -> bool:
+        return self.block_bytes > 0
 
     @classmethod
     def of(cls, cfg: Config) -> "HostParams":
@@ -196,7 +239,17 @@ class HostParams:
                    n_hidden=cfg.model.n_layers - 1, n_memories=len(mems),
                    sample_bytes=-(-a.act.width // 8), addr_bytes=-(-abits // 8),
                    word_bytes=-(-max(a.weight.width, a.feedback.width) // 8),
-                   lfsr_bytes=-(-a.lfsr_width // 8))
+                   lfsr_bytes=-(-a.lfsr_width // 8), block_bytes=_block_bytes(cfg))
+
+
+def upload_blocks(capacity_words: int) -> int:
+    """UPLOAD_BLOCKs that cover a store of ``capacity_words`` words."""
+    return -(-capacity_words // UPLOAD_WORDS)
+
+
+def _block_bytes(cfg: Config) -> int:
+    store = cfg.store
+    return -(-addr_width(upload_blocks(store.capacity_words)) // 8) if store else 0
 
 
 @dataclass(frozen=True)
@@ -248,6 +301,19 @@ def host_commands(cfg: Config) -> tuple[Command, ...]:
         Command(O.STATUS, "STATUS", 0, STATUS_BYTES),
         Command(O.INFO, "INFO", 0, INFO_BYTES),
         Command(O.READ_BLOCK, "READ_BLOCK", 1 + h.addr_bytes, 1 + BLOCK_WORDS * h.word_bytes),
+    ) + (store_commands(h) if h.has_store else ())
+
+
+def store_commands(h: HostParams) -> tuple[Command, ...]:
+    """The dataset store's commands (``docs/HOST-PROTOCOL.md``, "The dataset store")."""
+    O = Opcode
+    return (
+        Command(O.UPLOAD_BEGIN, "UPLOAD_BEGIN", 4, 1),
+        Command(O.UPLOAD_BLOCK, "UPLOAD_BLOCK", h.block_bytes + 2 * UPLOAD_WORDS, 1),
+        Command(O.UPLOAD_END, "UPLOAD_END", 2 + 4, 2),
+        Command(O.TRAIN_EPOCHS, "TRAIN_EPOCHS", 2, 1),
+        Command(O.EVALUATE, "EVALUATE", 0, 1),
+        Command(O.RUN_STATUS, "RUN_STATUS", 0, RUN_STATUS_BYTES),
     )
 
 
@@ -337,11 +403,57 @@ class HostProtocol:
     def encode_info(self) -> bytes:
         return bytes([Opcode.INFO])
 
+    def encode_upload_begin(self, n_train: int, n_test: int) -> bytes:
+        """UPLOAD_BEGIN: the store's data set becomes invalid; the sizes are checked
+        against the store here (:meth:`ddfa.config.store.StoreLayout.check`) and on the chip."""
+        self._store().check(n_train, n_test)
+        return bytes([Opcode.UPLOAD_BEGIN]) + _le(n_train, 2) + _le(n_test, 2)
+
+    def encode_upload_block(self, block: int, words) -> bytes:
+        """UPLOAD_BLOCK: :data:`UPLOAD_WORDS` 16-bit words (fewer are padded with 0) at
+        store address ``block * UPLOAD_WORDS``."""
+        words = [int(w) for w in words]
+        if len(words) > UPLOAD_WORDS:
+            raise ValueError(f"{len(words)} words in one block, at most {UPLOAD_WORDS}")
+        if not all(0 <= w <= 0xFFFF for w in words):
+            raise ValueError("store words are 16-bit unsigned")
+        words += [0] * (UPLOAD_WORDS - len(words))
+        return (bytes([Opcode.UPLOAD_BLOCK]) + _le(block, self.params.block_bytes)
+                + b"".join(_le(w, 2) for w in words))
+
+    def encode_upload_end(self, crc: int, dataset_id: int) -> bytes:
+        """UPLOAD_END: the chip checks the layout's words against ``crc``
+        (:func:`store_crc`) and keeps ``dataset_id`` when they match."""
+        return bytes([Opcode.UPLOAD_END]) + _le(crc, 2) + _le(dataset_id, 4)
+
+    def encode_train_epochs(self, epochs: int) -> bytes:
+        if not 1 <= epochs <= 0xFFFF:
+            raise ValueError(f"{epochs} epochs: 1..65535 per command")
+        return bytes([Opcode.TRAIN_EPOCHS]) + _le(epochs, 2)
+
+    def encode_evaluate(self) -> bytes:
+        return bytes([Opcode.EVALUATE])
+
+    def encode_run_status(self) -> bytes:
+        return bytes([Opcode.RUN_STATUS])
+
+    def _store(self):
+        if not self.params.has_store:
+            raise ValueError(f"board {self.cfg.hardware.board!r} has no dataset store")
+        return self.cfg.store
+
     # -- replies -----------------------------------------------------------------------
     def range_error_reply(self, opcode: int) -> bytes:
         """The reply to command ``opcode`` with an argument out of range."""
+        return self._refusal(RANGE_ERROR_REPLY, opcode)
+
+    def busy_reply(self, opcode: int) -> bytes:
+        """The reply to command ``opcode`` sent while the processor runs epochs."""
+        return self._refusal(BUSY_REPLY, opcode)
+
+    def _refusal(self, first: int, opcode: int) -> bytes:
         n = self.reply_length(opcode)
-        return (bytes([RANGE_ERROR_REPLY, opcode]) + bytes(max(0, n - 2)))[:n]
+        return (bytes([first, opcode]) + bytes(max(0, n - 2)))[:n]
 
     def check(self, reply: bytes, opcode: int) -> bytes:
         """The reply's bytes after the echo; :class:`HostReplyError` when the processor
@@ -359,10 +471,20 @@ class HostProtocol:
         if reply[0] == RANGE_ERROR_REPLY and reply == self.range_error_reply(opcode):
             if opcode == Opcode.LOAD_SAMPLE:
                 what = f"its label is not a class (0..{self.params.n_outputs - 1})"
+            elif opcode == Opcode.UPLOAD_BEGIN:
+                what = "the data set does not fit the store (see ddfa.config.StoreLayout)"
+            elif opcode == Opcode.UPLOAD_BLOCK:
+                what = "the block lies past the end of the data set that UPLOAD_BEGIN announced"
+            elif opcode in (Opcode.TRAIN_EPOCHS, Opcode.EVALUATE):
+                what = ("the store holds no checked data set (upload one: UPLOAD_BEGIN, UPLOAD_BLOCKs, "
+                        "UPLOAD_END) or the epoch count is 0")
             else:
                 what = "its memory id is not in the memory map or its address is past the memory's end"
             raise HostReplyError(f"the processor refused {name}: {what}; nothing changed "
                                  f"(see memory_map and docs/HOST-PROTOCOL.md)")
+        if reply[0] == BUSY_REPLY and reply == self.busy_reply(opcode):
+            raise HostReplyError(f"the processor refused {name}: it is running epochs or an evaluation on "
+                                 f"its own; nothing changed. Wait until RUN_STATUS says it is not running")
         raise HostReplyError(f"bad reply to {name}: {reply.hex()}")
 
     def decode_class(self, reply: bytes, opcode: int) -> int:
@@ -400,6 +522,18 @@ class HostProtocol:
         out = dict(zip(keys, body[:7]))
         out["config_hash"] = int.from_bytes(body[7:11], "little")
         return out
+
+    def decode_upload_end(self, reply: bytes) -> bool:
+        """UPLOAD_END's answer: True when the chip's check of the store passed."""
+        return bool(self.check(reply, Opcode.UPLOAD_END)[0])
+
+    def decode_run_status(self, reply: bytes) -> dict:
+        body = self.check(reply, Opcode.RUN_STATUS)
+        flags = RunFlags(body[0])
+        f = lambda lo, n: int.from_bytes(body[lo:lo + n], "little")  # noqa: E731
+        return {"running": RunFlags.RUNNING in flags, "dataset_valid": RunFlags.DATASET_VALID in flags,
+                "evaluating": RunFlags.EVALUATING in flags, "epoch": f(1, 2), "index": f(3, 2),
+                "correct": f(5, 2), "run_cycles": f(7, 4), "samples": f(11, 4), "dataset_id": f(15, 4)}
 
     def _id(self, mem: int | str) -> int:
         return self.by_name[mem].id if isinstance(mem, str) else int(mem)

@@ -19,10 +19,14 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config, config_hash
-from ddfa.protocol import (BLOCK_WORDS, COUNTER_WIDTH, ERROR_REPLY, PROTOCOL_VERSION, RANGE_ERROR_REPLY,
-                           HostParams, Opcode, host_commands, memory_map)
+from ddfa.protocol import (BLOCK_WORDS, BUSY_REPLY, COUNTER_WIDTH, ERROR_REPLY, PROTOCOL_VERSION,
+                           RANGE_ERROR_REPLY, RUN_STATUS_BYTES, RUNNING_COMMANDS, UPLOAD_WORDS, HostParams, Opcode, RunFlags,
+                           host_commands, memory_map)
 
+from .epoch_runner import RunSignature, const_mul
 from .layer import host_latency
+from .store import StoreSignature
+from .store_upload import StoreCommands
 
 __all__ = ["mem_bus_latency", "HostMemSignature", "HostLfsrSignature", "HostStatusSignature",
            "CommandDecoder", "SampleWriter", "AddressCheck", "ReplyMultiplexer", "BlockReader", "Host"]
@@ -86,6 +90,14 @@ def HostStatusSignature(cfg: Config) -> wiring.Signature:
 #: the unknown opcode's. READ_BLOCK's words come from :class:`BlockReader`.
 REPLY_KINDS = (Opcode.PING, Opcode.LOAD_SAMPLE, Opcode.TRAIN, Opcode.INFER, Opcode.READ_MEM,
                Opcode.WRITE_MEM, Opcode.READ_LFSR, Opcode.WRITE_LFSR, Opcode.STATUS, Opcode.INFO, None)
+#: The replies of the dataset store's commands (boards with a store), after those.
+STORE_REPLY_KINDS = (Opcode.UPLOAD_BEGIN, Opcode.UPLOAD_BLOCK, Opcode.UPLOAD_END, Opcode.TRAIN_EPOCHS,
+                     Opcode.EVALUATE, Opcode.RUN_STATUS)
+
+
+def reply_kinds(cfg: Config) -> tuple:
+    """The replies :class:`ReplyMultiplexer` sends for ``cfg``, in its ``select`` order."""
+    return REPLY_KINDS + (STORE_REPLY_KINDS if HostParams.of(cfg).has_store else ())
 #: The commands whose memory id and address :class:`AddressCheck` checks.
 ADDRESSED = (Opcode.READ_MEM, Opcode.WRITE_MEM, Opcode.READ_BLOCK)
 
@@ -122,36 +134,50 @@ class CommandDecoder(wiring.Component):
         Index of its last argument byte (not for LOAD_SAMPLE).
     reply_last : ``Out(range(max reply))``
         Index of its last reply byte (1 for an unknown opcode).
-    select : ``Out(len(REPLY_KINDS))``
-        One bit per reply of :data:`REPLY_KINDS` (none for READ_BLOCK).
+    select : ``Out(len(reply_kinds(cfg)))``
+        One bit per reply of :func:`reply_kinds` (none for READ_BLOCK).
+    is_upload : ``Out(1)``
+        It is UPLOAD_BLOCK (its arguments are the block index, then data bytes).
+    when_running : ``Out(1)``
+        It is answered while the epoch runner runs (:data:`~ddfa.protocol.RUNNING_COMMANDS`).
     """
 
     def __init__(self, cfg: Config):
         self.commands = host_commands(cfg)
-        args_max = max(c.request for c in self.commands if c.code != Opcode.LOAD_SAMPLE)
+        self.kinds = reply_kinds(cfg)
+        self.block_bytes = HostParams.of(cfg).block_bytes
+        args_max = max(_arg_bytes(c, self.block_bytes) for c in self.commands if c.code != Opcode.LOAD_SAMPLE)
         super().__init__({
             "opcode": In(8), "load": In(1),
             "known": Out(1), "is_sample": Out(1), "no_args": Out(1), "addressed": Out(1),
             "arg_last": Out(range(max(args_max, 1))), "reply_last": Out(range(_max_reply(cfg))),
-            "select": Out(len(REPLY_KINDS)),
+            "select": Out(len(self.kinds)), "is_upload": Out(1), "when_running": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         with m.If(self.load):
             m.d.sync += [self.known.eq(0), self.is_sample.eq(0), self.no_args.eq(0), self.addressed.eq(0),
-                         self.arg_last.eq(0), self.reply_last.eq(1),
-                         self.select.eq(1 << REPLY_KINDS.index(None))]
+                         self.arg_last.eq(0), self.reply_last.eq(1), self.is_upload.eq(0),
+                         self.when_running.eq(1), self.select.eq(1 << self.kinds.index(None))]
             with m.Switch(self.opcode):
                 for c in self.commands:
                     with m.Case(c.code):
-                        kind = 1 << REPLY_KINDS.index(c.code) if c.code in REPLY_KINDS else 0
+                        kind = 1 << self.kinds.index(c.code) if c.code in self.kinds else 0
                         m.d.sync += [self.known.eq(1), self.is_sample.eq(c.code == Opcode.LOAD_SAMPLE),
                                      self.no_args.eq(c.request == 0), self.addressed.eq(c.code in ADDRESSED),
-                                     self.reply_last.eq(c.response - 1), self.select.eq(kind)]
+                                     self.reply_last.eq(c.response - 1), self.select.eq(kind),
+                                     self.is_upload.eq(c.code == Opcode.UPLOAD_BLOCK),
+                                     self.when_running.eq(c.code in RUNNING_COMMANDS)]
                         if c.request and c.code != Opcode.LOAD_SAMPLE:
-                            m.d.sync += self.arg_last.eq(c.request - 1)
+                            m.d.sync += self.arg_last.eq(_arg_bytes(c, self.block_bytes) - 1)
         return m
+
+
+def _arg_bytes(c, block_bytes: int) -> int:
+    """Argument bytes the host collects for command ``c`` (UPLOAD_BLOCK: its block index;
+    its data bytes go to the store as they arrive)."""
+    return block_bytes if c.code == Opcode.UPLOAD_BLOCK else c.request
 
 
 class AddressCheck(wiring.Component):
@@ -207,13 +233,15 @@ class ReplyMultiplexer(wiring.Component):
 
     Members
     -------
-    select : ``In(len(REPLY_KINDS))``
-        The reply, one bit per entry of :data:`REPLY_KINDS` (:class:`CommandDecoder`'s).
+    select : ``In(len(reply_kinds(cfg)))``
+        The reply, one bit per entry of :func:`reply_kinds` (:class:`CommandDecoder`'s).
     opcode : ``In(8)``
         The command's opcode (the unknown opcode's and the refused command's second byte).
     refused : ``In(1)``
         The command's argument was out of range: the reply is ``RANGE_ERROR_REPLY``,
         the opcode, then zeros, whatever ``select`` says.
+    busy_refused : ``In(1)``
+        The command came while the epoch runner runs: the same with ``BUSY_REPLY``.
     index : ``In(range(max reply))``
         Byte of the reply.
     byte : ``Out(8)``
@@ -224,14 +252,21 @@ class ReplyMultiplexer(wiring.Component):
         STATUS's flags: a step is running, a sample has been loaded.
     steps, cycles, cycles_fwd, cycles_upd, cycles_err : ``In(COUNTER_WIDTH)``
         STATUS's counters.
+    run_status : ``In(8 * (RUN_STATUS_BYTES - 1))``
+        RUN_STATUS's bytes after the echo (boards with a dataset store).
+    check_match : ``In(1)``
+        UPLOAD_END's answer.
     """
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.params = h = HostParams.of(cfg)
+        self.kinds = reply_kinds(cfg)
         self.lengths = {c.code: c.response for c in host_commands(cfg)}
+        store = {"run_status": In(8 * (RUN_STATUS_BYTES - 1)), "check_match": In(1)} if h.has_store else {}
         super().__init__({
-            "select": In(len(REPLY_KINDS)), "opcode": In(8), "refused": In(1),
+            **store,
+            "select": In(len(self.kinds)), "opcode": In(8), "refused": In(1), "busy_refused": In(1),
             "index": In(range(_max_reply(cfg))), "byte": Out(8),
             "pred": In(range(cfg.model.n_outputs)), "word": In(8 * h.word_bytes),
             "lfsr_state": In(cfg.arith.lfsr_width), "busy": In(1), "loaded": In(1),
@@ -258,13 +293,21 @@ class ReplyMultiplexer(wiring.Component):
                         Const(h.addr_bytes, 8), Const(h.word_bytes, 8), Const(h.sample_bytes, 8),
                         Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
             None: Cat(Const(ERROR_REPLY, 8), self.opcode),
+            **({
+                O.UPLOAD_BEGIN: Const(O.UPLOAD_BEGIN, 8),
+                O.UPLOAD_BLOCK: Const(O.UPLOAD_BLOCK, 8),
+                O.UPLOAD_END: Cat(Const(O.UPLOAD_END, 8), self.check_match, Const(0, 7)),
+                O.TRAIN_EPOCHS: Const(O.TRAIN_EPOCHS, 8),
+                O.EVALUATE: Const(O.EVALUATE, 8),
+                O.RUN_STATUS: Cat(Const(O.RUN_STATUS, 8), self.run_status),
+            } if h.has_store else {}),
         }
 
     def elaborate(self, platform):
         m = Module()
         replies = self.replies()
         choices = []
-        for k, code in enumerate(REPLY_KINDS):
+        for k, code in enumerate(self.kinds):
             vec = replies[code]
             assert code is None or len(vec) == 8 * self.lengths[code], (code, len(vec))
             n_bytes = len(vec) // 8
@@ -279,8 +322,9 @@ class ReplyMultiplexer(wiring.Component):
                             domain += byte_k.eq(vec[8 * b:8 * (b + 1)])
             choices.append(Mux(self.select[k], byte_k, 0))
         selected = Cat(*[Cat(*[c[b] for c in choices]).any() for b in range(8)])
-        refusal = Mux(self.index == 0, RANGE_ERROR_REPLY, Mux(self.index == 1, self.opcode, 0))
-        m.d.sync += self.byte.eq(Mux(self.refused, refusal, selected))
+        first = Mux(self.busy_refused, BUSY_REPLY, RANGE_ERROR_REPLY)
+        refusal = Mux(self.index == 0, first, Mux(self.index == 1, self.opcode, 0))
+        m.d.sync += self.byte.eq(Mux(self.refused | self.busy_refused, refusal, selected))
         return m
 
 
@@ -479,13 +523,20 @@ class Host(wiring.Component):
         Port into the direction generators.
     ctl : ``Out(HostStatusSignature(cfg))``
         Start strobes, the label, and the sequencer's status and counters.
+    store : ``Out(StoreSignature(addr_bits))``
+        The dataset store (boards with one: ``cfg.store``): uploads and their check.
+    run : ``Out(RunSignature(cfg))``
+        The epoch runner (boards with a dataset store).
     """
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.params = HostParams.of(cfg)
         self.commands = host_commands(cfg)
+        store = ({"store": Out(StoreSignature(cfg.store.addr_bits)), "run": Out(RunSignature(cfg))}
+                 if self.params.has_store else {})
         super().__init__({
+            **store,
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(8)),
             "x_addr": Out(range(max(cfg.model.layers[0], 2))),
@@ -504,13 +555,15 @@ class Host(wiring.Component):
         m.submodules.replies = replies = ReplyMultiplexer(cfg)
         m.submodules.block_reader = block_reader = BlockReader(cfg)
         m.submodules.sample_writer = sample_writer = SampleWriter(cfg)
-        args_max = max(c.request for c in self.commands if c.code != O.LOAD_SAMPLE)
+        args_max = max(_arg_bytes(c, h.block_bytes) for c in self.commands if c.code != O.LOAD_SAMPLE)
 
         opcode = Signal(8)
         args = Signal(8 * args_max)                     # the argument bytes, byte k at bits 8k
         byte_count = Signal(range(args_max + 1))
         loaded = Signal()
         refused = Signal()                              # the command's argument is out of range
+        busy_refused = Signal()                         # the command came while the epoch runner runs
+        running = Signal()
         reply_index = Signal.like(replies.index)
         reply_phase = Signal(2)                         # REPLY: 0, 1 the multiplexer's latency, 2 offer
         got = self.i.valid & self.i.ready
@@ -533,7 +586,7 @@ class Host(wiring.Component):
             self.lfsr.layer.eq(arg_id), self.lfsr.value.eq(arg_lfsr),
             block_reader.first.eq(arg_addr), block_reader.words.eq(address_check.words),
             block_reader.rdata.eq(self.mem.rdata),
-            replies.select.eq(decoder.select), replies.opcode.eq(opcode), replies.refused.eq(refused),
+            replies.select.eq(decoder.select), replies.opcode.eq(opcode), replies.refused.eq(refused), replies.busy_refused.eq(busy_refused),
             replies.index.eq(reply_index), replies.pred.eq(st.pred), replies.word.eq(self.mem.rdata),
             replies.lfsr_state.eq(self.lfsr.state), replies.busy.eq(st.busy), replies.loaded.eq(loaded),
             replies.steps.eq(st.steps), replies.cycles.eq(st.cycles), replies.cycles_fwd.eq(st.cycles_fwd),
@@ -546,7 +599,22 @@ class Host(wiring.Component):
         m.d.sync += [done.eq(st.done), st.train.eq(0), st.infer.eq(0)]
 
         m.d.comb += [sample_writer.i.payload.eq(byte), self.x_addr.eq(sample_writer.x_addr),
-                     self.x_data.eq(sample_writer.x_data), self.x_we.eq(sample_writer.x_we)]
+                     self.x_data.eq(sample_writer.x_data), self.x_we.eq(sample_writer.x_we & ~busy_refused)]
+
+        if h.has_store:
+            m.submodules.store_commands = sc = StoreCommands(cfg)
+            run = self.run
+            wiring.connect(m, sc.store, wiring.flipped(self.store))
+            m.d.comb += [
+                running.eq(run.running),
+                sc.n_train_arg.eq(args[:16]), sc.n_test_arg.eq(args[16:32]), sc.block_arg.eq(args),
+                sc.crc_arg.eq(args[:16]), sc.id_arg.eq(args[16:48]), sc.i.payload.eq(byte),
+                sc.drop.eq(refused | busy_refused),
+                run.epochs.eq(args[:16]), run.n_train.eq(sc.n_train), run.n_test.eq(sc.n_test),
+                replies.check_match.eq(sc.match),
+                replies.run_status.eq(Cat(run.running, sc.valid, run.evaluating, Const(0, 5), run.epoch, run.index,
+                                          run.correct, run.run_cycles, run.samples, sc.dataset_id)),
+            ]
 
         with m.FSM():
             with m.State("OPCODE"):
@@ -555,12 +623,15 @@ class Host(wiring.Component):
                     m.d.sync += [opcode.eq(byte), byte_count.eq(0), refused.eq(0), reply_index.eq(0)]
                     m.next = "DECODE"
             with m.State("DECODE"):
+                # while the epoch runner runs, a command that is not answered then is refused:
+                # its bytes are taken (LOAD_SAMPLE's and UPLOAD_BLOCK's written nowhere)
+                m.d.sync += busy_refused.eq(running & decoder.known & ~decoder.when_running)
                 with m.If(~decoder.known):
                     m.next = "REPLY"
                 with m.Elif(decoder.is_sample):
                     m.next = "SAMPLE"
                 with m.Elif(decoder.no_args):
-                    m.next = "EXEC"
+                    m.next = "CHECK"
                 with m.Else():
                     m.next = "ARGS"
             with m.State("ARGS"):
@@ -572,9 +643,16 @@ class Host(wiring.Component):
             with m.State("CHECK"):
                 # a memory's id and address must address one of its words
                 bad_address = decoder.addressed & ~address_check.in_range
-                m.d.sync += [refused.eq(bad_address),
-                             exec_re.eq((opcode == O.READ_MEM) & ~bad_address),
-                             exec_we.eq((opcode == O.WRITE_MEM) & ~bad_address)]
+                if h.has_store:
+                    no_data = ~sc.valid & ((opcode == O.TRAIN_EPOCHS) | (opcode == O.EVALUATE))
+                    bad = (bad_address | ((opcode == O.UPLOAD_BEGIN) & ~sc.fits) | no_data
+                           | ((opcode == O.UPLOAD_BLOCK) & ~sc.block_fits)
+                           | ((opcode == O.TRAIN_EPOCHS) & (args[:16] == 0)))
+                else:
+                    bad = bad_address
+                m.d.sync += [refused.eq(bad),
+                             exec_re.eq((opcode == O.READ_MEM) & ~bad_address & ~busy_refused),
+                             exec_we.eq((opcode == O.WRITE_MEM) & ~bad_address & ~busy_refused)]
                 m.next = "EXEC"
             with m.State("SAMPLE"):
                 m.d.comb += [sample_writer.i.valid.eq(self.i.valid), self.i.ready.eq(sample_writer.i.ready)]
@@ -583,14 +661,23 @@ class Host(wiring.Component):
             with m.State("LABEL"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(got):
-                    with m.If(byte < h.n_outputs):
+                    with m.If(busy_refused):
+                        pass
+                    with m.Elif(byte < h.n_outputs):
                         m.d.sync += [st.label.eq(byte), loaded.eq(1)]
                     with m.Else():
                         m.d.sync += refused.eq(1)
                     m.next = "REPLY"
             with m.State("EXEC"):
-                with m.If(refused):
-                    m.next = "REPLY"
+                with m.If(refused | busy_refused):
+                    if h.has_store:
+                        with m.If(decoder.is_upload):
+                            m.d.comb += sc.block.eq(1)       # its data bytes are taken and dropped
+                            m.next = "UPLOAD"
+                        with m.Else():
+                            m.next = "REPLY"
+                    else:
+                        m.next = "REPLY"
                 with m.Else():
                     with m.Switch(opcode):
                         with m.Case(O.TRAIN):
@@ -605,6 +692,22 @@ class Host(wiring.Component):
                         with m.Case(O.WRITE_LFSR):
                             m.d.comb += self.lfsr.load.eq(arg_lfsr != 0)
                             m.next = "REPLY"
+                        if h.has_store:
+                            with m.Case(O.UPLOAD_BEGIN):
+                                m.d.comb += sc.begin.eq(1)
+                                m.next = "REPLY"
+                            with m.Case(O.UPLOAD_BLOCK):
+                                m.d.comb += sc.block.eq(1)
+                                m.next = "UPLOAD"
+                            with m.Case(O.UPLOAD_END):
+                                m.d.comb += sc.end.eq(1)
+                                m.next = "STORE_WAIT"
+                            with m.Case(O.TRAIN_EPOCHS):
+                                m.d.comb += run.train_epochs.eq(1)
+                                m.next = "REPLY"
+                            with m.Case(O.EVALUATE):
+                                m.d.comb += run.evaluate.eq(1)
+                                m.next = "REPLY"
                         with m.Default():
                             m.next = "REPLY"          # READ_MEM's word is on the bus from the next cycle on
             with m.State("BLOCK"):
@@ -615,6 +718,14 @@ class Host(wiring.Component):
             with m.State("WAIT"):
                 with m.If(done):
                     m.next = "REPLY"
+            if h.has_store:
+                with m.State("UPLOAD"):
+                    m.d.comb += [sc.i.valid.eq(self.i.valid), self.i.ready.eq(sc.i.ready)]
+                    with m.If(~sc.busy):
+                        m.next = "REPLY"
+                with m.State("STORE_WAIT"):
+                    with m.If(~sc.busy):
+                        m.next = "REPLY"
             with m.State("REPLY"):
                 with m.If(reply_phase != 2):
                     m.d.sync += reply_phase.eq(reply_phase + 1)

@@ -19,6 +19,7 @@ from ddfa.protocol import HostParams, memory_map
 from golden.fixed import FixedModel
 
 from .direction import DirectionGenerator
+from .epoch_runner import EpochRunner
 from .feedback import FeedbackUnit
 from .fixed import extend, fixed_shape
 from .host import Host, mem_bus_latency
@@ -26,6 +27,7 @@ from .layer import LayerEngine, host_latency
 from .mul import SharedMultiplier
 from .output import OutputUnit
 from .sequencer import Sequencer
+from .store import StoreArbiter, make_store
 
 __all__ = ["Processor", "check_hardware"]
 
@@ -91,6 +93,9 @@ class Processor(wiring.Component):
         self.output = OutputUnit(cfg)
         self.sequencer = Sequencer(cfg)
         self.host = Host(cfg)
+        # the dataset store and the epoch runner, on boards with a store (cfg.store)
+        self.store = make_store(cfg) if cfg.store else None
+        self.runner = EpochRunner(cfg) if cfg.store else None
         self.memories = memory_map(cfg)
         self.params = HostParams.of(cfg)
         super().__init__({
@@ -121,11 +126,33 @@ class Processor(wiring.Component):
 
         # ---- the input sample x (y_0; d_0 = 0) -----------------------------------------
         n0 = cfg.model.layers[0]
-        m.submodules.x = x_mem = Memory(shape=fixed_shape(ar.act), depth=n0, init=[])
-        x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
-        m.d.comb += [x_wr.addr.eq(host.x_addr), x_wr.data.eq(host.x_data), x_wr.en.eq(host.x_we),
-                     x_rd.addr.eq(eng[0].prev.addr), x_rd.en.eq(eng[0].prev.en),
-                     eng[0].prev.y.eq(x_rd.data), eng[0].prev.d.eq(0)]
+        runner = self.runner
+        if runner is None:
+            m.submodules.x = x_mem = Memory(shape=fixed_shape(ar.act), depth=n0, init=[])
+            x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
+            m.d.comb += [x_wr.addr.eq(host.x_addr), x_wr.data.eq(host.x_data), x_wr.en.eq(host.x_we),
+                         x_rd.addr.eq(eng[0].prev.addr)]
+        else:
+            # Two halves: the engines read half `runner.half`; the host writes that half, the
+            # epoch runner's loader the other (the next sample, while a step runs).
+            m.submodules.runner = runner
+            m.submodules.store = store = self.store
+            m.submodules.store_arbiter = arbiter = StoreArbiter(cfg.store.addr_bits, 2)
+            wiring.connect(m, runner.store, arbiter.port0)
+            wiring.connect(m, host.store, arbiter.port1)
+            wiring.connect(m, arbiter.store, store.bus)
+            wiring.connect(m, host.run, runner.ctl)
+            j_bits = len(host.x_addr)
+            m.submodules.x = x_mem = Memory(shape=fixed_shape(ar.act), depth=2 << j_bits, init=[])
+            x_wr, x_rd = x_mem.write_port(), x_mem.read_port()
+            with m.If(runner.x_we):
+                m.d.comb += [x_wr.addr.eq(Cat(runner.x_addr, ~runner.half)), x_wr.data.eq(runner.x_data),
+                             x_wr.en.eq(1)]
+            with m.Else():
+                m.d.comb += [x_wr.addr.eq(Cat(host.x_addr, runner.half)), x_wr.data.eq(host.x_data),
+                             x_wr.en.eq(host.x_we)]
+            m.d.comb += x_rd.addr.eq(Cat(eng[0].prev.addr[:j_bits], runner.half))
+        m.d.comb += [x_rd.en.eq(eng[0].prev.en), eng[0].prev.y.eq(x_rd.data), eng[0].prev.d.eq(0)]
 
         # ---- layers chained through their activation buffers ---------------------------
         for l in range(2, L + 1):
@@ -146,7 +173,11 @@ class Processor(wiring.Component):
 
         # ---- output layer -> output unit -> error bus broadcast ------------------------
         wiring.connect(m, eng[L - 1].y, ou.y)
-        m.d.comb += [ou.label.eq(host.ctl.label), ou.train.eq(seq.training)]
+        if runner is None:
+            m.d.comb += ou.label.eq(host.ctl.label)
+        else:
+            m.d.comb += ou.label.eq(Mux(runner.ctl.running, runner.label, host.ctl.label))
+        m.d.comb += ou.train.eq(seq.training)
         consumers = [f.bus for f in fbs] + [eng[L - 1].bus]
         readys = [c.ready for c in consumers]
         m.d.comb += ou.bus.ready.eq(Cat(*readys).all())
@@ -165,7 +196,8 @@ class Processor(wiring.Component):
 
         # ---- sequencer -----------------------------------------------------------------
         m.d.comb += [
-            seq.train.eq(host.ctl.train), seq.infer.eq(host.ctl.infer),
+            seq.train.eq(host.ctl.train | (runner.step_train if runner else 0)),
+            seq.infer.eq(host.ctl.infer | (runner.step_infer if runner else 0)),
             seq.engine_busy.eq(Cat(*(e.busy for e in eng))),
             seq.output_busy.eq(ou.busy),
             host.ctl.busy.eq(seq.busy), host.ctl.done.eq(seq.done), host.ctl.pred.eq(ou.pred),
@@ -173,6 +205,8 @@ class Processor(wiring.Component):
             host.ctl.cycles_fwd.eq(seq.cycles_fwd), host.ctl.cycles_upd.eq(seq.cycles_upd),
             host.ctl.cycles_err.eq(seq.cycles_err), seq.error_beat.eq(ou.bus.valid & ou.bus.ready),
         ]
+        if runner is not None:
+            m.d.comb += [runner.step_done.eq(seq.done), runner.pred.eq(ou.pred)]
         if H:
             m.d.comb += seq.feedback_busy.eq(Cat(*(f.busy for f in fbs)))
         for l, e in enumerate(eng, start=1):

@@ -14,6 +14,7 @@ from typing import Any
 import tomli_w
 
 from . import memory
+from .store import StoreLayout, store_layout
 from .boards import BOARDS, DEFAULT_BAUD, Board
 from .schema import SECTIONS, ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig, coerce
 from .validate import validate
@@ -171,6 +172,16 @@ class Config:
         mask = (1 << self.arith.lfsr_width) - 1
         s = (0x9E3779B9 * (self.model.seed + 1) + 0x7F4A7C15 * layer) & mask
         return s or 1
+
+    @property
+    def store(self) -> StoreLayout | None:
+        """The board's dataset store (:mod:`ddfa.config.store`), or None."""
+        return store_layout(self)
+
+    @property
+    def order_seed(self) -> int:
+        """Seed of the on-chip epoch order's key LFSR (32 bits, never zero)."""
+        return ((0x9E3779B9 * (self.model.seed + 1)) & 0xFFFFFFFF) or 1
 
     # -- arithmetic ------------------------------------------------------------------
 
