@@ -139,8 +139,8 @@ INFO_BYTES = 1 + 7 + 4
 #: Words of the dataset store one UPLOAD_BLOCK writes (256 bytes).
 UPLOAD_WORDS = 128
 #: RUN_STATUS reply: echo, flags, epoch (2), index (2), correct (2), run cycles (4),
-#: samples (4), dataset id (4).
-RUN_STATUS_BYTES = 1 + 1 + 2 + 2 + 2 + 4 + 4 + 4
+#: dataset id (4).
+RUN_STATUS_BYTES = 1 + 1 + 2 + 2 + 2 + 4 + 4
 
 
 class RunFlags(enum.IntFlag):
@@ -533,7 +533,7 @@ class HostProtocol:
         f = lambda lo, n: int.from_bytes(body[lo:lo + n], "little")  # noqa: E731
         return {"running": RunFlags.RUNNING in flags, "dataset_valid": RunFlags.DATASET_VALID in flags,
                 "evaluating": RunFlags.EVALUATING in flags, "epoch": f(1, 2), "index": f(3, 2),
-                "correct": f(5, 2), "run_cycles": f(7, 4), "samples": f(11, 4), "dataset_id": f(15, 4)}
+                "correct": f(5, 2), "run_cycles": f(7, 4), "dataset_id": f(11, 4)}
 
     def _id(self, mem: int | str) -> int:
         return self.by_name[mem].id if isinstance(mem, str) else int(mem)

@@ -217,3 +217,10 @@ def step_cycles(cfg: Config) -> dict:
         "softmax": B0 - U,
         "draw": max(cfg.model.hidden, default=0),
     }
+
+
+def cycle_counter_width(cfg: Config) -> int:
+    """Bits of the sequencer's per-step cycle counters: at least 16, and enough for four
+    times the longest step or inference (the STATUS reply zero-extends them to
+    ``COUNTER_WIDTH`` bits)."""
+    return max(16, (4 * max(step_cycles(cfg)["total"], infer_cycles(cfg))).bit_length())

@@ -39,8 +39,8 @@ def RunSignature(cfg: Config) -> wiring.Signature:
     return wiring.Signature({
         "train_epochs": Out(1), "evaluate": Out(1), "epochs": Out(16),
         "n_train": Out(w), "n_test": Out(w),
-        "running": In(1), "evaluating": In(1), "epoch": In(16), "index": In(16), "correct": In(16),
-        "run_cycles": In(32), "samples": In(32),
+        "running": In(1), "evaluating": In(1), "epoch": In(16), "index": In(w), "correct": In(w),
+        "run_cycles": In(32),
     })
 
 
@@ -96,11 +96,12 @@ class EpochRunner(wiring.Component):
         m.d.comb += [self.x_addr.eq(loader.x_addr), self.x_data.eq(loader.x_data), self.x_we.eq(loader.x_we),
                      order.n.eq(ctl.n_train)]
 
-        i = Signal(st.index_bits)               # the next step's position in the epoch
+        i = ctl.index                           # the next step's position: records started
         last = Signal(st.index_bits)            # the epoch's (or evaluation's) last position
         epochs_left = Signal(16)
         stepping = Signal()                     # a step started by the runner has not finished
-        m.d.comb += order.i.eq(i)
+        record = Signal(st.index_bits + 1)      # the record to load: training r, or test r at n_train + r
+        m.d.comb += [order.i.eq(i), loader.record.eq(st.train_base + const_mul(record, st.record_words))]
         with m.If(ctl.running):
             m.d.sync += ctl.run_cycles.eq(ctl.run_cycles + 1)
         with m.If(self.step_done):
@@ -112,33 +113,29 @@ class EpochRunner(wiring.Component):
             with m.State("IDLE"):
                 with m.If(ctl.train_epochs):
                     m.d.sync += [epochs_left.eq(ctl.epochs), ctl.evaluating.eq(0), ctl.running.eq(1),
-                                 ctl.run_cycles.eq(0), ctl.samples.eq(0), last.eq(ctl.n_train - 1)]
+                                 ctl.run_cycles.eq(0), last.eq(ctl.n_train - 1)]
                     m.next = "KEY"
                 with m.Elif(ctl.evaluate):
                     m.d.sync += [ctl.evaluating.eq(1), ctl.running.eq(1), ctl.run_cycles.eq(0),
-                                 ctl.samples.eq(0), ctl.correct.eq(0), ctl.index.eq(0), i.eq(0),
-                                 last.eq(ctl.n_test - 1)]
+                                 ctl.correct.eq(0), i.eq(0), last.eq(ctl.n_test - 1)]
                     m.next = "FIND"
             with m.State("KEY"):
                 m.d.comb += order.next_epoch.eq(1)
-                m.d.sync += [i.eq(0), ctl.index.eq(0), ctl.epoch.eq(ctl.epoch + 1),
-                             epochs_left.eq(epochs_left - 1)]
+                m.d.sync += [i.eq(0), ctl.epoch.eq(ctl.epoch + 1), epochs_left.eq(epochs_left - 1)]
                 m.next = "KEY_WAIT"
             with m.State("KEY_WAIT"):
                 with m.If(~order.busy):
                     m.next = "FIND"
             with m.State("FIND"):
                 with m.If(ctl.evaluating):
-                    m.d.comb += loader.start.eq(1)
-                    m.d.comb += loader.record.eq(st.train_base + const_mul(ctl.n_train + i, st.record_words))
+                    m.d.comb += [loader.start.eq(1), record.eq(ctl.n_train + i)]
                     m.next = "LOAD"
                 with m.Else():
                     m.d.comb += order.start.eq(1)
                     m.next = "FIND_WAIT"
             with m.State("FIND_WAIT"):
                 with m.If(~order.busy):
-                    m.d.comb += [loader.start.eq(1),
-                                 loader.record.eq(st.train_base + const_mul(order.index, st.record_words))]
+                    m.d.comb += [loader.start.eq(1), record.eq(order.index)]
                     m.next = "LOAD"
             with m.State("LOAD"):
                 with m.If(~loader.busy & ~stepping):
@@ -147,8 +144,7 @@ class EpochRunner(wiring.Component):
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += [self.step_train.eq(~ctl.evaluating), self.step_infer.eq(ctl.evaluating)]
-                m.d.sync += [stepping.eq(1), ctl.samples.eq(ctl.samples + 1), ctl.index.eq(ctl.index + 1),
-                             i.eq(i + 1)]
+                m.d.sync += [stepping.eq(1), i.eq(i + 1)]
                 with m.If(i != last):
                     m.next = "FIND"
                 with m.Elif(~ctl.evaluating & (epochs_left != 0)):

@@ -612,8 +612,10 @@ class Host(wiring.Component):
                 sc.drop.eq(refused | busy_refused),
                 run.epochs.eq(args[:16]), run.n_train.eq(sc.n_train), run.n_test.eq(sc.n_test),
                 replies.check_match.eq(sc.match),
-                replies.run_status.eq(Cat(run.running, sc.valid, run.evaluating, Const(0, 5), run.epoch, run.index,
-                                          run.correct, run.run_cycles, run.samples, sc.dataset_id)),
+                replies.run_status.eq(Cat(run.running, sc.valid, run.evaluating, Const(0, 5), run.epoch,
+                                          run.index, Const(0, 16 - len(run.index)),
+                                          run.correct, Const(0, 16 - len(run.correct)), run.run_cycles,
+                                          sc.dataset_id)),
             ]
 
         with m.FSM():

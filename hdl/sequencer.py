@@ -29,6 +29,8 @@ from amaranth.lib.wiring import In, Out
 from ddfa.config import Config
 from ddfa.protocol import COUNTER_WIDTH
 
+from .cycles import cycle_counter_width
+
 __all__ = ["Sequencer"]
 
 
@@ -73,7 +75,8 @@ class Sequencer(wiring.Component):
         Training steps done (wraps around).
     cycles : ``Out(32)``
         Cycles of the last step or inference, from the start strobe to ``done`` (while a
-        step runs: the cycles so far).
+        step runs: the cycles so far). This and the other cycle counts are counted in
+        :func:`~hdl.cycles.cycle_counter_width` bits and zero-extended.
     cycles_fwd : ``Out(32)``
         Of those, the cycles until the output layer's forward pass ended.
     cycles_upd : ``Out(32)``
@@ -138,9 +141,13 @@ class Sequencer(wiring.Component):
         # count every cycle of their states, done included (so their enables do not wait
         # for the units' busy signals): ``count`` starts at 0 and ends at the cycles; the
         # forward cycles and the cycles to the first error beat are taken one cycle late.
-        count = Signal(COUNTER_WIDTH)
-        ucount = Signal(COUNTER_WIDTH)
-        m.d.comb += [self.cycles.eq(count), self.cycles_upd.eq(ucount)]
+        cw = cycle_counter_width(self.cfg)
+        count = Signal(cw)
+        ucount = Signal(cw)
+        cycles_fwd = Signal(cw)
+        cycles_err = Signal(cw)
+        m.d.comb += [self.cycles.eq(count), self.cycles_upd.eq(ucount), self.cycles_fwd.eq(cycles_fwd),
+                     self.cycles_err.eq(cycles_err)]
         # The forward stages (``cfg.forward_stages``): the layers each one starts, as masks
         # of ``fwd`` and ``engine_busy`` bits. Stage k + 1 starts when stage k is idle.
         stages = self.cfg.forward_stages
@@ -167,16 +174,16 @@ class Sequencer(wiring.Component):
         with m.If(step_done):
             m.d.sync += self.steps.eq(self.steps + 1)
         with m.If(fwd_end):
-            m.d.sync += self.cycles_fwd.eq(count)
+            m.d.sync += cycles_fwd.eq(count)
         with m.If(err_now):
-            m.d.sync += self.cycles_err.eq(ucount)
+            m.d.sync += cycles_err.eq(ucount)
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.train | self.infer):
                     m.d.comb += first_fwd
                     m.d.sync += [training.eq(self.train), layer.eq(0), count.eq(0), ucount.eq(0),
-                                 self.cycles_err.eq(0)]
+                                 cycles_err.eq(0)]
                     if n_draw:
                         m.d.sync += [drawing.eq(self.train), k.eq(0)]
                     m.next = "FORWARD"

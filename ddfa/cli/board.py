@@ -7,6 +7,7 @@
     ddfa board info   --board icebreaker --port /dev/ttyUSB1     # checks the configuration hash
     ddfa board status --board icebreaker --port /dev/ttyUSB1
     ddfa board train  --board icebreaker --port /dev/ttyUSB1 --samples 1437 --test 360 --json run.json
+    ddfa board train  --board icebreaker --port /dev/ttyUSB1 --on-chip --epochs 10 --check --json run.json
 
 Every request goes out as a link frame (``docs/HOST-LINK.md``) carrying one host-protocol
 command (``docs/HOST-PROTOCOL.md``). :class:`BoardSession` is the same conversation for
@@ -22,10 +23,12 @@ import time
 
 from . import add_config_args, check_data, config_from_args, count_or_all, positive_float, positive_int
 from ..config import BOARDS, Config, config_hash
-from ..protocol import HostProtocol, Opcode
+from ..data import load_config_coded, load_config_dataset
+from ..protocol import HostProtocol, HostReplyError, Opcode
 from .output import check_output_file, write_text
 from .progress import add_progress_args, progress_bar, wants_progress
 from .link_client import LinkClient, LinkProtocolError, LinkRefused, LinkTimeout, SerialTransport
+from .onchip import CountingTransport, UploadFailed, train_on_chip
 
 __all__ = ["BoardSession", "ConfigMismatch", "add_arguments", "run"]
 
@@ -111,6 +114,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             q.add_argument("--test", type=count_or_all, default="all", metavar="N|all",
                            help="test samples (default: all, the whole test set)")
             q.add_argument("--no-check", action="store_true", help="skip the configuration hash check")
+            q.add_argument("--on-chip", action="store_true",
+                           help="upload the data set to the board's dataset store (unless it holds it already), "
+                                "train --epochs on the chip, then evaluate the test set on the chip")
+            q.add_argument("--epochs", type=positive_int,
+                           help="with --on-chip: epochs to train (default: the configuration's train.epochs)")
+            q.add_argument("--check", action="store_true",
+                           help="with --on-chip: read every memory word and LFSR back and compare them with the "
+                                "fixed-point model after the same epochs (state_matches_golden)")
             add_progress_args(q, " (training samples)")
 
 
@@ -153,6 +164,24 @@ def train_on_board(session: BoardSession, cfg: Config, data, n_train: int | None
     }
 
 
+def _train_on_chip(args, session, transport, cfg: Config, coded) -> dict:
+    """``--on-chip``, with progress bars for the upload (blocks) and the training
+    (samples, the epoch, and the chip's samples/s at the board's clock)."""
+    epochs = args.epochs or cfg.train.epochs
+    show = wants_progress(args.progress)
+    with progress_bar(None, "upload", "block", show) as up, \
+            progress_bar(epochs * coded.n_train, "train", "sample", show) as bar:
+        def on_upload(k, n):
+            up.total = n
+            up.update(k - up.n)
+
+        def on_train(done, epoch, rate):
+            bar.update(done - bar.n)
+            bar.set_postfix(epoch=epoch, chip=f"{rate:,.0f} samples/s")
+
+        return train_on_chip(session, transport, cfg, coded, epochs, args.check, on_train, on_upload)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
@@ -161,8 +190,16 @@ def run(args: argparse.Namespace) -> int:
         check_data(cfg, getattr(args, "data_dir", None))
     if args.json:
         check_output_file(args.json, "--json")
+    on_chip = args.action == "train" and args.on_chip
+    if args.action == "train" and not on_chip and (args.check or args.epochs):
+        print("ddfa board: error: --epochs and --check go with --on-chip", file=sys.stderr)
+        return 2
+    if on_chip and cfg.store is None:
+        print(f"ddfa board: error: board {cfg.hardware.board!r} has no dataset store; train over the link "
+              f"(without --on-chip)", file=sys.stderr)
+        return 2
     try:
-        transport = SerialTransport(args.port, cfg.hardware.baud)
+        transport = CountingTransport(SerialTransport(args.port, cfg.hardware.baud))
     except Exception as exc:                          # pyserial's SerialException and friends
         print(f"ddfa board: error: cannot open {args.port}: {exc}", file=sys.stderr)
         return 2
@@ -174,8 +211,12 @@ def run(args: argparse.Namespace) -> int:
             result = session.info()
         elif args.action == "status":
             result = session.status()
+        elif on_chip:
+            if not args.no_check:
+                session.info()
+            coded = load_config_coded(cfg, getattr(args, "data_dir", None))
+            result = _train_on_chip(args, session, transport, cfg, coded)
         else:
-            from ..data import load_config_dataset
             if not args.no_check:
                 session.info()
             data = load_config_dataset(cfg, getattr(args, "data_dir", None))
@@ -184,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             with progress_bar(n, "train", "sample", wants_progress(args.progress)) as bar:
                 result = train_on_board(session, cfg, data, args.samples, n_test,
                                         lambda k, n: bar.update(k - bar.n))
-    except (LinkTimeout, LinkRefused, LinkProtocolError, ConfigMismatch) as exc:
+    except (LinkTimeout, LinkRefused, LinkProtocolError, ConfigMismatch, HostReplyError, UploadFailed) as exc:
         print(f"ddfa board: error: {exc}", file=sys.stderr)
         return 2
     finally:
