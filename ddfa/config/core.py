@@ -13,7 +13,7 @@ from typing import Any
 
 import tomli_w
 
-from . import memory
+from . import memory, store
 from .boards import BOARDS, DEFAULT_BAUD, Board
 from .schema import SECTIONS, ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig, coerce
 from .validate import validate
@@ -171,6 +171,20 @@ class Config:
         mask = (1 << self.arith.lfsr_width) - 1
         s = (0x9E3779B9 * (self.model.seed + 1) + 0x7F4A7C15 * layer) & mask
         return s or 1
+
+    # -- the dataset store (:mod:`ddfa.config.store`) ---------------------------------
+
+    @property
+    def store(self) -> store.StoreLayout | None:
+        """The dataset store's layout (:func:`ddfa.config.store.store_layout`); None for
+        a board without a store."""
+        return store.store_layout(self)
+
+    @property
+    def order_seed(self) -> int:
+        """The initial state of the epoch-key LFSR of the chip's training order
+        (:func:`ddfa.config.store.order_seed`)."""
+        return store.order_seed(self)
 
     # -- arithmetic ------------------------------------------------------------------
 
