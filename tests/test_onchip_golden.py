@@ -4,12 +4,14 @@ image, the epoch order and the fixed-point model trained from the store
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from ddfa.cli import main
 from ddfa.config import (MAX_SPLIT_RECORDS, STORE_CAPACITY_WORDS, Fixed, StoreError, StoreLayout, default_config,
                          order_seed)
 from ddfa.data import DataError, load_coded, load_config_coded, load_config_dataset
@@ -333,3 +335,24 @@ def test_training_from_the_store_is_fixed_model_steps():
     want = int((ref.predict_batch(ref.quantize_input(data.x_test[:40])) == data.y_test[:40]).sum())
     assert evaluate(chip, image, 150, 40) == evaluate(chip, coded) == want
     assert chip.state_hash() == ref.state_hash()           # evaluation changes nothing
+
+
+def test_train_on_chip_command(tmp_path, capsys):
+    """``ddfa train --model fixed --on-chip``: one epoch from the store, the state of
+    train_epochs on the configuration's data set; the refusals are one line."""
+    path = tmp_path / "r.json"
+    assert main(["train", "--board", "icebreaker", "--model", "fixed", "--on-chip", "--epochs", "1",
+                 "--no-progress", "--json", str(path)]) == 0
+    assert "(hardware, seed 0 on-chip): test accuracy" in capsys.readouterr().out
+    r = json.loads(path.read_text())
+    cfg = icebreaker(**{"train.epochs": 1})
+    model = FixedModel(cfg)
+    train_epochs(model, load_config_coded(cfg), epochs=1)
+    assert r["on_chip"] and r["model"] == "fixed" and r["store_words"] == 2048 + 1797 * 33
+    assert r["state_hash"] == model.state_hash()
+    assert r["test_correct"] == evaluate(model, load_config_coded(cfg)) and r["test_accuracy"] == round(
+        r["test_correct"] / 360, 6)
+    for extra, message in ((["--model", "float"], "'--on-chip': only the fixed-point model"),
+                           (["--model", "fixed", "--set", "hardware.board=\"none\""], "'none' has no dataset store")):
+        assert main(["train", "--board", "icebreaker", "--on-chip", "--epochs", "1", "--no-progress"] + extra) == 2
+        assert message in capsys.readouterr().err
