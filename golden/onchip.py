@@ -33,7 +33,7 @@ from .diverge import check_divergence
 from .fixed import FixedModel
 
 __all__ = ["EPOCH_KEY_LFSR_WIDTH", "EPOCH_KEY_STEPS", "require_store", "epoch_keys", "permutation",
-           "epoch_permutation", "input_table", "store_image", "StoreView", "train_epochs", "evaluate",
+           "epoch_permutation", "input_table", "store_image", "table_inputs", "StoreView", "train_epochs", "evaluate",
            "train_onchip"]
 
 #: Width of the epoch-key LFSR (:class:`golden.arith.Lfsr`, mask ``lfsr_mask(32)``).
@@ -174,6 +174,14 @@ def store_image(cfg: Config, coded: CodedData) -> list[int]:
     return np.concatenate([table, records.reshape(-1)]).tolist()
 
 
+def table_inputs(layout: StoreLayout, table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Inputs read through the table as the chip reads them: input ``j`` of a record
+    with code ``c`` is ``table[t * 2**cb + c]`` (``t = j``, or 0 with one table row).
+    ``codes`` ``(N, n_0)``; int64 ``(N, n_0)``."""
+    rows = np.arange(layout.n_inputs) if layout.table_rows > 1 else np.zeros(layout.n_inputs, dtype=np.int64)
+    return np.ascontiguousarray(table[rows * layout.codes + codes.astype(np.int64)])
+
+
 class StoreView:
     """A store image read as the chip reads it: records through the layout, inputs
     through the table.
@@ -214,11 +222,8 @@ class StoreView:
         return raw[:, :lay.n_inputs], raw[:, lay.n_inputs]
 
     def inputs(self, codes: np.ndarray) -> np.ndarray:
-        """The act-format inputs of records' codes ``(N, n_0)``: table words
-        ``t * 2**cb + c``."""
-        lay = self.layout
-        rows = np.arange(lay.n_inputs) if lay.table_rows > 1 else np.zeros(lay.n_inputs, dtype=np.int64)
-        return np.ascontiguousarray(self.table[rows * lay.codes + codes])
+        """The act-format inputs of records' codes ``(N, n_0)`` (:func:`table_inputs`)."""
+        return table_inputs(self.layout, self.table, codes)
 
     def train_set(self) -> tuple[np.ndarray, np.ndarray]:
         """Every training record's inputs ``(n_train, n_0)`` and labels."""
