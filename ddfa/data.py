@@ -24,6 +24,13 @@ against ``model.layers``. A file's features are scaled to [-1, 1] by the trainin
 per-feature minimum and maximum (test values clipped to [-1, 1]); 8-bit IDX images, as
 the built-in sets, by [0, 255]. Labels are whole numbers 0..K-1, or (CSV, ``.npz``)
 names, numbered in sorted order.
+
+Every scaling is a :class:`Scaling`: one map, fixed by the training set, that turns raw
+features (and so any integer pixel code) into the network's float32 inputs.
+:func:`load_coded` gives a data set as the integer pixel codes the chip's dataset store
+holds (:class:`CodedData`), with the :class:`Scaling` that :func:`load_dataset` applies to
+them: ``golden.onchip.input_table`` evaluates it on every code, so the store's input
+table holds the very values :func:`load_dataset` gives.
 """
 
 from __future__ import annotations
@@ -42,10 +49,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import INPUT_SCALINGS, STD_FLOOR, Config, dataset_is_file
+from .config import INPUT_SCALINGS, STD_FLOOR, Config, code_bits, dataset_is_file
 
 __all__ = ["Dataset", "DataError", "load_dataset", "load_config_dataset", "check_dataset", "read_dataset_file",
-           "RawData", "standardize", "DIGITS_TEST", "IDX_FILES", "TEST_SPLIT_SEED",
+           "RawData", "Scaling", "CodedData", "load_coded", "load_config_coded", "load_scaling", "standardize",
+           "DIGITS_TEST", "IDX_FILES", "TEST_SPLIT_SEED",
            "INPUT_SCALINGS", "STD_FLOOR"]  # the last two re-exported from ddfa.config
 
 
@@ -125,14 +133,85 @@ def _scale(pixels: np.ndarray, maximum: float) -> torch.Tensor:
     return torch.from_numpy(pixels.astype(np.float32) * (2.0 / maximum) - 1.0)
 
 
-def load_digits() -> Dataset:
+def _std_stats(x_train: torch.Tensor, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-feature training mean and floored population deviation (float64)."""
+    x = x_train.double()
+    return x.mean(0), x.std(0, unbiased=False).clamp_min(floor)
+
+
+def _standardize_with(t: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return ((t.double() - mean) / std).float()
+
+
+@dataclass(frozen=True, eq=False)
+class Scaling:
+    """The map from raw features to the network's float32 inputs (``model.inputs``),
+    fixed by the training set. It works feature by feature, element by element, so it
+    gives the same float32 values for a data set's samples and for any array of pixel
+    codes ``(rows, n_0)`` (``golden.onchip.input_table``).
+
+    Members
+    -------
+    maximum : float or None
+        ``pm1`` of a pixel range [0, ``maximum``] (the built-in sets, 8-bit IDX files):
+        ``fl32(fl32(p) * fl32(2 / maximum)) - 1`` in float32.
+    lo, hi : numpy.ndarray or None
+        ``pm1`` of a file: the per-feature training minimum and maximum (float64);
+        ``2 (x - lo) / (hi - lo) - 1`` in float64, clipped to [-1, 1], then float32; a
+        feature with ``hi == lo`` is 0.
+    mean, std : torch.Tensor or None
+        ``standardize``: the per-feature mean and floored population deviation (float64)
+        of the training set's ``pm1`` values; ``fl32((x' - mean) / std)`` in float64.
+        None for ``pm1``.
+    """
+
+    maximum: float | None = None
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
+
+    def pm1(self, x: np.ndarray) -> torch.Tensor:
+        """Raw features ``(rows, n_0)`` to [-1, 1] (float32)."""
+        if self.maximum is not None:
+            return _scale(x, self.maximum)
+        varies = self.hi > self.lo
+        span = np.where(varies, self.hi - self.lo, 1.0)
+        x = np.asarray(x, dtype=np.float64)
+        return torch.from_numpy(np.where(varies, np.clip((x - self.lo) / span * 2.0 - 1.0, -1.0, 1.0), 0.0)
+                                .astype(np.float32))
+
+    def standardize(self, t: torch.Tensor) -> torch.Tensor:
+        """``pm1`` values to the network's inputs: standardised, or as they are."""
+        return t if self.mean is None else _standardize_with(t, self.mean, self.std)
+
+    def __call__(self, x: np.ndarray) -> torch.Tensor:
+        """Raw features ``(rows, n_0)`` to the network's float32 inputs."""
+        return self.standardize(self.pm1(x))
+
+    def standardized(self, x_train_pm1: torch.Tensor, floor: float = STD_FLOOR) -> "Scaling":
+        """This scaling followed by :func:`standardize` with the statistics of the
+        training set's ``pm1`` values ``x_train_pm1``."""
+        mean, std = _std_stats(x_train_pm1, floor)
+        return dataclasses.replace(self, mean=mean, std=std)
+
+
+def _digits_raw() -> tuple[RawData, Scaling]:
     from sklearn.datasets import load_digits as sk_digits
     d = sk_digits()
     perm = np.random.RandomState(0).permutation(len(d.target))
     test, train = perm[:DIGITS_TEST], perm[DIGITS_TEST:]
-    x = _scale(d.data, 16.0)
-    y = torch.from_numpy(d.target.astype(np.int64))
-    return Dataset("digits", x[train], y[train], x[test], y[test])
+    y = d.target.astype(np.int64)
+    return RawData(d.data[train], y[train], d.data[test], y[test], 10), Scaling(maximum=16.0)
+
+
+def _from_raw(name: str, raw: RawData, scaling: Scaling) -> Dataset:
+    return Dataset(name, scaling(raw.x_train), torch.from_numpy(raw.y_train), scaling(raw.x_test),
+                   torch.from_numpy(raw.y_test), raw.classes, raw.label_names)
+
+
+def load_digits() -> Dataset:
+    return _from_raw("digits", *_digits_raw())
 
 
 def _search_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
@@ -182,13 +261,16 @@ def _read_idx(name: str, path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def load_idx(name: str, data_dir: str | Path | None = None) -> Dataset:
+def _idx_raw(name: str, data_dir: str | Path | None = None) -> tuple[RawData, Scaling]:
     dirs = _search_dirs(name, data_dir)
     arrays = {k: _read_idx(name, _find(name, f, dirs)) for k, f in IDX_FILES.items()}
-    flat = lambda a: a.reshape(a.shape[0], -1)
-    return Dataset(name,
-                   _scale(flat(arrays["train_x"]), 255.0), torch.from_numpy(arrays["train_y"].astype(np.int64)),
-                   _scale(flat(arrays["test_x"]), 255.0), torch.from_numpy(arrays["test_y"].astype(np.int64)))
+    flat = lambda a: a.reshape(a.shape[0], -1)  # noqa: E731
+    return (RawData(flat(arrays["train_x"]), arrays["train_y"].astype(np.int64),
+                    flat(arrays["test_x"]), arrays["test_y"].astype(np.int64), 10), Scaling(maximum=255.0))
+
+
+def load_idx(name: str, data_dir: str | Path | None = None) -> Dataset:
+    return _from_raw(name, *_idx_raw(name, data_dir))
 
 
 def standardize(d: Dataset, floor: float = STD_FLOOR) -> Dataset:
@@ -198,11 +280,9 @@ def standardize(d: Dataset, floor: float = STD_FLOOR) -> Dataset:
     deviation (population, float64) is floored at ``floor`` so that a pixel that is
     nearly constant in training does not blow up in the test set.
     """
-    x = d.x_train.double()
-    mean = x.mean(0)
-    std = x.std(0, unbiased=False).clamp_min(floor)
-    scale = lambda t: ((t.double() - mean) / std).float()  # noqa: E731
-    return dataclasses.replace(d, x_train=scale(d.x_train), x_test=scale(d.x_test))
+    mean, std = _std_stats(d.x_train, floor)
+    return dataclasses.replace(d, x_train=_standardize_with(d.x_train, mean, std),
+                               x_test=_standardize_with(d.x_test, mean, std))
 
 
 # --------------------------------------------------------------------------------------
@@ -226,7 +306,8 @@ class RawData:
     Members
     -------
     x_train, x_test : numpy.ndarray
-        float64 (N, features), finite.
+        (N, features), finite: float64 as read from a file; the built-in sets keep their
+        pixels (digits float64, the IDX sets uint8).
     y_train, y_test : numpy.ndarray
         int64 (N,) labels 0..classes-1.
     classes : int
@@ -493,26 +574,12 @@ def read_dataset_file(name: str, label_column: str = "label", test_file: str = "
     _fail(path, f"has the unknown suffix {path.suffix!r}", "give a .npz or .csv file or a folder of IDX files")
 
 
-def _minmax(raw: RawData) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both splits in [-1, 1]: 8-bit IDX pixels by [0, 255], otherwise each feature by its
+def _file_scaling(raw: RawData) -> Scaling:
+    """A file's ``pm1``: 8-bit IDX pixels by [0, 255], otherwise each feature by its
     training minimum and maximum (a constant feature is 0; test values are clipped)."""
     if raw.images_8bit:
-        return _scale(raw.x_train, 255.0), _scale(raw.x_test, 255.0)
-    lo, hi = raw.x_train.min(0), raw.x_train.max(0)
-    varies = hi > lo
-    span = np.where(varies, hi - lo, 1.0)
-
-    def scale(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.where(varies, np.clip((x - lo) / span * 2.0 - 1.0, -1.0, 1.0), 0.0)
-                                .astype(np.float32))
-    return scale(raw.x_train), scale(raw.x_test)
-
-
-def _load_file(name: str, label_column: str, test_file: str, test_fraction: float) -> Dataset:
-    raw = read_dataset_file(name, label_column, test_file, test_fraction)
-    x_tr, x_te = _minmax(raw)
-    return Dataset(name, x_tr, torch.from_numpy(raw.y_train), x_te, torch.from_numpy(raw.y_test),
-                   raw.classes, raw.label_names)
+        return Scaling(maximum=255.0)
+    return Scaling(lo=raw.x_train.min(0), hi=raw.x_train.max(0))
 
 
 def _stamp(name: str) -> tuple:
@@ -525,6 +592,53 @@ def _stamp(name: str) -> tuple:
 
 
 _CACHE: dict[tuple, Dataset] = {}
+_SOURCES: dict[tuple, tuple[RawData, Scaling]] = {}
+_SCALINGS: dict[tuple, Scaling] = {}
+
+
+def _key(name: str, data_dir, label_column: str, test_file: str, test_fraction: float) -> tuple:
+    if isinstance(name, str) and dataset_is_file(name):
+        return (_stamp(name), _stamp(test_file) if test_file else None, label_column, test_fraction)
+    return (name, str(data_dir) if data_dir else os.environ.get("DDFA_DATA_DIR"))
+
+
+def _source(name: str, data_dir, label_column: str, test_file: str, test_fraction: float) -> tuple[RawData, Scaling]:
+    """The raw features and labels of a data set and its ``pm1`` :class:`Scaling`
+    (cached per process)."""
+    key = _key(name, data_dir, label_column, test_file, test_fraction)
+    if key not in _SOURCES:
+        if isinstance(name, str) and dataset_is_file(name):
+            raw = read_dataset_file(name, label_column, test_file, test_fraction)
+            _SOURCES[key] = raw, _file_scaling(raw)
+        elif name == "digits":
+            _SOURCES[key] = _digits_raw()
+        elif name in SHA256:
+            _SOURCES[key] = _idx_raw(name, data_dir)
+        else:
+            raise DataError(f"unknown data set {name!r}. Fix: use digits, mnist or fashion-mnist, or the path "
+                            f"of a .npz or .csv file or of a folder of IDX files.")
+    return _SOURCES[key]
+
+
+def _check_inputs(inputs: str) -> None:
+    if inputs not in INPUT_SCALINGS:
+        raise DataError(f"unknown input scaling {inputs!r}. Fix: use one of {', '.join(INPUT_SCALINGS)}.")
+
+
+def load_scaling(name: str, data_dir: str | Path | None = None, inputs: str = "pm1", *,
+                 label_column: str = "label", test_file: str = "", test_fraction: float = 0.2) -> Scaling:
+    """The :class:`Scaling` that :func:`load_dataset` applies to the data set's raw
+    features (the arguments are :func:`load_dataset`'s)."""
+    _check_inputs(inputs)
+    key = (_key(name, data_dir, label_column, test_file, test_fraction), inputs)
+    if key not in _SCALINGS:
+        _, scaling = _source(name, data_dir, label_column, test_file, test_fraction)
+        if inputs != "pm1":
+            pm1 = load_dataset(name, data_dir, label_column=label_column, test_file=test_file,
+                               test_fraction=test_fraction)
+            scaling = scaling.standardized(pm1.x_train)
+        _SCALINGS[key] = scaling
+    return _SCALINGS[key]
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, inputs: str = "pm1", *,
@@ -536,26 +650,18 @@ def load_dataset(name: str, data_dir: str | Path | None = None, inputs: str = "p
     applied after that). ``label_column``, ``test_file`` and ``test_fraction`` are those
     of ``model`` and apply to a CSV file.
     """
-    if inputs not in INPUT_SCALINGS:
-        raise DataError(f"unknown input scaling {inputs!r}. Fix: use one of {', '.join(INPUT_SCALINGS)}.")
-    is_file = isinstance(name, str) and dataset_is_file(name)
-    if is_file:
-        key = (_stamp(name), _stamp(test_file) if test_file else None, label_column, test_fraction, inputs)
-    else:
-        key = (name, str(data_dir) if data_dir else os.environ.get("DDFA_DATA_DIR"), inputs)
+    _check_inputs(inputs)
+    key = (_key(name, data_dir, label_column, test_file, test_fraction), inputs)
     if key not in _CACHE:
+        split = dict(label_column=label_column, test_file=test_file, test_fraction=test_fraction)
         if inputs != "pm1":
-            _CACHE[key] = standardize(load_dataset(name, data_dir, label_column=label_column, test_file=test_file,
-                                                   test_fraction=test_fraction))
-        elif is_file:
-            _CACHE[key] = _load_file(name, label_column, test_file, test_fraction)
-        elif name == "digits":
-            _CACHE[key] = load_digits()
-        elif name in SHA256:
-            _CACHE[key] = load_idx(name, data_dir)
+            pm1 = load_dataset(name, data_dir, **split)
+            scaling = load_scaling(name, data_dir, inputs, **split)
+            _CACHE[key] = dataclasses.replace(pm1, x_train=scaling.standardize(pm1.x_train),
+                                              x_test=scaling.standardize(pm1.x_test))
         else:
-            raise DataError(f"unknown data set {name!r}. Fix: use digits, mnist or fashion-mnist, or the path "
-                            f"of a .npz or .csv file or of a folder of IDX files.")
+            raw, scaling = _source(name, data_dir, **split)
+            _CACHE[key] = _from_raw(name, raw, scaling)
     return _CACHE[key]
 
 
@@ -584,3 +690,108 @@ def load_config_dataset(cfg: Config, data_dir: str | Path | None = None) -> Data
                         test_fraction=m.test_fraction)
     check_dataset(cfg, data)
     return data
+
+
+# --------------------------------------------------------------------------------------
+# Integer pixel codes: what the chip's dataset store holds
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class CodedData:
+    """A data set as integer pixel codes, one byte per feature: what the dataset store
+    holds (``ddfa.config.store``, ``golden.onchip.store_image``).
+
+    Members
+    -------
+    name : str
+        The built-in set's name or the file's path.
+    x_train, x_test : numpy.ndarray
+        uint8 (N, n_0): the features' codes, each in ``0 .. 2**code_bits - 1``.
+    y_train, y_test : numpy.ndarray
+        int64 (N,) labels 0..classes-1 (at most 255).
+    classes : int
+        The number of classes K.
+    code_bits : int
+        Bits of a code (``ddfa.config.code_bits``): 5 for digits, else 8.
+    scaling : Scaling
+        What :func:`load_dataset` applies to the codes (``model.inputs``): its float32
+        values, quantised, are the store's input table.
+    label_names : tuple of str
+        As :attr:`Dataset.label_names`.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int
+    code_bits: int
+    scaling: Scaling
+    label_names: tuple[str, ...] = ()
+
+    @property
+    def codes(self) -> int:
+        """The number of codes, ``2**code_bits``."""
+        return 1 << self.code_bits
+
+    @property
+    def n_inputs(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.y_test)
+
+    def subset(self, train: slice | np.ndarray = slice(None), test: slice | np.ndarray = slice(None)) -> "CodedData":
+        """Some of the samples, with the same :attr:`scaling` (the full training set's)."""
+        return dataclasses.replace(self, x_train=self.x_train[train], y_train=self.y_train[train],
+                                   x_test=self.x_test[test], y_test=self.y_test[test])
+
+
+def _codes(name: str, what: str, x: np.ndarray, bits: int) -> np.ndarray:
+    """``x`` as uint8 codes 0..2**bits-1, or a :class:`DataError` naming the first
+    feature that is not one."""
+    top = (1 << bits) - 1
+    x = np.asarray(x)
+    bad = np.argwhere((x != np.round(x)) | (x < 0) | (x > top)) if x.dtype.kind == "f" else \
+        np.argwhere((x < 0) | (x > top))
+    if len(bad):
+        i, j = bad[0]
+        raise DataError(f"{name}: {what} feature {j} of sample {i} is {x[i, j]:g}, not an integer code 0..{top} "
+                        f"({len(bad):,} such values): the dataset store holds each feature as one {bits}-bit code. "
+                        f"Fix: give integer features 0..{top} (quantise each feature to {top + 1} levels), or train "
+                        f"from the host, one sample at a time.")
+    return x.astype(np.uint8)
+
+
+def load_coded(name: str, data_dir: str | Path | None = None, inputs: str = "pm1", *,
+               label_column: str = "label", test_file: str = "", test_fraction: float = 0.2) -> CodedData:
+    """The data set as integer pixel codes (:class:`CodedData`), the arguments those of
+    :func:`load_dataset`: digits' pixels 0..16 (5-bit codes), MNIST's and Fashion-MNIST's
+    bytes, a file's features when every one is an integer 0..255 (8-bit codes); the same
+    samples, split and labels as :func:`load_dataset`, whose values are
+    ``scaling(codes)``. Anything else is a :class:`DataError` that says so."""
+    split = dict(label_column=label_column, test_file=test_file, test_fraction=test_fraction)
+    raw, _ = _source(name, data_dir, **split)
+    scaling = load_scaling(name, data_dir, inputs, **split)
+    bits = code_bits(name)
+    if raw.classes > 256:
+        raise DataError(f"{name}: {raw.classes} classes; a dataset store record holds the label in one byte. "
+                        f"Fix: use at most 256 classes, or train from the host, one sample at a time.")
+    return CodedData(name, _codes(name, "training", raw.x_train, bits), raw.y_train,
+                     _codes(name, "test", raw.x_test, bits), raw.y_test, raw.classes, bits, scaling,
+                     raw.label_names)
+
+
+def load_config_coded(cfg: Config, data_dir: str | Path | None = None) -> CodedData:
+    """The data set ``cfg`` names as integer pixel codes (:func:`load_coded`), checked
+    against ``model.layers`` (:func:`check_dataset`)."""
+    m = cfg.model
+    check_dataset(cfg, load_config_dataset(cfg, data_dir))
+    return load_coded(m.dataset, data_dir, m.inputs, label_column=m.label_column, test_file=m.test_file,
+                      test_fraction=m.test_fraction)

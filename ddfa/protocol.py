@@ -248,7 +248,7 @@ def upload_blocks(capacity_words: int) -> int:
 
 
 def _block_bytes(cfg: Config) -> int:
-    store = cfg.store
+    store = cfg.chip_store
     return -(-addr_width(upload_blocks(store.capacity_words)) // 8) if store else 0
 
 
@@ -440,7 +440,7 @@ class HostProtocol:
     def _store(self):
         if not self.params.has_store:
             raise ValueError(f"board {self.cfg.hardware.board!r} has no dataset store")
-        return self.cfg.store
+        return self.cfg.chip_store
 
     # -- replies -----------------------------------------------------------------------
     def range_error_reply(self, opcode: int) -> bytes:

@@ -55,7 +55,7 @@ class EpochOrder(wiring.Component):
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.width = w = cfg.store.index_bits
+        self.width = w = cfg.chip_store.index_bits
         super().__init__({
             "n": In(w), "next_epoch": In(1), "start": In(1), "i": In(w),
             "index": Out(w), "busy": Out(1), "key": Out(32, init=cfg.order_seed),

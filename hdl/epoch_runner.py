@@ -35,7 +35,7 @@ def const_mul(x, factor: int):
 
 def RunSignature(cfg: Config) -> wiring.Signature:
     """The host's control of the epoch runner (seen from the host)."""
-    w = cfg.store.index_bits
+    w = cfg.chip_store.index_bits
     return wiring.Signature({
         "train_epochs": Out(1), "evaluate": Out(1), "epochs": Out(16),
         "n_train": Out(w), "n_test": Out(w),
@@ -84,12 +84,12 @@ class EpochRunner(wiring.Component):
             "step_train": Out(1), "step_infer": Out(1), "step_done": In(1), "pred": In(range(n_out)),
             "half": Out(1), "label": Out(range(n_out)),
             "x_addr": Out(range(max(cfg.model.layers[0], 2))), "x_data": Out(cfg.arith.act.width),
-            "x_we": Out(1), "store": Out(StoreSignature(cfg.store.addr_bits)),
+            "x_we": Out(1), "store": Out(StoreSignature(cfg.chip_store.addr_bits)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        st, ctl = self.cfg.store, self.ctl
+        st, ctl = self.cfg.chip_store, self.ctl
         m.submodules.order = order = self.order
         m.submodules.loader = loader = self.loader
         wiring.connect(m, loader.store, wiring.flipped(self.store))

@@ -524,7 +524,7 @@ class Host(wiring.Component):
     ctl : ``Out(HostStatusSignature(cfg))``
         Start strobes, the label, and the sequencer's status and counters.
     store : ``Out(StoreSignature(addr_bits))``
-        The dataset store (boards with one: ``cfg.store``): uploads and their check.
+        The dataset store (boards with one: ``cfg.chip_store``): uploads and their check.
     run : ``Out(RunSignature(cfg))``
         The epoch runner (boards with a dataset store).
     """
@@ -533,7 +533,7 @@ class Host(wiring.Component):
         self.cfg = cfg
         self.params = HostParams.of(cfg)
         self.commands = host_commands(cfg)
-        store = ({"store": Out(StoreSignature(cfg.store.addr_bits)), "run": Out(RunSignature(cfg))}
+        store = ({"store": Out(StoreSignature(cfg.chip_store.addr_bits)), "run": Out(RunSignature(cfg))}
                  if self.params.has_store else {})
         super().__init__({
             **store,

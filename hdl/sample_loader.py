@@ -29,7 +29,7 @@ class SampleLoader(wiring.Component):
     Parameters
     ----------
     cfg : Config
-        The configuration (``n_0``, ``act.width``, ``cfg.store``'s layout).
+        The configuration (``n_0``, ``act.width``, ``cfg.chip_store``'s layout).
 
     Members
     -------
@@ -49,7 +49,7 @@ class SampleLoader(wiring.Component):
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.layout = st = cfg.store
+        self.layout = st = cfg.chip_store
         n0 = cfg.model.layers[0]
         super().__init__({
             "start": In(1), "record": In(st.addr_bits), "busy": Out(1),

@@ -145,8 +145,8 @@ class StoreArbiter(wiring.Component):
 
 
 def make_store(cfg: Config) -> wiring.Component:
-    """The store of ``cfg``'s board (``cfg.store.kind``)."""
-    kind = cfg.store.kind
+    """The store of ``cfg``'s board (``cfg.chip_store.kind``)."""
+    kind = cfg.chip_store.kind
     if kind == "spram":
         return SpramStore(cfg)
     raise ValueError(f"no hardware for a {kind!r} dataset store")

@@ -155,7 +155,7 @@ class StoreCommands(wiring.Component):
     Parameters
     ----------
     cfg : Config
-        The configuration (``cfg.store``'s layout, the protocol's block index bytes).
+        The configuration (``cfg.chip_store``'s layout, the protocol's block index bytes).
 
     Members
     -------
@@ -190,7 +190,7 @@ class StoreCommands(wiring.Component):
     """
 
     def __init__(self, cfg: Config):
-        self.layout = st = cfg.store
+        self.layout = st = cfg.chip_store
         self.block_bytes = HostParams.of(cfg).block_bytes
         super().__init__({
             "n_train_arg": In(16), "n_test_arg": In(16), "fits": Out(1), "begin": In(1),

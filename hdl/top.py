@@ -93,9 +93,9 @@ class Processor(wiring.Component):
         self.output = OutputUnit(cfg)
         self.sequencer = Sequencer(cfg)
         self.host = Host(cfg)
-        # the dataset store and the epoch runner, on boards with a store (cfg.store)
-        self.store = make_store(cfg) if cfg.store else None
-        self.runner = EpochRunner(cfg) if cfg.store else None
+        # the dataset store and the epoch runner, on boards with a store (cfg.chip_store)
+        self.store = make_store(cfg) if cfg.chip_store else None
+        self.runner = EpochRunner(cfg) if cfg.chip_store else None
         self.memories = memory_map(cfg)
         self.params = HostParams.of(cfg)
         super().__init__({
@@ -137,7 +137,7 @@ class Processor(wiring.Component):
             # epoch runner's loader the other (the next sample, while a step runs).
             m.submodules.runner = runner
             m.submodules.store = store = self.store
-            m.submodules.store_arbiter = arbiter = StoreArbiter(cfg.store.addr_bits, 2)
+            m.submodules.store_arbiter = arbiter = StoreArbiter(cfg.chip_store.addr_bits, 2)
             wiring.connect(m, runner.store, arbiter.port0)
             wiring.connect(m, host.store, arbiter.port1)
             wiring.connect(m, arbiter.store, store.bus)

@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "train" and not on_chip and (args.check or args.epochs):
         print("ddfa board: error: --epochs and --check go with --on-chip", file=sys.stderr)
         return 2
-    if on_chip and cfg.store is None:
+    if on_chip and cfg.chip_store is None:
         print(f"ddfa board: error: board {cfg.hardware.board!r} has no dataset store; train over the link "
               f"(without --on-chip)", file=sys.stderr)
         return 2

@@ -81,7 +81,7 @@ class OnChipSession:
         self.session = session
         self.proto = session.proto
         self.cfg = session.cfg
-        if self.cfg.store is None:
+        if self.cfg.chip_store is None:
             raise UploadFailed(f"board {self.cfg.hardware.board!r} has no dataset store: train over the link "
                                f"('ddfa board train' without --on-chip)")
 

@@ -7,6 +7,7 @@ Examples
     ddfa train --algo ddfa --dataset mnist --arch 2x800 --setting paper --epochs 3 \\
         --json results/mnist-2x800-ddfa-s0.json
     ddfa train --config examples/config.toml --model fixed --json out/fixed.json
+    ddfa train --board icebreaker --model fixed --on-chip --epochs 10
 
 The JSON holds ``test_accuracy`` (0..1), ``history`` (per epoch: ``epoch``,
 ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``,
@@ -14,6 +15,11 @@ The JSON holds ``test_accuracy`` (0..1), ``history`` (per epoch: ``epoch``,
 alignment probes excluded), ``alignment_deg`` (per hidden layer, mean over the last
 epoch), ``config`` (``Config.to_dict()``), ``algo``, ``dataset``, ``arch``, ``setting``,
 ``seed``, ``model`` and ``command``.
+
+``--on-chip`` (with ``--model fixed``) trains as a board with a dataset store does
+(``golden.onchip``): the data set as integer pixel codes in the store's layout, every
+input read through the store's input table, epochs in the chip's keyed order; the JSON
+adds ``on_chip``, ``store_words`` and ``test_correct``.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ import time
 import torch
 
 from golden.diverge import TrainingDiverged
+from golden.onchip import require_store, train_onchip
 
 from . import add_config_args, config_from_args, nonnegative_int, positive_int
 from ..config import Config, ConfigError
-from ..data import load_config_dataset
+from ..data import load_config_coded, load_config_dataset
 from .output import check_output_file, write_json
 from .progress import add_progress_args, wants_progress
 
@@ -44,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_args(p, training=True)
     p.add_argument("--model", choices=["float", "fixed"], default="float",
                    help="golden model: float (default) or fixed (bit-exact with the hardware)")
+    p.add_argument("--on-chip", action="store_true",
+                   help="with --model fixed: train from the board's dataset store as the chip does "
+                        "(its layout, input table and epoch order)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     p.add_argument("--align-every", type=nonnegative_int, default=None, metavar="K",
                    help="probe the gradient alignment every K-th step (0: never; "
@@ -83,16 +93,24 @@ def _json_safe(obj):
 
 
 def run_training(cfg: Config, model: str = "float", data_dir=None, progress: bool = True,
-                 align_every: int | None = None, log=None) -> dict:
-    """Train ``cfg`` with the chosen golden model; the JSON-ready result dict."""
-    dataset = load_config_dataset(cfg, data_dir)
-    if model == "fixed":
+                 align_every: int | None = None, log=None, on_chip: bool = False) -> dict:
+    """Train ``cfg`` with the chosen golden model; the JSON-ready result dict. With
+    ``on_chip`` (fixed-point only), from the dataset store (:func:`golden.onchip.train_onchip`)."""
+    if on_chip and model != "fixed":
+        raise ConfigError("--on-chip", "only the fixed-point model trains from the dataset store",
+                          "add --model fixed")
+    if on_chip:
+        require_store(cfg)
+        result = train_onchip(cfg, load_config_coded(cfg, data_dir), progress=progress, log=log)
+    elif model == "fixed":
+        dataset = load_config_dataset(cfg, data_dir)
         train_fixed = _fixed_trainer()
         extra = {k: v for k, v in (("align_every", align_every), ("log", log))
                  if k in inspect.signature(train_fixed).parameters}
         result = dict(train_fixed(cfg, dataset, progress=progress, **extra))
     else:
         from golden.float_model import train_float
+        dataset = load_config_dataset(cfg, data_dir)
         result = train_float(cfg, dataset, progress=progress, align_every=align_every, log=log)
     result.update(config=cfg.to_dict(), algo=cfg.model.algorithm, dataset=cfg.model.dataset,
                   arch=arch_name(cfg), setting=cfg.train.setting, seed=cfg.model.seed,
@@ -142,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = run_training(cfg, args.model, getattr(args, "data_dir", None), args.progress,
-                              args.align_every, log)
+                              args.align_every, log, on_chip=args.on_chip)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(partial(interrupted=True)) from None
     except TrainingDiverged as exc:
@@ -152,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
         result["command"] = command
     result["wall_seconds"] = round(time.time() - t0, 2)
     align = ", ".join("-" if a is None else f"{a:.1f}" for a in result.get("alignment_deg") or [])
-    print(f"{result['algo']} {result['dataset']} {result['arch']} ({result['setting']}, seed {result['seed']}): "
+    where = " on-chip" if result.get("on_chip") else ""
+    print(f"{result['algo']} {result['dataset']} {result['arch']} ({result['setting']}, seed {result['seed']}"
+          f"{where}): "
           f"test accuracy {100 * result['test_accuracy']:.2f}%, {result.get('samples_per_s')} samples/s, "
           f"alignment [{align}] deg")
     if args.json:

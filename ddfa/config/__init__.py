@@ -20,6 +20,8 @@ Modules
     The PLL divider search of each family (the clocks a board makes).
 :mod:`~ddfa.config.memory`
     The memory-mapping policy: banking, block-RAM slicing and counting.
+:mod:`~ddfa.config.store`
+    The dataset store's layout (:class:`StoreLayout`) and the epoch-key seed.
 :mod:`~ddfa.config.identity`
     The configuration hash (INFO) and :func:`config_diff`.
 """
@@ -30,6 +32,8 @@ from .files import DEFAULTS, default_config, load_config
 from .identity import HASHED_FIELDS, UNHASHED_FIELDS, config_diff, config_hash, hashed_values
 from .memory import BRAM_RESERVE, aspect_slices, bank_address, bank_depth, split_banks
 from .pll import PLLError, board_makes_clock, pll_for
+from .store import (MAX_SPLIT_RECORDS, STORE_CAPACITY_WORDS, STORE_WORD_BITS, StoreError, StoreLayout, code_bits,
+                    order_seed, store_layout)
 from .schema import (ALGORITHMS, DATASET_FILE_KINDS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, SECTIONS,
                      STD_FLOOR, ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig,
                      dataset_is_file, parse_arch)
@@ -41,5 +45,7 @@ __all__ = [
     "BOARDS", "Board", "FAMILIES", "Family", "PLLLimits", "DP16KD_ASPECTS", "DEFAULT_BAUD",
     "PLLError", "pll_for", "board_makes_clock",
     "BRAM_RESERVE", "aspect_slices", "bank_address", "bank_depth", "split_banks",
+    "StoreLayout", "StoreError", "STORE_CAPACITY_WORDS", "STORE_WORD_BITS", "MAX_SPLIT_RECORDS", "code_bits",
+    "store_layout", "order_seed",
     "HASHED_FIELDS", "UNHASHED_FIELDS", "hashed_values", "config_hash", "config_diff",
 ]

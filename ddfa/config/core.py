@@ -13,8 +13,7 @@ from typing import Any
 
 import tomli_w
 
-from . import memory
-from .store import StoreLayout, store_layout
+from . import memory, store
 from .boards import BOARDS, DEFAULT_BAUD, Board
 from .schema import SECTIONS, ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig, coerce
 from .validate import validate
@@ -173,15 +172,26 @@ class Config:
         s = (0x9E3779B9 * (self.model.seed + 1) + 0x7F4A7C15 * layer) & mask
         return s or 1
 
+    # -- the dataset store (:mod:`ddfa.config.store`) ---------------------------------
+
     @property
-    def store(self) -> StoreLayout | None:
-        """The board's dataset store (:mod:`ddfa.config.store`), or None."""
-        return store_layout(self)
+    def store(self) -> store.StoreLayout | None:
+        """The dataset store's layout (:func:`ddfa.config.store.store_layout`); None for
+        a board without a store."""
+        return store.store_layout(self)
 
     @property
     def order_seed(self) -> int:
-        """Seed of the on-chip epoch order's key LFSR (32 bits, never zero)."""
-        return ((0x9E3779B9 * (self.model.seed + 1)) & 0xFFFFFFFF) or 1
+        """The initial state of the epoch-key LFSR of the chip's training order
+        (:func:`ddfa.config.store.order_seed`)."""
+        return store.order_seed(self)
+
+    @property
+    def chip_store(self) -> store.StoreLayout | None:
+        """:attr:`store` when the processor builds its memory (:attr:`StoreLayout.built`),
+        else None: the store's commands and the epoch runner exist only then."""
+        layout = self.store
+        return layout if layout is not None and layout.built else None
 
     # -- arithmetic ------------------------------------------------------------------
 

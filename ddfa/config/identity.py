@@ -26,6 +26,8 @@ HASHED_FIELDS = (
     "model.layers",               # every memory's size, every counter
     "model.algorithm",            # DFA's random B or DDFA's zero B and its update
     "model.seed",                 # the initial W, b (and B) images, the direction LFSR seeds
+    # The dataset store's layout (ddfa.config.store): the code bits and the input table's rows.
+    "model.dataset", "model.inputs",
     "arith.act", "arith.err", "arith.weight", "arith.feedback",
     "arith.lr_shift", "arith.alpha_shift",
     "arith.rounding",             # the images' stochastic-rounding generator states (golden model only)
@@ -39,10 +41,8 @@ HASHED_FIELDS = (
 
 #: The fields the hash leaves out: none reaches the processor's Verilog or its images.
 UNHASHED_FIELDS = (
-    "model.dataset",              # only through model.layers (MNIST and Fashion-MNIST build the same)
     "model.label_column", "model.test_file", "model.test_fraction",   # which samples the host sends
     "model.conv",                 # software models only (a board refuses it)
-    "model.inputs",               # the host scales the samples
     # A bound, validated to hold every sum: each accumulator is as wide as its own sum
     # (hdl/layer.py, hdl/feedback.py), and the golden model's sums are exact.
     "arith.acc_width",

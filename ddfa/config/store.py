@@ -1,45 +1,104 @@
-"""The dataset store's layout: where a data set's input table and records live in the
-board's dataset memory (``docs/ARITHMETIC.md``, "Training from the dataset store").
+"""The dataset store: where a data set lies in the processor's store memory.
 
-Every field is a function of the configuration alone; the hardware, the golden model and
-the host read this one definition.
+A board with a store keeps a whole data set on the chip, in 16-bit words, and trains
+epochs from it without the host (``docs/ARITHMETIC.md``, "Training from the dataset
+store"). The layout is a function of the configuration alone:
+
+* an input table of ``table_rows * 2**code_bits`` words at address 0: word
+  ``t * 2**code_bits + c`` holds the act-format input (two's complement, sign-extended
+  to 16 bits) of pixel code ``c`` of input ``t`` (``t = 0`` when ``table_rows == 1``);
+* then one record of ``record_words`` words per sample, the training set first: a record
+  is the ``n_0`` pixel codes and the label, one byte each, two bytes to a word, low byte
+  first.
+
+:func:`order_seed` seeds the epoch keys of the chip's training order.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["StoreLayout", "store_layout", "MAX_RECORDS"]
+from .schema import DATASETS, ConfigError
 
-#: At most this many training (and test) records: the host protocol sends their counts
-#: in 2 bytes.
-MAX_RECORDS = 0xFFFF
+if TYPE_CHECKING:
+    from .core import Config
+
+__all__ = ["StoreLayout", "StoreError", "STORE_CAPACITY_WORDS", "STORE_WORD_BITS", "STORE_KINDS", "BUILT_STORES",
+           "MAX_SPLIT_RECORDS",
+           "code_bits", "store_layout", "order_seed"]
+
+#: Bits of a store word.
+STORE_WORD_BITS = 16
+
+#: Store words of each board that has a store: the iCEBreaker's iCE40 UP5K, its four
+#: SB_SPRAM256KA (16,384 words of 16 bits each); the ULX3S's 32 MB SDRAM.
+STORE_CAPACITY_WORDS = {
+    "icebreaker": 4 * 16_384,
+    "ulx3s-85f": 16_777_216,
+}
+
+#: The memory each board's store is: ``"spram"`` (:class:`hdl.store.SpramStore`) or
+#: ``"sdram"`` (the ULX3S's SDRAM; the layout and the golden model exist, the processor's
+#: controller does not yet).
+STORE_KINDS = {"icebreaker": "spram", "ulx3s-85f": "sdram"}
+#: The kinds the processor builds.
+BUILT_STORES = ("spram",)
+
+#: The most records of one split (``n_train``, ``n_test``: 16-bit counts).
+MAX_SPLIT_RECORDS = 65_535
+
+
+class StoreError(ConfigError):
+    """A data set that does not fit the dataset store (or a board without one)."""
+
+
+def code_bits(dataset: str) -> int:
+    """Bits of one pixel code of ``dataset`` (``model.dataset``): 5 for ``digits``
+    (codes 0..16), 8 for every other data set (0..255)."""
+    return 5 if dataset == "digits" else 8
 
 
 @dataclass(frozen=True)
 class StoreLayout:
-    """The dataset store's layout, in 16-bit words.
+    """Where a data set lies in the dataset store (16-bit words).
+
+    Parameters
+    ----------
+    capacity_words : int
+        Words the board's store holds.
+    code_bits : int
+        ``cb``: bits of a pixel code (:func:`code_bits`).
+    table_rows : int
+        ``TR``: rows of the input table, 1 when every input scales the same way
+        (``pm1`` of a built-in data set), else ``n_inputs`` (one per input).
+    n_inputs : int
+        ``n_0``: pixel codes per record.
+    kind : str
+        The memory (:data:`STORE_KINDS`).
 
     Members
     -------
-    kind : str
-        ``"spram"`` (the iCE40 UP5K's four SB_SPRAM256KA).
-    capacity_words : int
-        Words of the store.
-    n_inputs : int
-        ``n_0``.
-    code_bits : int
-        Bits of a pixel code (``cb``): 5 for ``digits`` (codes 0..16), else 8.
-    table_rows : int
-        Rows of the input table (``TR``): 1 when every input scales alike, else ``n_0``.
+    codes : int
+        ``2**code_bits``: table words per row.
+    table_words : int
+        ``TR * 2**cb``.
+    record_words : int
+        ``R = ceil((n_0 + 1) / 2)``.
+    train_base : int
+        The address of training record 0 (``= table_words``).
     """
 
-    kind: str
     capacity_words: int
-    n_inputs: int
     code_bits: int
     table_rows: int
+    n_inputs: int
+    kind: str = "spram"
+
+    @property
+    def built(self) -> bool:
+        """The processor builds this kind of store (:data:`BUILT_STORES`)."""
+        return self.kind in BUILT_STORES
 
     @property
     def addr_bits(self) -> int:
@@ -48,51 +107,74 @@ class StoreLayout:
 
     @property
     def index_bits(self) -> int:
-        """Bits of a record number (training or test): enough for :attr:`max_records`."""
-        return max(1, self.max_records.bit_length())
+        """Bits of a record count or index of one split (at most :data:`MAX_SPLIT_RECORDS`,
+        at most :attr:`max_records`)."""
+        return max(1, min(MAX_SPLIT_RECORDS, self.max_records).bit_length())
+
+    @property
+    def codes(self) -> int:
+        return 1 << self.code_bits
 
     @property
     def table_words(self) -> int:
-        """``TR * 2**cb``: the input table, at address 0."""
-        return self.table_rows << self.code_bits
+        return self.table_rows * self.codes
 
     @property
     def record_words(self) -> int:
-        """``R = ceil((n_0 + 1) / 2)``: a record's input codes and its label, a byte each."""
-        return math.ceil((self.n_inputs + 1) / 2)
+        return (self.n_inputs + 2) // 2
 
     @property
     def train_base(self) -> int:
-        """Address of training record 0 (right after the table)."""
         return self.table_words
 
+    def table_address(self, j: int, code: int) -> int:
+        """The table word of input ``j`` (from 0) and pixel code ``code``."""
+        return (j if self.table_rows > 1 else 0) * self.codes + code
+
+    def record_address(self, r: int) -> int:
+        """The first word of record ``r``: training records ``0 .. n_train - 1``, then the
+        test records (test record ``i`` is record ``n_train + i``)."""
+        return self.train_base + r * self.record_words
+
     def words(self, n_train: int, n_test: int) -> int:
-        """Words of a data set of ``n_train`` training and ``n_test`` test records."""
+        """Words the layout of ``n_train`` training and ``n_test`` test records takes."""
         return self.train_base + (n_train + n_test) * self.record_words
 
     @property
     def max_records(self) -> int:
-        """The most records (training and test together) the store holds."""
-        return min(2 * MAX_RECORDS, (self.capacity_words - self.train_base) // self.record_words)
+        """Records (both splits together) that fit after the table."""
+        return max(0, (self.capacity_words - self.train_base) // self.record_words)
 
-    def check(self, n_train: int, n_test: int) -> None:
-        """Raise ``ValueError`` naming the sizes when the data set does not fit."""
-        if not 1 <= n_train <= MAX_RECORDS or not 0 <= n_test <= MAX_RECORDS:
-            raise ValueError(f"{n_train} training and {n_test} test records: each count must be at most "
-                             f"{MAX_RECORDS} (and at least 1 training record)")
-        if self.words(n_train, n_test) > self.capacity_words:
-            raise ValueError(f"{n_train} training + {n_test} test records of {self.record_words} words and a "
-                             f"{self.table_words}-word input table need {self.words(n_train, n_test)} words; the "
-                             f"{self.kind} store holds {self.capacity_words} ({self.max_records} records): "
-                             f"use fewer samples")
+    def check(self, n_train: int, n_test: int, what: str = "the data set") -> None:
+        """Raise :class:`StoreError` (with the sizes) unless ``n_train`` and ``n_test``
+        records are 0..65,535 each and their layout fits :attr:`capacity_words`."""
+        for name, n in (("training", n_train), ("test", n_test)):
+            if not 0 <= n <= MAX_SPLIT_RECORDS:
+                raise StoreError("model.dataset", f"{what} has {n:,} {name} samples; the dataset store counts at "
+                                 f"most {MAX_SPLIT_RECORDS:,} per split",
+                                 f"use at most {MAX_SPLIT_RECORDS:,} {name} samples, or train from the host")
+        need = self.words(n_train, n_test)
+        if need > self.capacity_words:
+            raise StoreError("model.dataset", f"{what} needs {need:,} store words (a table of {self.table_words:,} "
+                             f"words, then {n_train:,} + {n_test:,} records of {self.record_words} words), the "
+                             f"store holds {self.capacity_words:,}",
+                             f"use at most {self.max_records:,} samples in all, or train from the host")
 
 
-def store_layout(cfg) -> StoreLayout | None:
-    """The layout of ``cfg``'s board's dataset store, or None (no board, or a board whose
-    store is not built yet)."""
-    if not cfg.has_board or cfg.board.family != "ice40":
+def store_layout(cfg: Config) -> StoreLayout | None:
+    """The dataset store's layout of ``cfg`` (:attr:`Config.store`); None for a board
+    without a store and for ``hardware.board = "none"``."""
+    capacity = STORE_CAPACITY_WORDS.get(cfg.hardware.board)
+    if capacity is None:
         return None
-    builtin = cfg.model.dataset in ("digits", "mnist", "fashion-mnist")
-    code_bits = 5 if cfg.model.dataset == "digits" else 8
-    table_rows = 1 if (cfg.model.inputs == "pm1" and builtin) else cfg.model.layers[0]
-    return StoreLayout("spram", 4 * 16384, cfg.model.layers[0], code_bits, table_rows)
+    m = cfg.model
+    n0 = m.layers[0]
+    rows = 1 if (m.inputs == "pm1" and m.dataset in DATASETS) else n0
+    return StoreLayout(capacity_words=capacity, code_bits=code_bits(m.dataset), table_rows=rows, n_inputs=n0,
+                       kind=STORE_KINDS[cfg.hardware.board])
+
+
+def order_seed(cfg: Config) -> int:
+    """The initial state of the 32-bit epoch-key LFSR (:attr:`Config.order_seed`):
+    ``(0x9E3779B9 * (model.seed + 1)) mod 2**32``, or 1 when that is 0."""
+    return (0x9E3779B9 * (cfg.model.seed + 1)) & 0xFFFFFFFF or 1
