@@ -333,6 +333,7 @@ FIELD_CHANGES = {
     "hardware.pes": {"hardware.pes": (2, 1)},
     "hardware.stream": {"hardware.stream": (False, False)},
     "hardware.share_multiplier": {"hardware.share_multiplier": False},
+    "hardware.dataset_store": {"hardware.dataset_store": True},
 }
 
 
@@ -351,12 +352,12 @@ def test_hash_covers_exactly_the_hashed_fields(key):
         assert config_hash(other.replace(**{"hardware.stream": ()})) == config_hash(other)
         hashed = [key]                   # ... but not the default's (False, True)
     diff = config_diff(cfg, other)
-    assert [d.split(":")[0] for d in diff] == [k for k in HASHED_FIELDS if k in hashed]
+    layout = ["store"] if key == "hardware.dataset_store" else []     # the store's layout comes with it
+    assert [d.split(":")[0] for d in diff] == [k for k in HASHED_FIELDS if k in hashed] + layout
     assert (config_hash(other) != config_hash(cfg)) == bool(hashed)
     for d in diff:
         k = d.split(":")[0]
-        sec, fld = k.split(".")
-        assert repr(hashed_values(cfg)[k]) in d and repr(hashed_values(other)[k]) in d and " != " in d
+        assert repr(hashed_values(cfg).get(k)) in d and repr(hashed_values(other).get(k)) in d and " != " in d
 
 
 def test_unhashed_fields_leave_the_verilog_alone():
@@ -364,8 +365,9 @@ def test_unhashed_fields_leave_the_verilog_alone():
     INFO hash constant): a small processor, all of them changed at once."""
     base = Config(name="a", model=ModelConfig(layers=(64, 4, 10)),
                   hardware=HardwareConfig(board="icebreaker", pes=(1, 1)))
-    other = base.replace(name="b", **{"model.test_fraction": 0.3, "arith.acc_width": 48, "train.epochs": 1,
-                                      "hardware.clock_mhz": 24.0, "hardware.baud": 9600})
+    other = base.replace(name="b", **{"model.inputs": "standardize", "model.test_fraction": 0.3,
+                                      "arith.acc_width": 48, "train.epochs": 1, "hardware.clock_mhz": 24.0,
+                                      "hardware.baud": 9600})
     assert config_hash(base) == config_hash(other) and config_diff(base, other) == []
     assert processor_verilog(base) == processor_verilog(other)
 
@@ -396,8 +398,6 @@ HASHED_CHANGES = {
     "model.layers": {"model.layers": (64, 2, 10)},
     "model.algorithm": {"model.algorithm": "dfa"},
     "model.seed": {"model.seed": 1},
-    "model.dataset": {"model.dataset": "wine.npz"},          # the store's code bits: 5 -> 8
-    "model.inputs": {"model.inputs": "standardize"},          # the table's rows: 1 -> 64
     "arith.act": {"arith.act": Fixed(16, 10)},
     "arith.err": {"arith.err": Fixed(16, 12)},
     "arith.weight": {"arith.weight": Fixed(16, 11)},
@@ -412,10 +412,24 @@ HASHED_CHANGES = {
     "hardware.pes": {"hardware.pes": (2, 1)},
     "hardware.stream": {"hardware.stream": (False, True)},
     "hardware.share_multiplier": {"hardware.share_multiplier": True},
+    "hardware.dataset_store": {"hardware.dataset_store": True},
 }
 
 
 @pytest.mark.slow
+def test_the_store_layout_is_hashed_with_a_store():
+    """With a dataset store, model.dataset and model.inputs reach the processor through the
+    store's layout (code bits, table rows) and the hash covers them; without one, they do not."""
+    base = Config(name="a", model=ModelConfig(layers=(64, 4, 10)),
+                  hardware=HardwareConfig(board="icebreaker", pes=(1, 1), dataset_store=True))
+    for changes in ({"model.inputs": "standardize"}, {"model.dataset": "wine.npz"}):
+        other = base.replace(**changes)
+        diff = config_diff(base, other)
+        assert config_hash(other) != config_hash(base) and [d.split(":")[0] for d in diff] == ["store"], changes
+        plain = base.replace(**{"hardware.dataset_store": False})
+        assert config_hash(plain.replace(**changes)) == config_hash(plain)
+
+
 def test_hashed_fields_change_the_verilog(monkeypatch):
     """Each hashed field changes the processor's Verilog or its memory images even with
     the INFO hash constant held fixed (arith.rounding: the processor has only "nearest")."""

@@ -7,73 +7,31 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
+import dataclasses
+
 import pytest
-import torch
+
 from amaranth.sim import Simulator
 
 from ddfa.config import Config, HardwareConfig, ModelConfig
-from ddfa.data import DIGITS_TEST
+from ddfa.data import load_config_coded
 from ddfa.protocol import BUSY_REPLY, RANGE_ERROR_REPLY, UPLOAD_WORDS, HostProtocol, Opcode, store_crc
-from golden.arith import Lfsr, lfsr_mask, quantize
 from golden.fixed import FixedModel
+from golden.onchip import evaluate, store_image, train_epochs
 from hdl.top import Processor
 
 from .test_hdl_top import HostDriver, read_all
 
 
-def tiny_cfg(**kw) -> Config:
-    return Config(name="tiny", model=ModelConfig(layers=(64, 8, 10), inputs="pm1", **kw),
-                  hardware=HardwareConfig(board="icebreaker", pes=(2, 2)))
+def tiny_cfg(inputs="pm1") -> Config:
+    return Config(name="tiny", model=ModelConfig(layers=(64, 8, 10), inputs=inputs),
+                  hardware=HardwareConfig(board="icebreaker", pes=(2, 2), dataset_store=True))
 
 
-def digits_codes():
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    perm = np.random.RandomState(0).permutation(len(d.target))
-    test, train = perm[:DIGITS_TEST], perm[DIGITS_TEST:]
-    codes = d.data.astype(np.int64)
-    return codes[train], d.target[train], codes[test], d.target[test]
-
-
-def reference_table(cfg):
-    st = cfg.store
-    codes = torch.arange(1 << st.code_bits, dtype=torch.float32)
-    x = codes * (2.0 / 16.0) - 1.0
-    return [int(v) & 0xFFFF for v in quantize(x, cfg.arith.act).tolist()]
-
-
-def reference_image(cfg, xtr, ytr, xte, yte):
-    table = reference_table(cfg)
-    words = list(table)
-    for x, y in list(zip(xtr, ytr)) + list(zip(xte, yte)):
-        b = list(x) + [int(y)]
-        b += [0] * (len(b) % 2)
-        words += [b[k] | b[k + 1] << 8 for k in range(0, len(b), 2)]
-    return words
-
-
-def reference_perm(cfg, n, epoch):
-    s = Lfsr(32, cfg.order_seed)
-    for _ in range(32 * (epoch + 1)):
-        s.step()
-    key = s.state
-    k = max(1, (n - 1).bit_length())
-    M = (1 << k) - 1
-    a, b = key & 0xFFFF & M, key >> 16 & M
-
-    def F(x):
-        x = (x + a) & M
-        x ^= x >> 3
-        x = (5 * x + b) & M
-        return x ^ (x >> 5)
-    out = []
-    for i in range(n):
-        x = F(i)
-        while x >= n:
-            x = F(x)
-        out.append(x)
-    return out
+def small_set(cfg, n_train, n_test):
+    coded = load_config_coded(cfg)
+    return dataclasses.replace(coded, x_train=coded.x_train[:n_train], y_train=coded.y_train[:n_train],
+                               x_test=coded.x_test[:n_test], y_test=coded.y_test[:n_test])
 
 
 async def run_status(ctx, drv, proto):
@@ -92,19 +50,14 @@ async def upload(ctx, drv, proto, words, n_train, n_test, dataset_id=0x1234ABCD,
     return proto.decode_upload_end(r)
 
 
-def test_epoch_and_evaluation_on_chip_match_the_fixed_point_model():
-    cfg = tiny_cfg()
-    xtr, ytr, xte, yte = digits_codes()
+@pytest.mark.parametrize("inputs", ["pm1", "standardize"])
+def test_epoch_and_evaluation_on_chip_match_the_fixed_point_model(inputs):
+    cfg = tiny_cfg(inputs)
     n_train, n_test = 24, 12
-    xtr, ytr, xte, yte = xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test]
-    words = reference_image(cfg, xtr, ytr, xte, yte)
-    table = reference_table(cfg)
+    words = store_image(cfg, small_set(cfg, n_train, n_test))
     gold = FixedModel(cfg)
-    signed = lambda w: w - (1 << 16) if w >> 15 else w  # noqa: E731
-    x_of = lambda codes: torch.tensor([signed(table[c]) for c in codes], dtype=torch.int64)  # noqa: E731
-    for r in reference_perm(cfg, n_train, 0):
-        gold.step(x_of(xtr[r]), int(ytr[r]))
-    correct = sum(gold.predict(x_of(x)) == int(y) for x, y in zip(xte, yte))
+    train_epochs(gold, words, n_train, n_test, first_epoch=0, epochs=1)
+    correct = evaluate(gold, words, n_train, n_test)
 
     dut = Processor(cfg)
     proto = HostProtocol(cfg)

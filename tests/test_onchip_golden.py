@@ -145,7 +145,7 @@ def test_layout_sizes():
     assert (std.table_rows, std.table_words, std.words(1437, 360)) == (64, 2048, 2048 + 1797 * 33)
     assert std.table_address(17, 9) == 17 * 32 + 9
     ulx = default_config("ulx3s-85f").store                  # mnist, pm1
-    assert ulx == StoreLayout(capacity_words=16_777_216, code_bits=8, table_rows=1, n_inputs=784)
+    assert ulx == StoreLayout(capacity_words=16_777_216, code_bits=8, table_rows=1, n_inputs=784, kind="sdram")
     assert (ulx.table_words, ulx.record_words) == (256, 393)
     odd = file_config("x.npz", 3, 2).store                   # a file: one table row per input
     assert (odd.code_bits, odd.table_rows, odd.table_words, odd.record_words) == (8, 3, 768, 2)

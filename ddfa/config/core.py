@@ -188,10 +188,11 @@ class Config:
 
     @property
     def chip_store(self) -> store.StoreLayout | None:
-        """:attr:`store` when the processor builds its memory (:attr:`StoreLayout.built`),
-        else None: the store's commands and the epoch runner exist only then."""
+        """:attr:`store` when the processor has it (``hardware.dataset_store`` on a board
+        whose store it builds, :attr:`StoreLayout.built`), else None: the store's commands
+        and the epoch runner exist only then."""
         layout = self.store
-        return layout if layout is not None and layout.built else None
+        return layout if self.hardware.dataset_store and layout is not None and layout.built else None
 
     # -- arithmetic ------------------------------------------------------------------
 

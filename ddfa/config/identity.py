@@ -26,8 +26,6 @@ HASHED_FIELDS = (
     "model.layers",               # every memory's size, every counter
     "model.algorithm",            # DFA's random B or DDFA's zero B and its update
     "model.seed",                 # the initial W, b (and B) images, the direction LFSR seeds
-    # The dataset store's layout (ddfa.config.store): the code bits and the input table's rows.
-    "model.dataset", "model.inputs",
     "arith.act", "arith.err", "arith.weight", "arith.feedback",
     "arith.lr_shift", "arith.alpha_shift",
     "arith.rounding",             # the images' stochastic-rounding generator states (golden model only)
@@ -37,10 +35,16 @@ HASHED_FIELDS = (
     # boards of one family build the same processor, for the pins of different bitstreams).
     "hardware.board",
     "hardware.pes", "hardware.stream", "hardware.share_multiplier",
+    # The dataset store and the epoch runner; with them, the store's layout is hashed as
+    # well (``store``: its code bits and table rows, from model.dataset and model.inputs).
+    "hardware.dataset_store",
 )
 
 #: The fields the hash leaves out: none reaches the processor's Verilog or its images.
 UNHASHED_FIELDS = (
+    # Only through model.layers (MNIST and Fashion-MNIST build the same), and, with a
+    # dataset store, through the store's layout (hashed as ``store``).
+    "model.dataset", "model.inputs",
     "model.label_column", "model.test_file", "model.test_fraction",   # which samples the host sends
     "model.conv",                 # software models only (a board refuses it)
     # A bound, validated to hold every sum: each accumulator is as wide as its own sum
@@ -74,6 +78,10 @@ def hashed_values(cfg: Config) -> dict[str, Any]:
         out[key] = _plain(getattr(getattr(cfg, sec), fld))
     st = cfg.hardware.stream
     out["hardware.stream"] = list(st) if st else [False] * cfg.model.n_layers
+    store = cfg.chip_store
+    if store is not None:
+        out["store"] = {"code_bits": store.code_bits, "table_rows": store.table_rows,
+                        "capacity_words": store.capacity_words}
     return out
 
 
@@ -91,4 +99,5 @@ def config_diff(a: Config, b: Config) -> list[str]:
     ``"section.field: <a's value> != <b's value>"`` (empty when their hashes agree by
     construction), in :data:`HASHED_FIELDS` order: for mismatch messages."""
     va, vb = hashed_values(a), hashed_values(b)
-    return [f"{k}: {va[k]!r} != {vb[k]!r}" for k in HASHED_FIELDS if va[k] != vb[k]]
+    keys = list(HASHED_FIELDS) + sorted((va.keys() | vb.keys()) - set(HASHED_FIELDS))
+    return [f"{k}: {va.get(k)!r} != {vb.get(k)!r}" for k in keys if va.get(k) != vb.get(k)]

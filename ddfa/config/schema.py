@@ -242,6 +242,11 @@ class HardwareConfig:
     #: phase) (``docs/ARCHITECTURE.md``, "Shared multiplier"). Left out of the TOML
     #: while false.
     share_multiplier: bool = field(default=False, metadata={"omit_default": True})
+    #: The dataset store and the epoch runner (``docs/HOST-PROTOCOL.md``, "The dataset
+    #: store"): the board keeps a data set and trains epochs without the host. Boards
+    #: whose store the processor builds only (``ddfa.config.store.BUILT_STORES``). Left
+    #: out of the TOML while false.
+    dataset_store: bool = field(default=False, metadata={"omit_default": True})
     #: The target clock; None: the board's default (:attr:`Board.clock_mhz`).
     clock_mhz: float | None = None
     #: UART rate of the host link; None: the board's default (:attr:`Board.baud`), which

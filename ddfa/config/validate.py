@@ -276,4 +276,19 @@ def check_memory(cfg: Config) -> None:
 CHECKS = (check_name, check_model, check_train, check_formats, check_accumulator, check_update, check_softmax,
           check_hardware)
 #: The checks of a configuration with a board (after :data:`CHECKS`).
-BOARD_CHECKS = (check_layers, check_multipliers, check_memory)
+def check_store(cfg: Config) -> None:
+    """``hardware.dataset_store`` only on a board whose store the processor builds, with
+    inputs that fit the store's 16-bit table words."""
+    if not cfg.hardware.dataset_store:
+        return
+    layout = cfg.store
+    if layout is None or not layout.built:
+        kind = f"its {layout.kind} store is not built yet" if layout is not None else "it has no dataset store"
+        raise ConfigError("hardware.dataset_store", f"board {cfg.hardware.board!r}: {kind}",
+                          "set hardware.dataset_store = false (train over the link) or use --board icebreaker")
+    if cfg.arith.act.width > 16:
+        raise ConfigError("hardware.dataset_store", f"{cfg.arith.act.width}-bit inputs do not fit the store's "
+                          f"16-bit table words", "use an arith.act format of at most 16 bits")
+
+
+BOARD_CHECKS = (check_layers, check_multipliers, check_memory, check_store)
