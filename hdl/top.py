@@ -67,7 +67,8 @@ class Processor(wiring.Component):
     o : ``Out(stream.Signature(8))``
         Host reply bytes.
     busy : ``Out(1)``
-        A training step or an inference is running (for a LED).
+        A training step or an inference is running, or the epoch runner runs (for a LED;
+        the virtual board keeps its clock running while it is high).
 
     Attributes
     ----------
@@ -122,7 +123,7 @@ class Processor(wiring.Component):
 
         wiring.connect(m, wiring.flipped(self.i), host.i)
         wiring.connect(m, host.o, wiring.flipped(self.o))
-        m.d.comb += self.busy.eq(seq.busy)
+        m.d.comb += self.busy.eq(seq.busy | (self.runner.ctl.running if self.runner else 0))
 
         # ---- the input sample x (y_0; d_0 = 0) -----------------------------------------
         n0 = cfg.model.layers[0]
