@@ -1,0 +1,187 @@
+"""The virtual board (``ddfa board serve``): the icebreaker default's board logic in
+Verilator behind a TCP socket, driven by the real host client (``ddfa board ping/info/
+train/status --port socket://...``), checked against the fixed-point golden model:
+the classes of every training step and inference, the step count, and every stored
+memory word read back afterwards.
+
+The server runs as a user runs it, in a process of its own; its Verilator build is cached
+in ``build/sim-tests`` (or ``$DDFA_SIM_BUILD``) and reused while the Verilog and the
+harness are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ddfa.cli import main
+from ddfa.cli.board import BoardSession
+from ddfa.cli.link_client import SerialTransport
+from ddfa.config import default_config
+from ddfa.data import load_config_dataset
+from golden.arith import quantize
+from golden.fixed import FixedModel
+from sim.readback import compare, decode_plan, logical, read_plan
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("DDFA_SIM_BUILD", REPO / "build" / "sim-tests"))
+#: Seconds to the "listening on" line: the Verilog, and a Verilator build when not cached.
+START_TIMEOUT = 600
+N_TRAIN, N_TEST = 20, 10
+
+
+class Server:
+    """``ddfa board serve`` in a subprocess: its port, its output, its exit."""
+
+    def __init__(self, tmp_path: Path, *args: str):
+        self.err_path = tmp_path / "serve.err"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        with open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ddfa.cli", "board", "serve", "--board", "icebreaker",
+                                          "--listen", "127.0.0.1:0", "--build-dir", str(BUILD), *args],
+                                         stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO, env=env)
+        first = self._line(START_TIMEOUT)
+        assert first.startswith("listening on 127.0.0.1:"), (first, self.stderr())
+        self.port = int(first.rsplit(":", 1)[1])
+        self.url = f"socket://127.0.0.1:{self.port}"
+
+    def _line(self, timeout: float) -> str:
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            self.proc.kill()
+            raise AssertionError(f"no line from ddfa board serve within {timeout} s: {self.stderr()}")
+        return self.proc.stdout.readline().strip()
+
+    def stderr(self) -> str:
+        return self.err_path.read_text()[-3000:]
+
+    def finish(self, timeout: float = 30) -> tuple[int, str]:
+        """Exit status and the rest of stdout."""
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"ddfa board serve did not exit within {timeout} s") from None
+        return self.proc.returncode, out
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def server(request, tmp_path):
+    made = []
+
+    def start(*args: str) -> Server:
+        made.append(Server(tmp_path, *args))
+        return made[-1]
+
+    yield start
+    for s in made:
+        s.close()
+
+
+def cli_json(capsys, *argv: str) -> dict:
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def read_memories(session: BoardSession) -> dict:
+    """Every stored word, read through the link as :func:`sim.readback.read_plan` plans
+    it (one frame per host command)."""
+    proto = session.proto
+    plan = read_plan(proto)
+    reply = bytearray()
+    for mem, a, n, _, block in plan.parts:
+        if block:
+            reply += session.command(proto.encode_read_block(mem.id, a))
+        else:
+            for k in range(a, a + n):
+                reply += session.command(proto.encode_read_mem(mem.id, k))
+    return logical(session.cfg, decode_plan(proto, plan, bytes(reply)))
+
+
+def test_client_commands_against_the_golden_model(server, tmp_path, capsys):
+    cfg = default_config("icebreaker")
+    srv = server("--clients", "5")
+    port = ["--board", "icebreaker", "--port", srv.url]
+
+    assert cli_json(capsys, "board", "ping", *port) == {"protocol_version": 1}
+    info = cli_json(capsys, "board", "info", *port)
+    assert info["config_hash"] == info["expected_hash"]
+
+    out = tmp_path / "train.json"
+    train = cli_json(capsys, "board", "train", *port, "--samples", str(N_TRAIN), "--test", str(N_TEST),
+                     "--json", str(out), "--no-progress")
+    assert json.loads(out.read_text()) == train
+
+    data = load_config_dataset(cfg)
+    golden = FixedModel(cfg)
+    L = cfg.model.n_layers
+    xs, ys = quantize(data.x_train[:N_TRAIN], cfg.arith.act), data.y_train[:N_TRAIN]
+    train_classes = [int(golden.step(x, int(y))[f"y{L}"].argmax()) for x, y in zip(xs, ys)]
+    xt, yt = quantize(data.x_test[:N_TEST], cfg.arith.act), data.y_test[:N_TEST]
+    test_classes = [golden.predict(x) for x in xt]
+    assert train["train_samples"] == N_TRAIN and train["test_samples"] == N_TEST
+    assert train["online_train_accuracy"] == sum(c == int(y) for c, y in zip(train_classes, ys)) / N_TRAIN
+    assert train["test_accuracy"] == sum(c == int(y) for c, y in zip(test_classes, yt)) / N_TEST
+    assert train["steps_on_board"] == N_TRAIN
+
+    # the board keeps its state from one client to the next
+    status = cli_json(capsys, "board", "status", *port)
+    assert status["steps"] == N_TRAIN and status["pred"] == test_classes[-1], status
+
+    # every stored word, and each class again, one sample at a time
+    with SerialTransport(srv.url, cfg.hardware.baud) as transport:
+        session = BoardSession(cfg, transport, timeout=30)
+        count, first = compare(cfg, golden.memory_words(), read_memories(session))
+        assert count == 0, first
+        assert [session.infer(x.tolist()) for x in xt] == test_classes
+
+    rc, rest = srv.finish()
+    assert rc == 0, srv.stderr()
+    line = rest.strip().splitlines()[-1]
+    assert line.startswith("stopped (client closed): ") and "5 clients" in line, rest
+    cycles = int(line.split(": ")[1].split()[0])
+    assert cycles > N_TRAIN * 585, line
+
+
+@pytest.mark.parametrize("signo", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_server(server, signo):
+    """Ctrl-C (or SIGTERM) with a client connected: the cycle count, status 0."""
+    srv = server("--clients", "0")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as client:
+        client.sendall(b"\x00\x01")                  # line noise, no frame
+        time.sleep(0.2)
+        srv.proc.send_signal(signo)
+        rc, rest = srv.finish()
+    assert rc == 0, srv.stderr()
+    assert rest.strip().splitlines()[-1].startswith(f"stopped ({signo.name}): "), rest
+
+
+def test_listen_address_errors(capsys):
+    assert main(["board", "serve", "--board", "icebreaker", "--listen", "localhost"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+    assert main(["board", "serve", "--board", "icebreaker", "--listen", "127.0.0.1:70000"]) == 2
+    assert "0..65535" in capsys.readouterr().err
+
+
+def test_closed_port_names_the_server(capsys):
+    with socket.socket() as s:                        # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert main(["board", "ping", "--board", "icebreaker", "--port", f"socket://127.0.0.1:{free}"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open" in err and "ddfa board serve" in err, err
