@@ -42,13 +42,16 @@ N_TRAIN, N_TEST = 20, 10
 class Server:
     """``ddfa board serve`` in a subprocess: its port, its output, its exit."""
 
+    @staticmethod
+    def env() -> dict:
+        return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
     def __init__(self, tmp_path: Path, *args: str):
         self.err_path = tmp_path / "serve.err"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
         with open(self.err_path, "w") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "ddfa.cli", "board", "serve", "--board", "icebreaker",
                                           "--listen", "127.0.0.1:0", "--build-dir", str(BUILD), *args],
-                                         stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO, env=env)
+                                         stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO, env=self.env())
         first = self._line(START_TIMEOUT)
         assert first.startswith("listening on 127.0.0.1:"), (first, self.stderr())
         self.port = int(first.rsplit(":", 1)[1])
@@ -169,6 +172,18 @@ def test_a_signal_stops_the_server(server, signo):
         rc, rest = srv.finish()
     assert rc == 0, srv.stderr()
     assert rest.strip().splitlines()[-1].startswith(f"stopped ({signo.name}): "), rest
+
+
+def test_a_port_in_use_is_one_line(capsys):
+    """A port that is taken: one line naming it and the fix, status 2, before any build."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["board", "serve", "--board", "icebreaker", "--listen", f"127.0.0.1:{port}",
+                     "--build-dir", "/nonexistent/build"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "choose another port" in err, err
 
 
 def test_listen_address_errors(capsys):

@@ -20,8 +20,10 @@ the other commands reach it through pyserial's ``socket://`` URLs.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import socket
 import sys
 import time
 
@@ -187,16 +189,41 @@ def train_on_board(session: BoardSession, cfg: Config, data, n_train: int | None
     }
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why a server could not listen on ``host:port`` (with the fix), or None."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"{exc.strerror}; give an address of this machine, e.g. 127.0.0.1:5000"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+            probe.listen(1)
+        except OSError as exc:
+            fix = {errno.EADDRINUSE: "choose another port (0: any free one)",
+                   errno.EACCES: "choose a port of 1024 or more",
+                   errno.EADDRNOTAVAIL: "give an address of this machine, e.g. 127.0.0.1"}.get(exc.errno,
+                                                                                           "check the address")
+            return f"{exc.strerror}; {fix}"
+    return None
+
+
 def _serve(args: argparse.Namespace, cfg: Config) -> int:
     """Build (or reuse) the virtual board, then become it: the harness replaces this
     process, so Ctrl-C and SIGTERM reach it directly and it exits cleanly."""
     from sim.virtual_board import build, command
+    host, port = args.listen
+    problem = _cannot_listen(host, port)
+    if problem:                                       # said before a build, not after it
+        print(f"ddfa board serve: error: cannot listen on {host}:{port}: {problem}", file=sys.stderr)
+        return 2
     say = lambda line: print(f"ddfa board serve: {line}", file=sys.stderr, flush=True)
     board = build(cfg, args.build_dir, log=say)
     say(f"{cfg.name}: " + ("reusing " if board.reused else f"built in {board.build_seconds:.1f} s: ")
         + f"{board.executable}; UART at {board.divisor} cycles a bit; connect with "
           f"--port socket://HOST:PORT")
-    host, port = args.listen
     argv = command(board, host, port, args.clients)
     sys.stdout.flush()
     os.execv(argv[0], argv)

@@ -56,11 +56,13 @@ volatile std::sig_atomic_t g_signal = 0;
 
 void on_signal(int signo) { g_signal = signo; }
 
-[[noreturn]] void usage_error(const std::string& what) {
-    std::fprintf(stderr, "virtual_board: error: %s\n"
-                         "usage: virtual_board --listen HOST:PORT --divisor N [--clients N]\n",
-                 what.c_str());
+[[noreturn]] void fail(const std::string& what) {
+    std::fprintf(stderr, "virtual board: error: %s\n", what.c_str());
     std::exit(2);
+}
+
+[[noreturn]] void usage_error(const std::string& what) {
+    fail(what + " (usage: virtual_board --listen HOST:PORT --divisor N [--clients N])");
 }
 
 long parse_count(const char* text, const char* option, long min) {
@@ -157,24 +159,30 @@ int listen_on(const std::string& host, const std::string& port, std::string& bou
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     addrinfo* res = nullptr;
     int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
-    if (rc != 0) usage_error("cannot listen on " + host + ":" + port + ": " + gai_strerror(rc));
-    int fd = -1;
-    std::string why = "no address";
+    if (rc != 0) fail("cannot listen on " + host + ":" + port + ": " + gai_strerror(rc) + "; give an address of "
+                      "this machine, e.g. 127.0.0.1:5000");
+    int fd = -1, err = 0;
     for (addrinfo* a = res; a; a = a->ai_next) {
         fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
         if (fd < 0) {
-            why = std::strerror(errno);
+            err = errno;
             continue;
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 1) == 0) break;
-        why = std::strerror(errno);
+        err = errno;
         close(fd);
         fd = -1;
     }
     freeaddrinfo(res);
-    if (fd < 0) usage_error("cannot listen on " + host + ":" + port + ": " + why);
+    if (fd < 0) {
+        std::string fix = err == EADDRINUSE      ? "choose another port (0: any free one)"
+                          : err == EACCES        ? "choose a port of 1024 or more"
+                          : err == EADDRNOTAVAIL ? "give an address of this machine, e.g. 127.0.0.1"
+                                                 : "check the address";
+        fail("cannot listen on " + host + ":" + port + ": " + std::strerror(err) + "; " + fix);
+    }
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
