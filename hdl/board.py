@@ -19,11 +19,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
-from ddfa.protocol import host_commands, link_commands
+from ddfa.protocol import link_commands
 
 from .link import DEFAULT_TIMEOUT_US, UARTLink
 from .skid import StreamSkid
-from .top import Processor
 from .uart import MIN_DIVISOR
 
 __all__ = ["LinkedCore", "add_linked_core", "VirtualBoardTop", "VIRTUAL_DIVISOR", "virtual_timeout_cycles"]
@@ -108,8 +107,9 @@ def add_linked_core(m: Module, cfg: Config, core, commands, *, divisor: int, tim
 
 
 class VirtualBoardTop(wiring.Component):
-    """A board without its PLL and pins: the logic of :func:`add_linked_core` around the
-    processor, its ``sync`` clock and reset driven by a simulation (``ddfa board serve``).
+    """A board without its PLL and pins: the logic of :func:`add_linked_core` around
+    ``core``, its ``sync`` clock and reset driven by a simulation (``ddfa board serve``
+    runs it with ``Processor(cfg)``: :func:`sim.virtual_board.virtual_board_top`).
 
     The UART runs at ``divisor`` cycles per bit instead of the board's; the bytes on the
     lines are the board's.
@@ -117,14 +117,17 @@ class VirtualBoardTop(wiring.Component):
     Parameters
     ----------
     cfg : Config
-        The configuration of the processor.
+        The configuration.
+    core : wiring.Component
+        The core behind the link (see :func:`add_linked_core`). Its ``busy`` must be high
+        while it works on after its last reply byte (the processor's is: a training step
+        is answered once it is complete).
+    commands : iterable
+        ``core``'s command table (``ddfa.protocol.host_commands(cfg)`` for the processor).
     divisor : int
         UART clock cycles per bit (default :data:`VIRTUAL_DIVISOR`).
     timeout_cycles : int, optional
         The link's inter-byte timeout; default :func:`virtual_timeout_cycles`.
-    core : wiring.Component, optional
-        The core behind the link with its ``commands``; default ``Processor(cfg)`` with
-        ``host_commands(cfg)``.
 
     Members
     -------
@@ -133,21 +136,19 @@ class VirtualBoardTop(wiring.Component):
     tx : ``Out(1)``
         Serial line to the host (idle high).
     busy : ``Out(1)``
-        A frame is in progress on the link, or the processor is busy. While it is low, no
-        byte is on its way in or out and nothing changes until ``rx`` falls, so a
-        simulation may stop the clock (once the last reply bytes have left ``tx``: up to
-        two bytes, 20 bit periods, follow the fall of ``busy``).
+        A frame is in progress on the link, or the core is busy. While it is low, no byte
+        is on its way in or out and nothing changes until ``rx`` falls, so a simulation
+        may stop the clock (once the last reply bytes have left ``tx``: up to two bytes,
+        20 bit periods, follow the fall of ``busy``).
     """
 
-    def __init__(self, cfg: Config, divisor: int = VIRTUAL_DIVISOR, timeout_cycles: int | None = None,
-                 core=None, commands=None):
+    def __init__(self, cfg: Config, core, commands, *, divisor: int = VIRTUAL_DIVISOR,
+                 timeout_cycles: int | None = None):
         self.cfg = cfg
+        self.core = core
+        self.commands = link_commands(commands)
         self.divisor = divisor
         self.timeout_cycles = virtual_timeout_cycles(cfg) if timeout_cycles is None else timeout_cycles
-        if core is None:
-            core, commands = Processor(cfg), host_commands(cfg)
-        self.core = core
-        self.commands = commands
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1)})
 
     def elaborate(self, platform):

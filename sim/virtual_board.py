@@ -1,11 +1,11 @@
 """A virtual board: the board's logic in Verilator behind a TCP socket.
 
-:class:`hdl.board.VirtualBoardTop` (the UART link, its skid buffers and the processor:
-everything of the board top but the PLL and the pins) is Verilated together with the
-harness ``sim/hdl/virtual_board.cpp`` into one executable. It listens on a TCP port and
-carries the bytes of one client at a time to and from the design's UART lines, so the
-host client (``ddfa board ping/info/status/train --port socket://HOST:PORT``) talks to it
-byte for byte as to a board on a serial port. ``ddfa board serve`` runs it.
+:class:`hdl.board.VirtualBoardTop` around the processor (the UART link, its skid buffers
+and the processor: everything of the board top but the PLL and the pins) is Verilated
+together with the harness ``sim/hdl/virtual_board.cpp`` into one executable. It listens
+on a TCP port and carries the bytes of one client at a time to and from the design's UART
+lines, so the host client (``ddfa board ping/info/status/train --port socket://HOST:PORT``)
+talks to it byte for byte as to a board on a serial port. ``ddfa board serve`` runs it.
 
 * The UART runs at :data:`hdl.board.VIRTUAL_DIVISOR` cycles a bit, not the board's
   divisor: the bytes are the same, the simulation spends fewer cycles on each.
@@ -31,13 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddfa.config import Config
+from ddfa.protocol import host_commands
 from hdl.board import VirtualBoardTop
+from hdl.top import Processor
 from hdl.verilog import design_verilog
 
 from .runner import VERILATOR_MAKE_VARS, simulator_env
 from .simulate import DEFAULT_BUILD_DIR
 
-__all__ = ["HARNESS", "VERILOG_NAME", "VirtualBoard", "virtual_board_verilog", "build", "command"]
+__all__ = ["HARNESS", "VERILOG_NAME", "VirtualBoard", "virtual_board_top", "virtual_board_verilog", "build",
+           "command"]
 
 #: The C++ harness: socket, UART lines, clock.
 HARNESS = Path(__file__).resolve().parent / "hdl" / "virtual_board.cpp"
@@ -73,9 +76,14 @@ class VirtualBoard:
     reused: bool
 
 
+def virtual_board_top(cfg: Config) -> VirtualBoardTop:
+    """The virtual board of ``cfg``: ``Processor(cfg)`` behind the link."""
+    return VirtualBoardTop(cfg, Processor(cfg), host_commands(cfg))
+
+
 def virtual_board_verilog(cfg: Config, top: VirtualBoardTop | None = None) -> str:
-    """The Verilog of ``top`` (default ``VirtualBoardTop(cfg)``), module :data:`VERILOG_NAME`."""
-    return design_verilog(top if top is not None else VirtualBoardTop(cfg), VERILOG_NAME)
+    """The Verilog of ``top`` (default :func:`virtual_board_top`), module :data:`VERILOG_NAME`."""
+    return design_verilog(top if top is not None else virtual_board_top(cfg), VERILOG_NAME)
 
 
 def _build_jobs() -> int:
@@ -89,7 +97,7 @@ def build(cfg: Config, build_root: str | Path | None = None, top: VirtualBoardTo
 
     ``log``: called with a line before a build that is not cached.
     Raises :class:`RuntimeError` with the tail of Verilator's log when the build fails."""
-    top = top if top is not None else VirtualBoardTop(cfg)
+    top = top if top is not None else virtual_board_top(cfg)
     text = virtual_board_verilog(cfg, top)
     h = hashlib.sha256()
     for part in (text.encode(), HARNESS.read_bytes(), json.dumps([VERILATOR_ARGS, VERILATOR_MAKE_VARS]).encode()):
