@@ -40,12 +40,14 @@ def virtual_timeout_cycles(cfg: Config) -> int:
     the iCEBreaker's 30 MHz), not scaled down with the faster UART.
 
     A timeout counts clock cycles, and a simulation runs far slower than the board's
-    clock (a few million cycles a second), so the same count lasts longer in wall-clock
-    time than on the board: a client whose gaps between bytes the board accepts never
-    times out on the virtual board. (Scaled to the same number of byte times at
-    :data:`VIRTUAL_DIVISOR`, the timeout would last a few milliseconds of wall-clock time,
-    shorter than a busy host's scheduling delays.) A refused frame is answered once the
-    line has been quiet for this long, as on the board.
+    clock (about a million cycles a second), so the same count lasts longer in
+    wall-clock time than on the board (0.6 s or more for the iCEBreaker's): a client whose
+    gaps between bytes the board accepts never times out on the virtual board. Scaled to
+    the same number of byte times at :data:`VIRTUAL_DIVISOR`, it would shrink with the
+    board's divisor: about 9,200 cycles, 10 ms of wall-clock time, for a board at 115,200
+    baud (divisor 260 at 30 MHz), short enough for a busy host's scheduling delays to
+    cut a frame. A refused frame is answered once the line has been quiet for this long,
+    as on the board.
     """
     return round(cfg.clock_mhz * DEFAULT_TIMEOUT_US)
 

@@ -25,9 +25,10 @@ import pytest
 
 from ddfa.cli import main
 from ddfa.cli.board import BoardSession
-from ddfa.cli.link_client import SerialTransport
+from ddfa.cli.link_client import Frame, FrameDecoder, SerialTransport, encode_frame
 from ddfa.config import default_config
 from ddfa.data import load_config_dataset
+from ddfa.protocol import LinkErrorCode, Opcode
 from golden.arith import quantize
 from golden.fixed import FixedModel
 from sim.readback import compare, decode_plan, logical, read_plan
@@ -161,17 +162,44 @@ def test_client_commands_against_the_golden_model(server, tmp_path, capsys):
     assert cycles > N_TRAIN * 585, line
 
 
-@pytest.mark.parametrize("signo", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_stops_the_server(server, signo):
-    """Ctrl-C (or SIGTERM) with a client connected: the cycle count, status 0."""
+def _frame(client: socket.socket, decoder: FrameDecoder) -> Frame:
+    while True:
+        chunk = client.recv(4096)
+        assert chunk, "the virtual board closed the connection"
+        frames = decoder.feed(chunk)
+        if frames:
+            assert len(frames) == 1, frames
+            return frames[0]
+
+
+def test_slow_client_cut_frame_and_ctrl_c(server):
+    """A client that writes a frame one byte at a time, 50 ms apart, is answered (the
+    inter-byte timeout counts the board's cycles); a frame cut short is refused for its
+    timeout, as on the board; Ctrl-C with the client still connected: status 0."""
     srv = server("--clients", "0")
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as client:
-        client.sendall(b"\x00\x01")                  # line noise, no frame
-        time.sleep(0.2)
-        srv.proc.send_signal(signo)
+    ping = encode_frame(Opcode.PING)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as client:
+        decoder = FrameDecoder()
+        for byte in ping:
+            client.sendall(bytes([byte]))
+            time.sleep(0.05)
+        answer = _frame(client, decoder)
+        assert (answer.cmd, answer.ok, answer.data) == (Opcode.PING, True, bytes([Opcode.PING, 1]))
+        client.sendall(ping[:3])
+        answer = _frame(client, decoder)
+        assert (answer.cmd, answer.ok, answer.error) == (Opcode.PING, False, LinkErrorCode.TIMEOUT)
+        srv.proc.send_signal(signal.SIGINT)
         rc, rest = srv.finish()
     assert rc == 0, srv.stderr()
-    assert rest.strip().splitlines()[-1].startswith(f"stopped ({signo.name}): "), rest
+    assert rest.strip().splitlines()[-1].startswith("stopped (SIGINT): "), rest
+
+
+def test_sigterm_stops_the_server(server):
+    srv = server("--clients", "0")
+    srv.proc.send_signal(signal.SIGTERM)
+    rc, rest = srv.finish()
+    assert rc == 0, srv.stderr()
+    assert rest.strip().splitlines()[-1].startswith("stopped (SIGTERM): 0 cycles simulated"), rest
 
 
 def test_a_port_in_use_is_one_line(capsys):
