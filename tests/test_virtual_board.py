@@ -214,6 +214,13 @@ def test_a_port_in_use_is_one_line(capsys):
     assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "choose another port" in err, err
 
 
+def test_build_dir_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    assert main(["board", "serve", "--board", "icebreaker", "--build-dir", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--build-dir" in err, err
+
+
 def test_listen_address_errors(capsys):
     assert main(["board", "serve", "--board", "icebreaker", "--listen", "localhost"]) == 2
     assert "HOST:PORT" in capsys.readouterr().err

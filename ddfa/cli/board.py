@@ -31,7 +31,7 @@ from . import (add_config_args, check_data, config_from_args, count_or_all, nonn
                positive_int)
 from ..config import BOARDS, Config, config_hash
 from ..protocol import HostProtocol, Opcode
-from .output import check_output_file, write_text
+from .output import check_output_dir, check_output_file, write_text
 from .progress import add_progress_args, progress_bar, wants_progress
 from .link_client import LinkClient, LinkProtocolError, LinkRefused, LinkTimeout, SerialTransport
 
@@ -219,6 +219,8 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
     if problem:                                       # said before a build, not after it
         print(f"ddfa board serve: error: cannot listen on {host}:{port}: {problem}", file=sys.stderr)
         return 2
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
     say = lambda line: print(f"ddfa board serve: {line}", file=sys.stderr, flush=True)
     board = build(cfg, args.build_dir, log=say)
     say(f"{cfg.name}: " + ("reusing " if board.reused else f"built in {board.build_seconds:.1f} s: ")
