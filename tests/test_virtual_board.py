@@ -6,7 +6,9 @@ memory word read back afterwards.
 
 The server runs as a user runs it, in a process of its own; its Verilator build is cached
 in ``build/sim-tests`` (or ``$DDFA_SIM_BUILD``) and reused while the Verilog and the
-harness are unchanged.
+harness are unchanged. The tests that start a server are marked slow: with the build,
+they take a minute or more (half a minute with the build cached); `make test-quick`
+runs the others, whose commands stop before any build.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ def read_memories(session: BoardSession) -> dict:
     return logical(session.cfg, decode_plan(proto, plan, bytes(reply)))
 
 
+@pytest.mark.slow
 def test_client_commands_against_the_golden_model(server, tmp_path, capsys):
     cfg = default_config("icebreaker")
     srv = server("--clients", "5")
@@ -172,6 +175,7 @@ def _frame(client: socket.socket, decoder: FrameDecoder) -> Frame:
             return frames[0]
 
 
+@pytest.mark.slow
 def test_slow_client_cut_frame_and_ctrl_c(server):
     """A client that writes a frame one byte at a time, 50 ms apart, is answered (the
     inter-byte timeout counts the board's cycles); a frame cut short is refused for its
@@ -194,6 +198,7 @@ def test_slow_client_cut_frame_and_ctrl_c(server):
     assert rest.strip().splitlines()[-1].startswith("stopped (SIGINT): "), rest
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_server(server):
     srv = server("--clients", "0")
     srv.proc.send_signal(signal.SIGTERM)

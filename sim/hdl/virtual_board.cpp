@@ -11,9 +11,10 @@
 //
 // Speed: the socket is polled, without blocking, once every CHUNK cycles while the
 // design works. When nothing is on its way in or out and the design's `busy` is low
-// (and has been for IDLE_CYCLES, so the last reply bytes have left `tx`), nothing in
+// (and has been for 32 bit periods, so the last reply bytes have left `tx`), nothing in
 // the design changes until a byte arrives: the clock then stops, and the harness waits
-// in poll() for the client. Simulated time therefore counts the cycles the board works,
+// in poll() for the client. A client that connects next finds the design as the last
+// one left it. Simulated time therefore counts the cycles the board works,
 // not the seconds the client thinks.
 //
 // It stops, printing the simulated cycles, when the client disconnects (after --clients
@@ -318,7 +319,7 @@ int main(int argc, char** argv) {
                     break;
                 }
             }
-            if (stopped && line_out.idle()) continue;     // the clock stays stopped
+            if (stopped && line_out.idle()) continue;     // nothing came: the clock stays stopped
             auto t0 = std::chrono::steady_clock::now();
             for (int k = 0; k < CHUNK; ++k) {
                 top->rx = line_out.level();
