@@ -7,19 +7,21 @@
 
 :func:`processor_top` is what ``ddfa build`` builds. :class:`BoardTop` takes any core
 with the processor's two byte streams (``i``/``o``) and its command table, which lets the
-tests place and route the link with a stand-in core before anything else is ready.
+tests place and route the link with a stand-in core before anything else is ready. The
+link, its skid buffers and the core come from :func:`hdl.board.add_linked_core`, which
+the virtual board (:class:`hdl.board.VirtualBoardTop`, ``ddfa board serve``) runs too.
 """
 
 from __future__ import annotations
 
 from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
-from amaranth.lib import io, wiring
+from amaranth.lib import io
 
 from ddfa.config import Config
 from ddfa.protocol import host_commands, link_commands
-from hdl.link import DEFAULT_TIMEOUT_US, UARTLink
-from hdl.skid import StreamSkid
+from hdl.board import add_linked_core
+from hdl.link import DEFAULT_TIMEOUT_US
 from hdl.uart import uart_divisor
 
 from .pll import BoardClock
@@ -68,17 +70,9 @@ class BoardTop(Elaboratable):
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
-        m.submodules.link = link = UARTLink(self.cfg, self.commands, divisor=self.divisor,
-                                            timeout_cycles=round(f_sync * DEFAULT_TIMEOUT_US / 1e6))
-        m.submodules.core = core = self.core
-        # Both byte streams through skid buffers: the link's ready and valid logic and the
-        # processor's command decoding then meet only at registers.
-        m.submodules.cmd_skid = cmd_skid = StreamSkid()
-        m.submodules.resp_skid = resp_skid = StreamSkid()
-        wiring.connect(m, link.cmd, cmd_skid.i)
-        wiring.connect(m, cmd_skid.o, core.i)
-        wiring.connect(m, core.o, resp_skid.i)
-        wiring.connect(m, resp_skid.o, link.resp)
+        linked = add_linked_core(m, self.cfg, self.core, self.commands, divisor=self.divisor,
+                                 timeout_cycles=round(f_sync * DEFAULT_TIMEOUT_US / 1e6))
+        link = linked.link
         m.d.comb += [link.rx.eq(rx_buf.i), tx_buf.o.eq(link.tx)]
 
         # LEDs, where the board has them: 0 = a frame or a training step in progress,
@@ -91,9 +85,8 @@ class BoardTop(Elaboratable):
                 break
             m.submodules[f"led{k}_buf"] = buf = io.Buffer("o", port)
             leds.append(buf)
-        busy = link.busy | (core.busy if hasattr(core, "busy") else 0)
         if leds:
-            m.d.comb += leds[0].o.eq(busy)
+            m.d.comb += leds[0].o.eq(linked.busy)
         if len(leds) > 1:
             refused = Signal()
             with m.If(link.error):

@@ -10,7 +10,7 @@ from ddfa.config import Config
 
 from .top import Processor
 
-__all__ = ["VERILOG_NAME", "processor_verilog"]
+__all__ = ["VERILOG_NAME", "processor_verilog", "design_verilog"]
 
 #: Top module name and file stem of the generated Verilog.
 VERILOG_NAME = "ddfa_processor"
@@ -23,7 +23,7 @@ def _fast_meminit():
     processor (about 2.5 s of the ULX3S default's 100,352 weight words). This emits the
     same ``$meminit_v2`` cell, character for character, from the integers directly. It
     applies only to the pinned Amaranth version (anything else runs unchanged), only
-    inside :func:`processor_verilog`, and ``tests/test_generate.py`` checks that the RTLIL is
+    inside :func:`design_verilog`, and ``tests/test_generate.py`` checks that the RTLIL is
     identical with and without it.
     """
     import amaranth
@@ -61,5 +61,12 @@ def _fast_meminit():
 
 def processor_verilog(cfg: Config, model=None) -> str:
     """The Verilog of ``Processor(cfg, model)`` (deterministic: ``emit_src=False``)."""
+    return design_verilog(Processor(cfg, model), VERILOG_NAME)
+
+
+def design_verilog(top, name: str) -> str:
+    """The Verilog of the component ``top`` (a processor, or a design around one such as
+    :class:`hdl.board.VirtualBoardTop`) as module ``name``, written as
+    :func:`processor_verilog` writes the processor's (deterministic: ``emit_src=False``)."""
     with _fast_meminit():
-        return verilog.convert(Processor(cfg, model), name=VERILOG_NAME, emit_src=False)
+        return verilog.convert(top, name=name, emit_src=False)

@@ -8,29 +8,37 @@
     ddfa board status --board icebreaker --port /dev/ttyUSB1
     ddfa board train  --board icebreaker --port /dev/ttyUSB1 --samples 1437 --test 360 --json run.json
     ddfa board train  --board icebreaker --port /dev/ttyUSB1 --on-chip --epochs 10 --check --json run.json
+    ddfa board serve  --board icebreaker --listen 127.0.0.1:5000    # a virtual board ...
+    ddfa board ping   --board icebreaker --port socket://127.0.0.1:5000   # ... is a port too
 
 Every request goes out as a link frame (``docs/HOST-LINK.md``) carrying one host-protocol
 command (``docs/HOST-PROTOCOL.md``). :class:`BoardSession` is the same conversation for
 any :class:`ddfa.cli.link_client.Transport`, so the tests drive it into an RTL simulation.
+``serve`` runs the board's logic in Verilator behind a TCP socket (:mod:`sim.virtual_board`);
+the other commands reach it through pyserial's ``socket://`` URLs.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import socket
 import sys
 import time
 
-from . import add_config_args, check_data, config_from_args, count_or_all, positive_float, positive_int
+from . import (add_config_args, check_data, config_from_args, count_or_all, nonnegative_int, positive_float,
+               positive_int)
 from ..config import BOARDS, Config, config_hash
 from ..data import load_config_coded, load_config_dataset
 from ..protocol import HostProtocol, HostReplyError, Opcode
-from .output import check_output_file, write_text
+from .output import check_output_dir, check_output_file, write_text
 from .progress import add_progress_args, progress_bar, wants_progress
 from .link_client import LinkClient, LinkProtocolError, LinkRefused, LinkTimeout, SerialTransport
 from .onchip import CountingTransport, UploadFailed, train_on_chip
 
-__all__ = ["BoardSession", "ConfigMismatch", "add_arguments", "run"]
+__all__ = ["BoardSession", "ConfigMismatch", "add_arguments", "run", "listen_address"]
 
 
 class ConfigMismatch(RuntimeError):
@@ -106,7 +114,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        ("train", "stream a data set through the board: train, then test")):
         q = sub.add_parser(name, help=text, description=text)
         add_config_args(q)
-        q.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1 (iCEBreaker)")
+        q.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1 (iCEBreaker), or "
+                                                     "socket://HOST:PORT for a virtual board ('ddfa board serve')")
         q.add_argument("--timeout", type=positive_float, default=2.0, help="seconds to wait for each response")
         q.add_argument("--json", metavar="PATH", help="write the result as JSON")
         if name == "train":
@@ -123,6 +132,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            help="with --on-chip: read every memory word and LFSR back and compare them with the "
                                 "fixed-point model after the same epochs (state_matches_golden)")
             add_progress_args(q, " (training samples)")
+    text = "a virtual board: the board's logic in Verilator behind a TCP socket"
+    q = sub.add_parser("serve", help=text, description=text + " (the other commands reach it with "
+                       "--port socket://HOST:PORT)")
+    add_config_args(q)
+    q.add_argument("--listen", type=listen_address, default=("127.0.0.1", 0), metavar="HOST:PORT",
+                   help="address to listen on (default 127.0.0.1:0; port 0: any free port, the line "
+                        "'listening on HOST:PORT' names it)")
+    q.add_argument("--clients", type=nonnegative_int, default=1, metavar="N",
+                   help="serve N clients one after another, the board keeping its state, then exit "
+                        "(default 1; 0: until Ctrl-C)")
+    q.add_argument("--build-dir", help="where Verilator builds are cached (default build/sim or $DDFA_SIM_BUILD)")
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``type=`` for ``--listen``: ``HOST:PORT`` (``[::1]:PORT`` for IPv6) with a port of
+    0 to 65535."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT; write e.g. 127.0.0.1:5000")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port {port!r} of {text!r} is not a number; write e.g. "
+                                         f"127.0.0.1:5000") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port {number} is not 0..65535 (0: any free port)")
+    return host, number
 
 
 def _list() -> int:
@@ -182,10 +218,55 @@ def _train_on_chip(args, session, transport, cfg: Config, coded) -> dict:
         return train_on_chip(session, transport, cfg, coded, epochs, args.check, on_train, on_upload)
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why a server could not listen on ``host:port`` (with the fix), or None."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"{exc.strerror}; give an address of this machine, e.g. 127.0.0.1:5000"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+            probe.listen(1)
+        except OSError as exc:
+            fix = {errno.EADDRINUSE: "choose another port (0: any free one)",
+                   errno.EACCES: "choose a port of 1024 or more",
+                   errno.EADDRNOTAVAIL: "give an address of this machine, e.g. 127.0.0.1"}.get(exc.errno,
+                                                                                           "check the address")
+            return f"{exc.strerror}; {fix}"
+    return None
+
+
+def _serve(args: argparse.Namespace, cfg: Config) -> int:
+    """Build (or reuse) the virtual board, then become it: the harness replaces this
+    process, so Ctrl-C and SIGTERM reach it directly and it exits cleanly."""
+    from sim.virtual_board import build, command
+    host, port = args.listen
+    problem = _cannot_listen(host, port)
+    if problem:                                       # said before a build, not after it
+        print(f"ddfa board serve: error: cannot listen on {host}:{port}: {problem}", file=sys.stderr)
+        return 2
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
+    say = lambda line: print(f"ddfa board serve: {line}", file=sys.stderr, flush=True)
+    board = build(cfg, args.build_dir, log=say)
+    say(f"{cfg.name}: " + ("reusing " if board.reused else f"built in {board.build_seconds:.1f} s: ")
+        + f"{board.executable}; UART at {board.divisor} cycles a bit; connect with "
+          f"--port socket://HOST:PORT")
+    argv = command(board, host, port, args.clients)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+    return 0                                          # not reached
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
     cfg = config_from_args(args)
+    if args.action == "serve":
+        return _serve(args, cfg)
     if args.action == "train":
         check_data(cfg, getattr(args, "data_dir", None))
     if args.json:
@@ -201,7 +282,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         transport = CountingTransport(SerialTransport(args.port, cfg.hardware.baud))
     except Exception as exc:                          # pyserial's SerialException and friends
-        print(f"ddfa board: error: cannot open {args.port}: {exc}", file=sys.stderr)
+        hint = ("; is a virtual board listening there? start one with 'ddfa board serve --listen HOST:PORT'"
+                if args.port.startswith("socket://") else "")
+        print(f"ddfa board: error: cannot open {args.port}: {exc}{hint}", file=sys.stderr)
         return 2
     session = BoardSession(cfg, transport, timeout=args.timeout)
     try:

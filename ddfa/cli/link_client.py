@@ -1,9 +1,10 @@
 """Host side of the UART link (``docs/HOST-LINK.md``): framing, CRC and transports.
 
-Pure Python. The same code frames requests for a board on a serial port
-(:class:`SerialTransport`) and for an RTL simulation (any object with the two methods of
-:class:`Transport`). The constants and the CRC come from :mod:`ddfa.protocol`, which
-the hardware (:mod:`hdl.link`) reads as well, so both ends read one definition.
+Pure Python. The same code frames requests for a board on a serial port or a virtual
+board on a TCP socket (:class:`SerialTransport`) and for an RTL simulation in this
+process (any object with the two methods of :class:`Transport`). The constants and the
+CRC come from :mod:`ddfa.protocol`, which the hardware (:mod:`hdl.link`) reads as well,
+so both ends read one definition.
 
 A frame is::
 
@@ -177,8 +178,10 @@ class SerialTransport:
     ----------
     port : str
         Device, e.g. ``/dev/ttyUSB1`` (the iCEBreaker's FTDI offers the UART on its
-        second interface) or ``/dev/ttyUSB0`` (ULX3S), or any pyserial URL:
-        ``socket://host:port`` (a simulation serving its UART on TCP), ``loop://``.
+        second interface) or ``/dev/ttyUSB0`` (ULX3S), or any URL that pyserial's
+        ``serial_for_url`` opens: ``socket://host:port`` (a virtual board, ``ddfa board
+        serve``: :mod:`sim.virtual_board`), ``loop://``. A ``socket://`` port ignores the
+        baud rate.
     baud : int
         Bits per second: ``cfg.hardware.baud``.
     """
