@@ -276,8 +276,9 @@ def run(args: argparse.Namespace) -> int:
         print("ddfa board: error: --epochs and --check go with --on-chip", file=sys.stderr)
         return 2
     if on_chip and cfg.chip_store is None:
-        print(f"ddfa board: error: board {cfg.hardware.board!r} has no dataset store; train over the link "
-              f"(without --on-chip)", file=sys.stderr)
+        print(f"ddfa board: error: this configuration's processor has no dataset store: use one built with "
+              f"--set hardware.dataset_store=true (iCEBreaker), or train over the link (without --on-chip)",
+              file=sys.stderr)
         return 2
     try:
         transport = CountingTransport(SerialTransport(args.port, cfg.hardware.baud))
