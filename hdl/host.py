@@ -695,21 +695,15 @@ class Host(wiring.Component):
                             m.d.comb += self.lfsr.load.eq(arg_lfsr != 0)
                             m.next = "REPLY"
                         if h.has_store:
-                            with m.Case(O.UPLOAD_BEGIN):
-                                m.d.comb += sc.begin.eq(1)
-                                m.next = "REPLY"
-                            with m.Case(O.UPLOAD_BLOCK):
-                                m.d.comb += sc.block.eq(1)
-                                m.next = "UPLOAD"
-                            with m.Case(O.UPLOAD_END):
-                                m.d.comb += sc.end.eq(1)
-                                m.next = "STORE_WAIT"
-                            with m.Case(O.TRAIN_EPOCHS):
-                                m.d.comb += run.train_epochs.eq(1)
-                                m.next = "REPLY"
-                            with m.Case(O.EVALUATE):
-                                m.d.comb += run.evaluate.eq(1)
-                                m.next = "REPLY"
+                            # the store's commands: a strobe, then the state that waits for it
+                            for code, strobe, then in ((O.UPLOAD_BEGIN, sc.begin, "REPLY"),
+                                                       (O.UPLOAD_BLOCK, sc.block, "UPLOAD"),
+                                                       (O.UPLOAD_END, sc.end, "STORE_WAIT"),
+                                                       (O.TRAIN_EPOCHS, run.train_epochs, "REPLY"),
+                                                       (O.EVALUATE, run.evaluate, "REPLY")):
+                                with m.Case(code):
+                                    m.d.comb += strobe.eq(1)
+                                    m.next = then
                         with m.Default():
                             m.next = "REPLY"          # READ_MEM's word is on the bus from the next cycle on
             with m.State("BLOCK"):
