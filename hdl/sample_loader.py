@@ -66,8 +66,10 @@ class SampleLoader(wiring.Component):
         word = Signal(16)
         k = Signal(range(n0 + 1))            # the byte: input k, or the label when k = n0
         code = Signal(8)
+        req_addr = Signal(st.addr_bits)      # the request's address (the request reads)
         m.d.comb += [code.eq(word.word_select(k[0], 8)), self.x_addr.eq(k),
-                     self.x_data.eq(resp.payload[:self.cfg.arith.act.width])]
+                     self.x_data.eq(resp.payload[:self.cfg.arith.act.width]),
+                     req.payload.addr.eq(req_addr), req.payload.write.eq(0), req.payload.data.eq(0)]
         row = Cat(code[:st.code_bits], k) if st.table_rows > 1 else code[:st.code_bits]
         with m.FSM():
             with m.State("IDLE"):
@@ -75,7 +77,7 @@ class SampleLoader(wiring.Component):
                     m.d.sync += [addr.eq(self.record), k.eq(0)]
                     m.next = "WORD"
             with m.State("WORD"):
-                m.d.comb += [self.busy.eq(1), req.valid.eq(1), req.payload.addr.eq(addr)]
+                m.d.comb += [self.busy.eq(1), req.valid.eq(1), req_addr.eq(addr)]
                 with m.If(req.ready):
                     m.d.sync += addr.eq(addr + 1)
                     m.next = "WORD_WAIT"
@@ -90,7 +92,7 @@ class SampleLoader(wiring.Component):
                     m.d.sync += self.label.eq(code)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.comb += [req.valid.eq(1), req.payload.addr.eq(row)]
+                    m.d.comb += [req.valid.eq(1), req_addr.eq(row)]
                     with m.If(req.ready):
                         m.next = "TABLE_WAIT"
             with m.State("TABLE_WAIT"):

@@ -114,7 +114,7 @@ class StoreChecker(wiring.Component):
         req, resp = self.store.req, self.store.resp
         addr = Signal.like(self.words)
         word = Signal(16)
-        m.d.comb += req.payload.addr.eq(addr)
+        m.d.comb += [req.payload.addr.eq(addr), req.payload.write.eq(0), req.payload.data.eq(0)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
