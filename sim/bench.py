@@ -54,10 +54,9 @@ from cocotb.triggers import Timer
 
 from ddfa.config import config_hash, load_config
 from ddfa.protocol import PROTOCOL_VERSION, UPLOAD_WORDS, Opcode, store_crc
-from hdl.cycles import step_cycles
 
 from .golden_link import connect
-from .host_stream import HostSession, HostStream, HostTimeout
+from .host_stream import HostSession, HostStream
 from .readback import compare, logical
 
 __all__ = ["train_bit_exact", "train_on_chip", "BenchRun", "wait_run", "store_dataset_id", "mismatch_text"]
@@ -298,13 +297,13 @@ def store_dataset_id(words) -> int:
     return int.from_bytes(hashlib.sha256(raw).digest()[:4], "little")
 
 
-async def wait_run(run: BenchRun, expect_cycles: int) -> tuple[dict, int]:
-    """Wait until the epoch runner stops; ``(RUN_STATUS, polls)``.
+async def wait_run(run: BenchRun, expect_cycles: int) -> tuple[dict, int, int]:
+    """Wait until the epoch runner stops; ``(RUN_STATUS, polls, clocks waited)``.
 
     Python costs time per simulator callback, so the bench first lets ``expect_cycles``
     clocks pass in one timer, then polls RUN_STATUS every ``expect_cycles / 32`` clocks
-    (at least 2,000). Raises :class:`~sim.host_stream.HostTimeout` after ``4 *
-    expect_cycles + 10**6`` clocks."""
+    (at least 2,000). Gives up after ``4 * expect_cycles + 10**6`` clocks: RUN_STATUS
+    then still says ``running``."""
     stream, proto = run.stream, run.proto
     n = proto.reply_length(Opcode.RUN_STATUS)
     poll = max(2_000, expect_cycles // 32)
@@ -313,11 +312,8 @@ async def wait_run(run: BenchRun, expect_cycles: int) -> tuple[dict, int]:
     while True:
         st = proto.decode_run_status(await stream.transact(proto.encode_run_status(), n, key="run_status"))
         polls += 1
-        if not st["running"]:
-            return st, polls
-        if waited > limit:
-            raise HostTimeout(f"the epoch runner still runs after {waited:,} clocks ({expect_cycles:,} expected): "
-                              f"epoch {st['epoch']}, record {st['index']}")
+        if not st["running"] or waited > limit:
+            return st, polls, waited
         await Timer(poll * stream.period_ns, "ns")
         waited += poll
 
@@ -379,7 +375,7 @@ async def train_on_chip(dut):
     run.mark("upload")
 
     # ---- TRAIN_EPOCHS, `every` epochs per command, every word compared after each ------
-    step_total = step_cycles(cfg)["total"]
+    step_total = int(job["step_cycles"])              # hdl.cycles.step_cycles: the wait before the first poll
     run_cycles, polls, e = 0, 0, 0
     while ok and e < epochs:
         k = min(every, epochs - e)
@@ -389,9 +385,14 @@ async def train_on_chip(dut):
             gold.result()
             ok = refused("reply to TRAIN_EPOCHS", e * n_train, int(Opcode.TRAIN_EPOCHS), r[0])
             break
-        st, p = await wait_run(run, k * n_train * (step_total + 2))
+        st, p, waited = await wait_run(run, k * n_train * (step_total + 2))
         gold.result()
         polls += p
+        if st["running"]:
+            ok = refused(f"RUN_STATUS {waited:,} clocks after TRAIN_EPOCHS (epoch, record, running)",
+                         e * n_train + st["index"], [first_epoch + e + k, n_train, False],
+                         [st["epoch"], st["index"], True])
+            break
         run_cycles += st["run_cycles"]
         e += k
         done = e * n_train
@@ -400,7 +401,7 @@ async def train_on_chip(dut):
                          [first_epoch + e, n_train, False], [st["epoch"], st["index"], st["evaluating"]])
             break
         ok = await run.check(done)
-        result["steps"], result["epochs_done"] = (done if ok else e * n_train), e
+        result["steps"], result["epochs_done"] = done, e
         if job.get("progress"):
             dut._log.info(f"epoch {e}/{epochs}: {'bit-exact so far' if ok else 'MISMATCH'}")
     steps = result["steps"]
@@ -420,7 +421,7 @@ async def train_on_chip(dut):
         if r != bytes([Opcode.EVALUATE]):
             ok = refused("reply to EVALUATE", steps, int(Opcode.EVALUATE), r[0])
         else:
-            st, p = await wait_run(run, n_test * (step_total + 2))
+            st, p, waited = await wait_run(run, n_test * (step_total + 2))
             result["run_status_polls"] += p
             want = gold.evaluate()
             result.update({"test_samples": n_test, "test_correct": st["correct"],
@@ -428,7 +429,10 @@ async def train_on_chip(dut):
                            "golden_test_accuracy": want / n_test,
                            "evaluate_run_cycles": st["run_cycles"],
                            "inference_cycles": st["run_cycles"] / n_test})
-            if (st["evaluating"], st["index"]) != (True, n_test):
+            if st["running"]:
+                ok = refused(f"RUN_STATUS {waited:,} clocks after EVALUATE (record, running)", steps,
+                             [n_test, False], [st["index"], True])
+            elif (st["evaluating"], st["index"]) != (True, n_test):
                 ok = refused("RUN_STATUS after EVALUATE (evaluating, record)", steps, [True, n_test],
                              [st["evaluating"], st["index"]])
             elif st["correct"] != want:

@@ -36,8 +36,11 @@ from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import numpy as np
+
 from ddfa.config import Config, ConfigError
 from ddfa.protocol import HostProtocol
+from hdl.cycles import step_cycles
 from hdl.verilog import VERILOG_NAME, processor_verilog
 
 from .golden_link import GoldenOracle, serve
@@ -74,6 +77,7 @@ class Job:
     progress: bool = False
     on_chip: bool = False             # train from the dataset store (samples: prepare_store's .npz)
     epochs: int = 1                   # with on_chip: epochs of the stored training records
+    step_cycles: int = 0              # with on_chip: hdl.cycles.step_cycles' total (when to poll RUN_STATUS)
 
 
 def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: str | None, path: Path) -> dict:
@@ -82,7 +86,6 @@ def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: s
     (:func:`golden.order.epoch_orders`, epoch after epoch), ``train_index`` their indices
     in the training set, ``test_x``/``test_y`` the first ``test`` test samples (all for
     ``"all"``, none for ``None``). The bench then needs neither the data set nor its loader."""
-    import numpy as np
     from ddfa.data import load_config_dataset
     from golden.arith import quantize
     from golden.order import epoch_orders
@@ -101,15 +104,17 @@ def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: s
     return {"train_samples": n, "epochs": steps / n, "test_samples": N}
 
 
-def prepare_store(cfg: Config, train_records: int | None, test: int | str | None, data_dir: str | None,
-                  path: Path) -> dict:
-    """Write the dataset store's image for ``ddfa simulate --on-chip`` to ``path`` (.npz):
-    ``store`` the words of :func:`golden.onchip.store_image` for the data set cut to its
-    first ``train_records`` training records (None: all) and its first ``test`` test
-    records (all for ``"all"``, none for ``None``), ``n_train``, ``n_test``, and
-    ``test_y`` the test labels. Refuses a cut that the data set cannot give, and a data
-    set that does not fit the store (:class:`~ddfa.config.StoreError`, with the sizes)."""
-    import numpy as np
+def prepare_store(cfg: Config, train_records: int | None, test: int | str | None,
+                  data_dir: str | None) -> tuple[dict, dict]:
+    """The dataset store's image for ``ddfa simulate --on-chip``: ``(arrays, info)``.
+
+    ``arrays`` (the bench's ``.npz``): ``store`` the words of
+    :func:`golden.onchip.store_image` for the data set cut to its first ``train_records``
+    training records (None: all) and its first ``test`` test records (all for ``"all"``,
+    none for ``None``), ``n_train``, ``n_test``. ``info``: ``train_samples`` (the stored
+    training records), ``dataset_train_samples``, ``test_samples``, ``store_words``.
+    Refuses (one-line :class:`~ddfa.config.ConfigError`) a cut that the data set cannot
+    give and a data set that does not fit the store."""
     from ddfa.data import load_config_coded
     from golden.onchip import store_image
     coded = load_config_coded(cfg, data_dir)
@@ -121,11 +126,10 @@ def prepare_store(cfg: Config, train_records: int | None, test: int | str | None
     k = n if train_records is None else int(train_records)
     N = 0 if not test else (coded.n_test if test == "all" else min(int(test), coded.n_test))
     cut = replace(coded, x_train=coded.x_train[:k], y_train=coded.y_train[:k],
-                              x_test=coded.x_test[:N], y_test=coded.y_test[:N])
+                  x_test=coded.x_test[:N], y_test=coded.y_test[:N])
     image = store_image(cfg, cut)
-    np.savez(path, store=np.asarray(image, dtype=np.int64), n_train=k, n_test=N,
-             test_y=np.asarray(cut.y_test, dtype=np.int64))
-    return {"train_samples": k, "dataset_train_samples": n, "test_samples": N, "store_words": len(image)}
+    arrays = {"store": np.asarray(image, dtype=np.int64), "n_train": k, "n_test": N}
+    return arrays, {"train_samples": k, "dataset_train_samples": n, "test_samples": N, "store_words": len(image)}
 
 
 def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -> list[Path]:
@@ -277,6 +281,7 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
                           "on a board with a store: icebreaker), or simulate without --on-chip")
     if on_chip and not 1 <= epochs <= 0xFFFF:
         raise ValueError(f"{epochs} epochs: 1..65535")
+    store = prepare_store(cfg, steps, test, data_dir) if on_chip else None      # refusals before the build
     root = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
@@ -291,8 +296,9 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
             tempfile.TemporaryDirectory(prefix="ddfa-g-") as sock_dir:      # short: socket paths are limited
         td = Path(td)
         (td / "config.toml").write_text(cfg.to_toml())
-        if on_chip:
-            data_info = prepare_store(cfg, steps, test, data_dir, td / "samples.npz")
+        if store is not None:
+            np.savez(td / "samples.npz", **store[0])
+            data_info = store[1]
             steps = data_info["train_samples"]
         else:
             data_info = prepare_samples(cfg, steps, test, data_dir, td / "samples.npz")
@@ -302,7 +308,8 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
         job = Job(config=str(td / "config.toml"), result=str(td / "result.json"), samples=str(td / "samples.npz"),
                   golden=str(sock) if sock else "local", simulator=simulator, steps=steps,
                   check_every=check_every, test=test, data_dir=data_dir, stall=stall, progress=progress,
-                  initial_check=initial_check, on_chip=on_chip, epochs=epochs)
+                  initial_check=initial_check, on_chip=on_chip, epochs=epochs,
+                  step_cycles=step_cycles(cfg)["total"] if on_chip else 0)
         (td / "job.json").write_text(json.dumps(asdict(job)))
         env = {"DDFA_SIM_JOB": str(td / "job.json"), "OMP_NUM_THREADS": "1",
                "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO")}
