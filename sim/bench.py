@@ -302,12 +302,12 @@ async def wait_run(run: BenchRun, expect_cycles: int) -> tuple[dict, int, int]:
 
     Python costs time per simulator callback, so the bench first lets ``expect_cycles``
     clocks pass in one timer, then polls RUN_STATUS every ``expect_cycles / 32`` clocks
-    (at least 2,000). Gives up after ``4 * expect_cycles + 10**6`` clocks: RUN_STATUS
+    (at least 2,000). Gives up after ``4 * expect_cycles + 10**4`` clocks: RUN_STATUS
     then still says ``running``."""
     stream, proto = run.stream, run.proto
     n = proto.reply_length(Opcode.RUN_STATUS)
     poll = max(2_000, expect_cycles // 32)
-    limit, waited, polls = 4 * expect_cycles + 1_000_000, expect_cycles, 0
+    limit, waited, polls = 4 * expect_cycles + 10_000, expect_cycles, 0
     await Timer(expect_cycles * stream.period_ns, "ns")
     while True:
         st = proto.decode_run_status(await stream.transact(proto.encode_run_status(), n, key="run_status"))
@@ -375,7 +375,9 @@ async def train_on_chip(dut):
     run.mark("upload")
 
     # ---- TRAIN_EPOCHS, `every` epochs per command, every word compared after each ------
-    step_total = int(job["step_cycles"])              # hdl.cycles.step_cycles: the wait before the first poll
+    # the cycles a record should take: a step (hdl.cycles.step_cycles), or loading the next
+    # record when that is longer (a word and a table read per input, about 3 cycles each)
+    step_total = max(int(job["step_cycles"]) + 2, 3 * cfg.model.layers[0] + 8)
     run_cycles, polls, e = 0, 0, 0
     while ok and e < epochs:
         k = min(every, epochs - e)
@@ -385,7 +387,7 @@ async def train_on_chip(dut):
             gold.result()
             ok = refused("reply to TRAIN_EPOCHS", e * n_train, int(Opcode.TRAIN_EPOCHS), r[0])
             break
-        st, p, waited = await wait_run(run, k * n_train * (step_total + 2))
+        st, p, waited = await wait_run(run, k * n_train * step_total)
         gold.result()
         polls += p
         if st["running"]:
@@ -421,7 +423,7 @@ async def train_on_chip(dut):
         if r != bytes([Opcode.EVALUATE]):
             ok = refused("reply to EVALUATE", steps, int(Opcode.EVALUATE), r[0])
         else:
-            st, p, waited = await wait_run(run, n_test * (step_total + 2))
+            st, p, waited = await wait_run(run, n_test * step_total // 2)     # inference: the forward pass
             result["run_status_polls"] += p
             want = gold.evaluate()
             result.update({"test_samples": n_test, "test_correct": st["correct"],
