@@ -176,6 +176,7 @@ def test_report_passes_over_a_sweep_table(tmp_path, capsys):
     (["simulate", "--board", "icebreaker", "--epochs", "nan", "--json", "OUT"], "--epochs"),
     (["simulate", "--board", "icebreaker", "--check-every", "0", "--json", "OUT"], "--check-every"),
     (["simulate", "--board", "icebreaker", "--on-chip", "--json", "OUT"], "hardware.dataset_store"),
+    (["simulate", "--board", "icebreaker", "--steps", "5", "--epochs", "1", "--json", "OUT"], "--on-chip"),
     (["simulate", "--board", "icebreaker", "--set", "hardware.dataset_store=true", "--on-chip", "--epochs", "1.5",
       "--json", "OUT"], "epochs"),
     (["simulate", "--board", "icebreaker", "--set", "hardware.dataset_store=true", "--on-chip", "--steps", "5000",

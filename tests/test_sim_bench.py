@@ -164,10 +164,11 @@ def golden_on_chip(cfg, n_train, n_test, epochs):
     return model.state_hash(), golden.onchip.evaluate(model, cut)
 
 
-def assert_on_chip(cfg, r, n_train, n_test, epochs):
+def assert_on_chip(cfg, r, n_train, n_test, epochs, every=1):
     assert_exact(r)
     assert (r["mode"], r["epochs"], r["epochs_done"], r["train_records"]) == ("on-chip", epochs, epochs, n_train)
-    assert r["steps"] == epochs * n_train and r["checks"] == epochs + 2      # initial, per epoch, after EVALUATE
+    # read-backs: the initial one, one per TRAIN_EPOCHS of `every` epochs, one after EVALUATE
+    assert r["steps"] == epochs * n_train and r["checks"] == 1 + -(-epochs // every) + (n_test > 0)
     state_hash, correct = golden_on_chip(cfg, n_train, n_test, epochs)
     assert r["state_hash"] == state_hash
     assert r["test_samples"] == n_test and r["test_correct"] == r["golden_test_correct"] == correct
@@ -184,6 +185,14 @@ def test_on_chip_icebreaker_verilator():
     r = run(cfg, "verilator", 100, test=50, on_chip=True)
     assert_on_chip(cfg, r, 100, 50, 1)
     assert r["upload"]["words"] == r["store_words"] == cfg.chip_store.words(100, 50)
+
+
+def test_on_chip_epochs_verilator():
+    """Three epochs of 20 records, two in the first TRAIN_EPOCHS and one in the second:
+    the later epochs' keys and orders, and the epoch counter carried across commands."""
+    cfg = store_config()
+    r = run(cfg, "verilator", 20, test=10, on_chip=True, epochs=3, check_every=2)
+    assert_on_chip(cfg, r, 20, 10, 3, every=2)
 
 
 def test_on_chip_order_is_checked(monkeypatch):

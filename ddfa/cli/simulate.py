@@ -31,7 +31,8 @@ store also holds that many test records and EVALUATE's count must equal
 
 * ``--steps N``: the store holds the first N training records, trained for one epoch
   (N steps, in the chip's order of those N records);
-* ``--epochs E`` (a whole number): E epochs of the whole training set;
+* ``--epochs E`` (a whole number): E epochs of the whole training set, or with
+  ``--steps N`` of its first N records;
 * ``--check-every K``: one TRAIN_EPOCHS of K epochs between read-backs (default 1);
 * ``cycles_per_sample`` is RUN_STATUS's run cycles over the training steps (the steps and
   the loading of each record from the store); ``step_cycles`` and ``phase_cycles`` are the
@@ -57,16 +58,16 @@ __all__ = ["add_arguments", "run", "summary"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
     p.add_argument("--simulator", choices=["icarus", "verilator"], default="verilator")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=positive_int, help="training steps (default 10)")
-    g.add_argument("--epochs", type=positive_float, help="training steps as epochs of the training set (1 = every sample once)")
+    p.add_argument("--steps", type=positive_int, help="training steps (default 10)")
+    p.add_argument("--epochs", type=positive_float, help="training steps as epochs of the training set (1 = every "
+                   "sample once); without --on-chip, not with --steps")
     p.add_argument("--check-every", type=positive_int, default=1, metavar="K",
                    help="read back and compare every memory word every K steps (with --on-chip: epochs) "
                    "and after the last (default 1)")
     p.add_argument("--on-chip", action="store_true",
                    help="train from the dataset store (needs hardware.dataset_store): upload the data set, "
-                   "TRAIN_EPOCHS, EVALUATE; --steps N: the first N training records for one epoch, "
-                   "--epochs E: E whole epochs")
+                   "TRAIN_EPOCHS, EVALUATE; --steps N: the first N training records (default: all with "
+                   "--epochs, else 10), --epochs E: E whole epochs of them (default 1)")
     p.add_argument("--test", type=count_or_all, metavar="N|all", help="after training, infer N test samples (or all) in simulation "
                    "and report the test accuracy; every answer is compared with the golden model")
     p.add_argument("--verilog", metavar="DIR", help="simulate the Verilog files (*.v, *.sv) of DIR instead of "
@@ -159,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
         _verilog_dir(args.verilog, cfg)
     if args.on_chip:
         return _run_on_chip(args, cfg)
+    if args.steps is not None and args.epochs is not None:
+        raise ConfigError("--steps/--epochs", "both were given", "give --steps N or --epochs E (both go together "
+                          "only with --on-chip: E epochs of the first N training records)")
     steps = args.steps if args.steps is not None else 10
     if args.epochs is not None:
         from ddfa.data import load_config_dataset
