@@ -20,22 +20,46 @@ What one run does, all through the host byte stream (:mod:`sim.host_stream`):
    equal the golden model's prediction; the accuracy is reported. Then a last read-back
    (inference must change nothing).
 
+:func:`train_on_chip` (``ddfa simulate --on-chip``, a processor with the dataset store)
+instead trains the way a board does without the host:
+
+1. INFO, RUN_STATUS and the initial read-back, as above.
+2. The store image (:func:`golden.onchip.store_image` of the job's data set) goes up:
+   UPLOAD_BEGIN, one UPLOAD_BLOCK per 128 words, UPLOAD_END, whose CRC check must
+   pass; RUN_STATUS must then say the data set is valid, under its id.
+3. TRAIN_EPOCHS of ``check_every`` epochs at a time; the bench lets the simulator run
+   for the expected cycles and then polls RUN_STATUS sparsely (:func:`wait_run`) until
+   the runner stops. After each command every memory word, the LFSRs and the step
+   counter are read back and compared with :func:`golden.onchip.train_epochs` on the
+   same image from the same epoch. ``cycles_per_sample`` is RUN_STATUS's run cycles
+   over the steps: the steps and the runner's loading of the next record together.
+4. With test records in the store, EVALUATE: RUN_STATUS's count of correct answers
+   must equal :func:`golden.onchip.evaluate`'s; then a last read-back (the evaluation
+   must change nothing).
+
 The first difference stops the run; it is reported (memory, layer, row, column, step,
 expected, actual) in the log and in the result.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 
 import cocotb
 import numpy as np
+from cocotb.triggers import Timer
 
+from ddfa.config import config_hash, load_config
+from ddfa.protocol import PROTOCOL_VERSION, UPLOAD_WORDS, Opcode, store_crc
+
+from .golden_link import connect
 from .host_stream import HostSession, HostStream
+from .readback import compare, logical
 
-__all__ = ["train_bit_exact", "mismatch_text"]
+__all__ = ["train_bit_exact", "train_on_chip", "BenchRun", "wait_run", "store_dataset_id", "mismatch_text"]
 
 
 def mismatch_text(m: dict) -> str:
@@ -57,77 +81,94 @@ def mismatch_text(m: dict) -> str:
             f"{extra}; {m.get('mismatches', 1)} differences in all")
 
 
-@cocotb.test()
-async def train_bit_exact(dut):
-    """Train through the host stream and compare with the golden model, bit for bit."""
-    t_enter = time.perf_counter()
-    marks: dict[str, float] = {}
+class BenchRun:
+    """What both benches share: the job, the configuration, the golden model, the host
+    stream, the result record and the read-back check.
 
-    def mark(name: str) -> None:
-        marks[name] = round(time.perf_counter() - t_enter, 3)
+    Parameters
+    ----------
+    dut : cocotb handle of ``ddfa_sim_top``.
 
-    from ddfa.config import load_config
-    from ddfa.config import config_hash
-    from ddfa.protocol import Opcode, PROTOCOL_VERSION
-    from .golden_link import connect
-    from .readback import compare, logical
+    Members
+    -------
+    job : dict
+        :class:`sim.simulate.Job` as read from ``DDFA_SIM_JOB``.
+    cfg : Config
+    gold : GoldenOracle-like (:func:`sim.golden_link.connect`)
+    stream : HostStream
+    host : HostSession
+    result : dict
+        What the bench writes to ``job["result"]`` (:meth:`finish`).
+    last_status : dict or None
+        The STATUS read by the last :meth:`check`.
+    """
 
-    with open(os.environ["DDFA_SIM_JOB"]) as f:
-        job = json.load(f)
-    cfg = load_config(job["config"])
-    L = cfg.model.n_layers
-    steps, every = int(job["steps"]), max(1, int(job.get("check_every", 1)))
-    samples = np.load(job["samples"])
-    x_train, y_train = samples["train_x"], samples["train_y"].tolist()
-    gold = connect(job)
-    mark("setup")
-    result: dict = {"steps": 0, "steps_asked": steps, "check_every": every, "bit_exact": False,
-                    "mismatches": 0, "first_mismatch": None, "checks": 0}
-    t_check = 0.0
+    def __init__(self, dut):
+        self.t_enter = time.perf_counter()
+        self.marks: dict[str, float] = {}
+        self.dut = dut
+        with open(os.environ["DDFA_SIM_JOB"]) as f:
+            self.job = job = json.load(f)
+        self.cfg = load_config(job["config"])
+        self.gold = connect(job)
+        self.mark("setup")
+        self.result: dict = {"steps": 0, "check_every": max(1, int(job.get("check_every", 1))), "bit_exact": False,
+                             "mismatches": 0, "first_mismatch": None, "checks": 0}
+        self.t_check = 0.0
+        self.stream = HostStream(dut, stall=int(job.get("stall", 0)))
+        self.host = HostSession(self.stream, self.cfg)
+        self.proto = self.host.proto
+        self.last_status: dict | None = None
 
-    stream = HostStream(dut, stall=int(job.get("stall", 0)))
-    host = HostSession(stream, cfg)
-    proto = host.proto
-    ns = proto.reply_length(Opcode.STATUS)
+    def mark(self, name: str) -> None:
+        self.marks[name] = round(time.perf_counter() - self.t_enter, 3)
 
-    def finish(status: str) -> None:
+    def finish(self, status: str) -> None:
+        """Write the result (and close the golden model)."""
+        result, stream = self.result, self.stream
         result["status"] = status
-        result["bench_seconds"] = round(time.perf_counter() - t_enter, 3)
-        result["check_seconds"] = round(t_check, 3)
+        result["bench_seconds"] = round(time.perf_counter() - self.t_enter, 3)
+        result["check_seconds"] = round(self.t_check, 3)
         try:
-            result["golden_seconds"] = gold.golden_seconds()
+            result["golden_seconds"] = self.gold.golden_seconds()
         except Exception:
             pass
-        result["timing"] = marks
+        result["timing"] = self.marks
         result["host"] = {"batches": stream.batches, "bytes_in": stream.bytes_in,
                           "bytes_out": stream.bytes_out, "cycles": stream.cycles}
-        with open(job["result"], "w") as f:
+        with open(self.job["result"], "w") as f:
             json.dump(result, f, indent=1)
-        gold.close()
+        self.gold.close()
 
-    def fail(first: dict, count: int) -> None:
-        result["mismatches"] = count
+    def fail(self, first: dict, count: int) -> None:
+        self.result["mismatches"] = count
         first["mismatches"] = count
-        result["first_mismatch"] = first
-        dut._log.error(mismatch_text(first))
+        self.result["first_mismatch"] = first
+        self.dut._log.error(mismatch_text(first))
 
-    await stream.start()
-    info = await host.info()
-    if info["version"] != PROTOCOL_VERSION or info["config_hash"] != config_hash(cfg):
-        fail({"memory": "INFO (protocol version, configuration hash)", "step": 0,
-              "expected": [PROTOCOL_VERSION, config_hash(cfg)], "actual": [info["version"], info["config_hash"]]}, 1)
-        finish("config")
-        assert False, "the Verilog is not this configuration's processor: " + mismatch_text(result["first_mismatch"])
-    mark("reset+info")
+    async def start(self) -> None:
+        """Reset; INFO must give this configuration's protocol version and hash."""
+        await self.stream.start()
+        info = await self.host.info()
+        cfg = self.cfg
+        if info["version"] != PROTOCOL_VERSION or info["config_hash"] != config_hash(cfg):
+            self.fail({"memory": "INFO (protocol version, configuration hash)", "step": 0,
+                       "expected": [PROTOCOL_VERSION, config_hash(cfg)],
+                       "actual": [info["version"], info["config_hash"]]}, 1)
+            self.finish("config")
+            assert False, ("the Verilog is not this configuration's processor: "
+                           + mismatch_text(self.result["first_mismatch"]))
+        self.mark("reset+info")
 
-    async def check(step: int) -> bool:
-        """Read back every memory word, the LFSRs and the step counter; compare."""
-        nonlocal t_check
+    async def check(self, step: int) -> bool:
+        """Read back every memory word, the LFSRs and the step counter; compare with the
+        golden model's state."""
+        cfg, host = self.cfg, self.host
         t0 = time.perf_counter()
         banks = await host.read_banks()
         lfsrs = await host.read_lfsrs()
-        st = await host.status()
-        want = gold.state()
+        st = self.last_status = await host.status()
+        want = self.gold.state()
         count, first = compare(cfg, want["memories"], logical(cfg, banks))
         for l, (s, w) in enumerate(zip(lfsrs, want["lfsr"]), start=1):
             if s != w:
@@ -136,14 +177,29 @@ async def train_bit_exact(dut):
         if st["steps"] != want["steps"] % (1 << 32):
             count += 1
             first = first or {"memory": "step counter (STATUS)", "expected": want["steps"], "actual": st["steps"]}
-        result["checks"] += 1
-        result["readback_cycles"] = host.read_cycles
-        t_check += time.perf_counter() - t0
+        self.result["checks"] += 1
+        self.result["readback_cycles"] = host.read_cycles
+        self.t_check += time.perf_counter() - t0
         if count:
             first["step"] = step
-            fail(first, count)
+            self.fail(first, count)
             return False
         return True
+
+
+@cocotb.test()
+async def train_bit_exact(dut):
+    """Train through the host stream and compare with the golden model, bit for bit."""
+    run = BenchRun(dut)
+    job, cfg, gold, stream, proto, result = run.job, run.cfg, run.gold, run.stream, run.proto, run.result
+    mark, fail, finish, check = run.mark, run.fail, run.finish, run.check
+    L = cfg.model.n_layers
+    steps, every = int(job["steps"]), result["check_every"]
+    result["steps_asked"] = steps
+    samples = np.load(job["samples"])
+    x_train, y_train = samples["train_x"], samples["train_y"].tolist()
+    ns = proto.reply_length(Opcode.STATUS)
+    await run.start()
 
     ok = await check(0) if job.get("initial_check", True) else True
     mark("first check")
@@ -231,4 +287,166 @@ async def train_bit_exact(dut):
     if ok:
         dut._log.info(f"bit-exact: {k} training steps, {result['checks']} full read-backs (every {every} "
                       f"steps), host stream {stream.bytes_in} bytes in / {stream.bytes_out} out")
+    assert ok, mismatch_text(result["first_mismatch"])
+
+
+def store_dataset_id(words) -> int:
+    """The id the bench stores a data set under (UPLOAD_END): the first 4 bytes of the
+    sha256 of its store words, little endian (what ``ddfa board train --on-chip`` uses)."""
+    raw = np.asarray(words, dtype="<u2").tobytes()
+    return int.from_bytes(hashlib.sha256(raw).digest()[:4], "little")
+
+
+async def wait_run(run: BenchRun, expect_cycles: int) -> tuple[dict, int, int]:
+    """Wait until the epoch runner stops; ``(RUN_STATUS, polls, clocks waited)``.
+
+    Python costs time per simulator callback, so the bench first lets ``expect_cycles``
+    clocks pass in one timer, then polls RUN_STATUS every ``expect_cycles / 32`` clocks
+    (at least 2,000). Gives up after ``4 * expect_cycles + 10**4`` clocks: RUN_STATUS
+    then still says ``running``."""
+    stream, proto = run.stream, run.proto
+    n = proto.reply_length(Opcode.RUN_STATUS)
+    poll = max(2_000, expect_cycles // 32)
+    limit, waited, polls = 4 * expect_cycles + 10_000, expect_cycles, 0
+    await Timer(expect_cycles * stream.period_ns, "ns")
+    while True:
+        st = proto.decode_run_status(await stream.transact(proto.encode_run_status(), n, key="run_status"))
+        polls += 1
+        if not st["running"] or waited > limit:
+            return st, polls, waited
+        await Timer(poll * stream.period_ns, "ns")
+        waited += poll
+
+
+@cocotb.test()
+async def train_on_chip(dut):
+    """Upload the dataset store, train epochs and evaluate on the chip (TRAIN_EPOCHS,
+    EVALUATE), and compare with :mod:`golden.onchip`, bit for bit."""
+    run = BenchRun(dut)
+    job, cfg, gold, stream, proto, result = run.job, run.cfg, run.gold, run.stream, run.proto, run.result
+    fail = run.fail
+    store = np.load(job["samples"])
+    image = store["store"].tolist()
+    n_train, n_test = int(store["n_train"]), int(store["n_test"])
+    epochs, every = int(job["epochs"]), result["check_every"]
+    result.update({"mode": "on-chip", "epochs": epochs, "epochs_done": 0, "train_records": n_train,
+                   "steps_asked": epochs * n_train})
+    await run.start()
+
+    def refused(what: str, step: int, expected, actual) -> bool:
+        fail({"memory": what, "step": step, "expected": expected, "actual": actual}, 1)
+        return False
+
+    rs_len = proto.reply_length(Opcode.RUN_STATUS)
+    st0 = proto.decode_run_status(await stream.transact(proto.encode_run_status(), rs_len, key="run_status"))
+    first_epoch = st0["epoch"]
+    ok = await run.check(0) if job.get("initial_check", True) else True
+    run.mark("first check")
+
+    # ---- upload: UPLOAD_BEGIN, UPLOAD_BLOCKs, UPLOAD_END, in batches that fit the buffer ----
+    ident = store_dataset_id(image)
+    if ok:
+        c0, b0 = stream.cycles, stream.bytes_in
+        blocks = [proto.encode_upload_block(k, image[k * UPLOAD_WORDS:(k + 1) * UPLOAD_WORDS])
+                  for k in range(-(-len(image) // UPLOAD_WORDS))]
+        cmds = [proto.encode_upload_begin(n_train, n_test)] + blocks
+        echo = [Opcode.UPLOAD_BEGIN] + [Opcode.UPLOAD_BLOCK] * len(blocks)
+        per_batch = max(1, stream.scratch_bytes // len(blocks[0]) - 1)
+        for s in range(0, len(cmds), per_batch):
+            r = await stream.transact(b"".join(cmds[s:s + per_batch]), len(cmds[s:s + per_batch]))
+            bad = [k for k, b in enumerate(r) if b != echo[s + k]]
+            if bad:
+                k = s + bad[0]
+                ok = refused(f"reply to {'UPLOAD_BEGIN' if k == 0 else f'UPLOAD_BLOCK {k - 1}'}", 0,
+                             int(echo[k]), r[bad[0]])
+                break
+        if ok:
+            r = await stream.transact(proto.encode_upload_end(store_crc(image), ident),
+                                      proto.reply_length(Opcode.UPLOAD_END))
+            if not proto.decode_upload_end(r):
+                ok = refused("UPLOAD_END (the store's CRC check)", 0, "pass", "fail")
+        if ok:
+            st = proto.decode_run_status(await stream.transact(proto.encode_run_status(), rs_len, key="run_status"))
+            if not st["dataset_valid"] or st["dataset_id"] != ident:
+                ok = refused("RUN_STATUS after the upload (dataset valid, id)", 0, [True, ident],
+                             [st["dataset_valid"], st["dataset_id"]])
+        result["upload"] = {"words": len(image), "blocks": len(blocks), "bytes": stream.bytes_in - b0,
+                            "cycles": stream.cycles - c0}
+    run.mark("upload")
+
+    # ---- TRAIN_EPOCHS, `every` epochs per command, every word compared after each ------
+    # the cycles a record should take: a step (hdl.cycles.step_cycles), or loading the next
+    # record when that is longer (a word and a table read per input, about 3 cycles each)
+    step_total = max(int(job["step_cycles"]) + 2, 3 * cfg.model.layers[0] + 8)
+    run_cycles, polls, e = 0, 0, 0
+    while ok and e < epochs:
+        k = min(every, epochs - e)
+        gold.train_epochs_async(first_epoch + e, k)       # the golden epochs run meanwhile
+        r = await stream.transact(proto.encode_train_epochs(k), 1)
+        if r != bytes([Opcode.TRAIN_EPOCHS]):
+            gold.result()
+            ok = refused("reply to TRAIN_EPOCHS", e * n_train, int(Opcode.TRAIN_EPOCHS), r[0])
+            break
+        st, p, waited = await wait_run(run, k * n_train * step_total)
+        gold.result()
+        polls += p
+        if st["running"]:
+            ok = refused(f"RUN_STATUS {waited:,} clocks after TRAIN_EPOCHS (epoch, record, running)",
+                         e * n_train + st["index"], [first_epoch + e + k, n_train, False],
+                         [st["epoch"], st["index"], True])
+            break
+        run_cycles += st["run_cycles"]
+        e += k
+        done = e * n_train
+        if (st["epoch"], st["index"], st["evaluating"]) != (first_epoch + e, n_train, False):
+            ok = refused("RUN_STATUS after TRAIN_EPOCHS (epoch, record, evaluating)", done,
+                         [first_epoch + e, n_train, False], [st["epoch"], st["index"], st["evaluating"]])
+            break
+        ok = await run.check(done)
+        result["steps"], result["epochs_done"] = done, e
+        if job.get("progress"):
+            dut._log.info(f"epoch {e}/{epochs}: {'bit-exact so far' if ok else 'MISMATCH'}")
+    steps = result["steps"]
+    run.mark("training")
+    result["run_cycles"] = run_cycles
+    result["run_status_polls"] = polls
+    if steps and run.last_status is not None:
+        last = run.last_status
+        result["cycles_per_sample"] = run_cycles / steps
+        result["step_cycles"] = last["cycles"]           # STATUS: the last training step alone
+        result["status_cycles"] = {"total": float(last["cycles"]), "forward": float(last["cycles_forward"]),
+                                   "update": float(last["cycles_update"]), "error": float(last["cycles_error"])}
+
+    # ---- EVALUATE: the test records, against golden.onchip.evaluate ------------------------
+    if ok and n_test:
+        r = await stream.transact(proto.encode_evaluate(), 1)
+        if r != bytes([Opcode.EVALUATE]):
+            ok = refused("reply to EVALUATE", steps, int(Opcode.EVALUATE), r[0])
+        else:
+            st, p, waited = await wait_run(run, n_test * step_total // 2)     # inference: the forward pass
+            result["run_status_polls"] += p
+            want = gold.evaluate()
+            result.update({"test_samples": n_test, "test_correct": st["correct"],
+                           "test_accuracy": st["correct"] / n_test, "golden_test_correct": want,
+                           "golden_test_accuracy": want / n_test,
+                           "evaluate_run_cycles": st["run_cycles"],
+                           "inference_cycles": st["run_cycles"] / n_test})
+            if st["running"]:
+                ok = refused(f"RUN_STATUS {waited:,} clocks after EVALUATE (record, running)", steps,
+                             [n_test, False], [st["index"], True])
+            elif (st["evaluating"], st["index"]) != (True, n_test):
+                ok = refused("RUN_STATUS after EVALUATE (evaluating, record)", steps, [True, n_test],
+                             [st["evaluating"], st["index"]])
+            elif st["correct"] != want:
+                ok = refused("EVALUATE's count of correct test records (RUN_STATUS)", steps, want, st["correct"])
+            else:
+                ok = await run.check(steps)               # the evaluation must change nothing
+    run.mark("evaluate")
+    if ok:
+        result["state_hash"] = gold.state_hash()
+    result["bit_exact"] = bool(ok)
+    run.finish("ok" if ok else "mismatch")
+    if ok:
+        dut._log.info(f"bit-exact on chip: {epochs} epochs of {n_train} records ({steps} steps), "
+                      f"{run_cycles / max(1, steps):.1f} cycles per sample, {result['checks']} full read-backs")
     assert ok, mismatch_text(result["first_mismatch"])

@@ -4,7 +4,9 @@ process that started the simulator.
 :class:`GoldenOracle` wraps :class:`golden.fixed.FixedModel` with what the bench asks
 of it: run training steps on the job's samples (the expected TRAIN answers), the whole
 expected state (every memory word, the LFSRs, the step counter), the expected
-predictions of the test pass.
+predictions of the test pass; for a job on the dataset store (``ddfa simulate
+--on-chip``), the epochs and the evaluation of :mod:`golden.onchip` on the store image
+the bench uploads.
 
 The bench can construct it itself (``golden = "local"``), but importing PyTorch inside
 a simulator process takes three to five times as long as in a plain interpreter (over
@@ -34,7 +36,9 @@ class GoldenOracle:
     config : str
         TOML file of the configuration.
     samples : str
-        The ``.npz`` of :func:`sim.simulate.prepare_samples` (quantised samples).
+        The ``.npz`` of :func:`sim.simulate.prepare_samples` (quantised samples), or of
+        :func:`sim.simulate.prepare_store` (``store``: the dataset store's words,
+        ``n_train``, ``n_test``).
     """
 
     def __init__(self, config: str, samples: str):
@@ -45,10 +49,15 @@ class GoldenOracle:
         self.cfg = load_config(config)
         self.model = FixedModel(self.cfg)
         s = np.load(samples)
+        self.seconds = 0.0
+        if "store" in s:
+            self.store = s["store"].astype(np.int64).tolist()
+            self.n_train, self.n_test = int(s["n_train"]), int(s["n_test"])
+            return
+        self.store = None
         self.x_train = torch.from_numpy(s["train_x"].astype(np.int64))
         self.y_train = s["train_y"].tolist()
         self.x_test = torch.from_numpy(s["test_x"].astype(np.int64))
-        self.seconds = 0.0
 
     def step(self, k0: int, k1: int) -> list[int]:
         """Train on samples ``k0 .. k1-1``; the class each TRAIN must answer (the argmax
@@ -63,6 +72,23 @@ class GoldenOracle:
                 out.append(int(o[f"y{L}"].argmax()))
         self.seconds += time.perf_counter() - t0
         return out
+
+    def train_epochs(self, first_epoch: int, epochs: int) -> int:
+        """TRAIN_EPOCHS on the store image: ``epochs`` epochs from epoch ``first_epoch``
+        (:func:`golden.onchip.train_epochs`); the training steps done."""
+        import time
+        from golden.onchip import train_epochs
+        t0 = time.perf_counter()
+        with self.torch.inference_mode():
+            train_epochs(self.model, self.store, self.n_train, self.n_test, first_epoch=first_epoch, epochs=epochs)
+        self.seconds += time.perf_counter() - t0
+        return epochs * self.n_train
+
+    def evaluate(self) -> int:
+        """EVALUATE on the store image: the test records classified correctly
+        (:func:`golden.onchip.evaluate`)."""
+        from golden.onchip import evaluate
+        return evaluate(self.model, self.store, self.n_train, self.n_test)
 
     def state(self) -> dict:
         """``memories`` (logical name -> int64 array, ``FixedModel.memory_words`` order),
@@ -138,6 +164,16 @@ class RemoteGolden:
     def result(self):
         return self._recv()
 
+    def train_epochs(self, first_epoch: int, epochs: int) -> int:
+        return self._call("train_epochs", first_epoch, epochs)
+
+    def train_epochs_async(self, first_epoch: int, epochs: int) -> None:
+        """Start :meth:`train_epochs`; :meth:`result` returns its answer."""
+        self._send("train_epochs", first_epoch, epochs)
+
+    def evaluate(self) -> int:
+        return self._call("evaluate")
+
     def state(self) -> dict:
         return self._call("state")
 
@@ -163,6 +199,9 @@ class LocalGolden(GoldenOracle):
 
     def step_async(self, k0: int, k1: int) -> None:
         self._result = self.step(k0, k1)
+
+    def train_epochs_async(self, first_epoch: int, epochs: int) -> None:
+        self._result = self.train_epochs(first_epoch, epochs)
 
     def result(self):
         return self._result

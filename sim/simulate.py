@@ -12,6 +12,13 @@
 3. the bench, in the simulator's process, with the job as JSON (``DDFA_SIM_JOB``);
 4. the result: the bench's JSON plus ``sim_seconds`` and the performance figures of
    :func:`sim.perf.figures` (cycles per sample, MAC utilisation, phases).
+
+With ``on_chip`` (``ddfa simulate --on-chip``, a configuration with
+``hardware.dataset_store``) the bench trains from the dataset store instead of sample by
+sample: the store image (:func:`prepare_store`) goes up through the host stream, the
+processor's epoch runner trains whole epochs in its own order and evaluates the test
+records, and the state is compared with :func:`golden.onchip.train_epochs` and
+:func:`golden.onchip.evaluate` on the same image.
 """
 
 from __future__ import annotations
@@ -25,19 +32,22 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from ddfa.config import Config
+import numpy as np
+
+from ddfa.config import Config, ConfigError
 from ddfa.protocol import HostProtocol
+from hdl.cycles import step_cycles
 from hdl.verilog import VERILOG_NAME, processor_verilog
 
 from .golden_link import GoldenOracle, serve
 from .runner import PUBLIC_VLT, SIMULATORS, build_args, get_runner, make_overrides
 
-__all__ = ["Job", "simulate", "build", "processor_sources", "buffer_words", "DEFAULT_BUILD_DIR",
-           "SIM_TOP", "REPO"]
+__all__ = ["Job", "simulate", "build", "prepare_samples", "prepare_store", "processor_sources", "buffer_words",
+           "DEFAULT_BUILD_DIR", "SIM_TOP", "REPO"]
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_TOP = Path(__file__).resolve().parent / "hdl" / "ddfa_sim_top.v"
@@ -65,6 +75,9 @@ class Job:
     stall: int = 0                    # random gaps on the host stream: 0..15 (of 16)
     initial_check: bool = True        # compare the initial state too
     progress: bool = False
+    on_chip: bool = False             # train from the dataset store (samples: prepare_store's .npz)
+    epochs: int = 1                   # with on_chip: epochs of the stored training records
+    step_cycles: int = 0              # with on_chip: hdl.cycles.step_cycles' total (when to poll RUN_STATUS)
 
 
 def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: str | None, path: Path) -> dict:
@@ -73,7 +86,6 @@ def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: s
     (:func:`golden.order.epoch_orders`, epoch after epoch), ``train_index`` their indices
     in the training set, ``test_x``/``test_y`` the first ``test`` test samples (all for
     ``"all"``, none for ``None``). The bench then needs neither the data set nor its loader."""
-    import numpy as np
     from ddfa.data import load_config_dataset
     from golden.arith import quantize
     from golden.order import epoch_orders
@@ -90,6 +102,34 @@ def prepare_samples(cfg: Config, steps: int, test: int | str | None, data_dir: s
               "test_x": q(data.x_test[:N]), "test_y": data.y_test[:N].numpy().astype(np.int32)}
     np.savez(path, **arrays)
     return {"train_samples": n, "epochs": steps / n, "test_samples": N}
+
+
+def prepare_store(cfg: Config, train_records: int | None, test: int | str | None,
+                  data_dir: str | None) -> tuple[dict, dict]:
+    """The dataset store's image for ``ddfa simulate --on-chip``: ``(arrays, info)``.
+
+    ``arrays`` (the bench's ``.npz``): ``store`` the words of
+    :func:`golden.onchip.store_image` for the data set cut to its first ``train_records``
+    training records (None: all) and its first ``test`` test records (all for ``"all"``,
+    none for ``None``), ``n_train``, ``n_test``. ``info``: ``train_samples`` (the stored
+    training records), ``dataset_train_samples``, ``test_samples``, ``store_words``.
+    Refuses (one-line :class:`~ddfa.config.ConfigError`) a cut that the data set cannot
+    give and a data set that does not fit the store."""
+    from ddfa.data import load_config_coded
+    from golden.onchip import store_image
+    coded = load_config_coded(cfg, data_dir)
+    n = coded.n_train
+    if train_records is not None and train_records > n:
+        raise ConfigError("--steps", f"{train_records} training records asked, {coded.name} has {n}",
+                          f"give --steps {n} or fewer (--on-chip: the first N training records, one epoch), "
+                          f"or --epochs E for whole epochs")
+    k = n if train_records is None else int(train_records)
+    N = 0 if not test else (coded.n_test if test == "all" else min(int(test), coded.n_test))
+    cut = replace(coded, x_train=coded.x_train[:k], y_train=coded.y_train[:k],
+                  x_test=coded.x_test[:N], y_test=coded.y_test[:N])
+    image = store_image(cfg, cut)
+    arrays = {"store": np.asarray(image, dtype=np.int64), "n_train": k, "n_test": N}
+    return arrays, {"train_samples": k, "dataset_train_samples": n, "test_samples": N, "store_words": len(image)}
 
 
 def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -> list[Path]:
@@ -220,15 +260,28 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
              test: int | str | None = None, verilog: str | Path | None = None, waves: bool = False,
              build_dir: str | Path | None = None, data_dir: str | None = None, stall: int = 0,
              progress: bool = False, golden: str = "remote", initial_check: bool = True,
-             on_step=None) -> dict:
+             on_step=None, on_chip: bool = False, epochs: int = 1) -> dict:
     """Build (or reuse) and run the bench; the result dict of ``ddfa simulate``.
 
+    ``on_chip``: train from the dataset store (the configuration needs
+    ``hardware.dataset_store``): the store holds the first ``steps`` training records
+    (None: all of them) and the first ``test`` test records; the processor trains
+    ``epochs`` epochs of them in its own order (TRAIN_EPOCHS), ``check_every`` epochs per
+    command with every word read back after each, then evaluates the test records
+    (EVALUATE). ``steps * epochs`` training steps in all.
     ``golden``: ``"remote"`` serves the golden model from this process
     (:mod:`sim.golden_link`), ``"local"`` makes the bench build its own.
     ``initial_check``: also read back and compare the state before the first step.
     ``on_step``: called with the number of training steps the golden model has answered
     so far (with ``golden="remote"``), e.g. to move a progress bar."""
     from .perf import figures
+    if on_chip and cfg.chip_store is None:
+        raise ConfigError("--on-chip", f"configuration {cfg.name!r} has no dataset store",
+                          "set hardware.dataset_store = true (--set hardware.dataset_store=true, "
+                          "on a board with a store: icebreaker), or simulate without --on-chip")
+    if on_chip and not 1 <= epochs <= 0xFFFF:
+        raise ValueError(f"{epochs} epochs: 1..65535")
+    store = prepare_store(cfg, steps, test, data_dir) if on_chip else None      # refusals before the build
     root = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
@@ -243,14 +296,20 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
             tempfile.TemporaryDirectory(prefix="ddfa-g-") as sock_dir:      # short: socket paths are limited
         td = Path(td)
         (td / "config.toml").write_text(cfg.to_toml())
-        data_info = prepare_samples(cfg, steps, test, data_dir, td / "samples.npz")
+        if store is not None:
+            np.savez(td / "samples.npz", **store[0])
+            data_info = store[1]
+            steps = data_info["train_samples"]
+        else:
+            data_info = prepare_samples(cfg, steps, test, data_dir, td / "samples.npz")
         sock = None
         if golden == "remote":
             sock = Path(sock_dir) / "golden"
         job = Job(config=str(td / "config.toml"), result=str(td / "result.json"), samples=str(td / "samples.npz"),
                   golden=str(sock) if sock else "local", simulator=simulator, steps=steps,
                   check_every=check_every, test=test, data_dir=data_dir, stall=stall, progress=progress,
-                  initial_check=initial_check)
+                  initial_check=initial_check, on_chip=on_chip, epochs=epochs,
+                  step_cycles=step_cycles(cfg)["total"] if on_chip else 0)
         (td / "job.json").write_text(json.dumps(asdict(job)))
         env = {"DDFA_SIM_JOB": str(td / "job.json"), "OMP_NUM_THREADS": "1",
                "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO")}
@@ -261,7 +320,8 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
 
         def run_bench():
             try:
-                runner.test(test_module="sim.bench", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                runner.test(test_module="sim.bench", testcase="train_on_chip" if on_chip else "train_bit_exact",
+                            hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
                             build_dir=bdir, test_dir=td, extra_env=env, waves=waves, log_file=log_file,
                             results_xml=str(td / "results.xml"))
             except (SystemExit, Exception) as exc:      # the result file tells what happened

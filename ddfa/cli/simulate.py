@@ -9,6 +9,8 @@ Examples
     ddfa simulate --board icebreaker --simulator verilator --steps 1000 --json out/sim.json
     ddfa simulate --board icebreaker --simulator verilator --epochs 1 --test all --json out/epoch.json
     ddfa simulate --board icebreaker --simulator icarus --steps 20 --verilog build/hand-edited --json out/x.json
+    ddfa simulate --board icebreaker --set hardware.dataset_store=true --on-chip --steps 100 --test 50 --json out/oc.json
+    ddfa simulate --board icebreaker --set hardware.dataset_store=true --on-chip --epochs 2 --test all --json out/oc2.json
 
 Every memory word (W, b, B), the LFSR states and the step counter are read back through
 the host protocol every ``--check-every`` steps (default 1: after every step) and after
@@ -18,6 +20,24 @@ exits with status 1. The JSON has the figures of :func:`sim.perf.figures`
 (``cycles_per_sample``, ``ideal_cycles_per_sample``, ``mac_utilization``,
 ``phase_cycles``) and, with ``--test``, the test accuracy of the simulated processor
 next to the golden model's.
+
+``--on-chip`` (a configuration with ``hardware.dataset_store``) trains from the dataset
+store the way a board does without the host: the bench uploads the store image
+(UPLOAD_BEGIN, UPLOAD_BLOCKs, UPLOAD_END), starts TRAIN_EPOCHS, polls RUN_STATUS until the
+processor's epoch runner is done, and compares every memory word, the LFSRs and the step
+counter with :func:`golden.onchip.train_epochs` on the same image; with ``--test`` the
+store also holds that many test records and EVALUATE's count must equal
+:func:`golden.onchip.evaluate`'s. The chip trains whole epochs in its own order, so there:
+
+* ``--steps N``: the store holds the first N training records, trained for one epoch
+  (N steps, in the chip's order of those N records);
+* ``--epochs E`` (a whole number): E epochs of the whole training set, or with
+  ``--steps N`` of its first N records;
+* ``--check-every K``: one TRAIN_EPOCHS of K epochs between read-backs (default 1);
+* ``cycles_per_sample`` is RUN_STATUS's run cycles over the training steps (the steps and
+  the loading of each record from the store); ``step_cycles`` and ``phase_cycles`` are the
+  last step's STATUS; the JSON adds ``mode: "on-chip"``, ``epochs``, ``run_cycles``,
+  ``upload``, ``test_correct`` and ``golden_test_correct``.
 """
 
 from __future__ import annotations
@@ -38,11 +58,16 @@ __all__ = ["add_arguments", "run", "summary"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
     p.add_argument("--simulator", choices=["icarus", "verilator"], default="verilator")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=positive_int, help="training steps (default 10)")
-    g.add_argument("--epochs", type=positive_float, help="training steps as epochs of the training set (1 = every sample once)")
+    p.add_argument("--steps", type=positive_int, help="training steps (default 10)")
+    p.add_argument("--epochs", type=positive_float, help="training steps as epochs of the training set (1 = every "
+                   "sample once); without --on-chip, not with --steps")
     p.add_argument("--check-every", type=positive_int, default=1, metavar="K",
-                   help="read back and compare every memory word every K steps and after the last (default 1)")
+                   help="read back and compare every memory word every K steps (with --on-chip: epochs) "
+                   "and after the last (default 1)")
+    p.add_argument("--on-chip", action="store_true",
+                   help="train from the dataset store (needs hardware.dataset_store): upload the data set, "
+                   "TRAIN_EPOCHS, EVALUATE; --steps N: the first N training records (default: all with "
+                   "--epochs, else 10), --epochs E: E whole epochs of them (default 1)")
     p.add_argument("--test", type=count_or_all, metavar="N|all", help="after training, infer N test samples (or all) in simulation "
                    "and report the test accuracy; every answer is compared with the golden model")
     p.add_argument("--verilog", metavar="DIR", help="simulate the Verilog files (*.v, *.sv) of DIR instead of "
@@ -58,6 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def summary(r: dict) -> str:
+    if r.get("mode") == "on-chip":
+        return _summary_on_chip(r)
     lines = [f"ddfa simulate: {r['config']} on {r['simulator']}: {r['steps']} of {r['steps_asked']} steps, "
              f"{'BIT-EXACT' if r['bit_exact'] else 'MISMATCH'} ({r['checks']} full read-backs, every "
              f"{r['check_every']} steps)"]
@@ -72,6 +99,26 @@ def summary(r: dict) -> str:
     if r.get("test_accuracy") is not None:
         lines.append(f"  test accuracy {r['test_accuracy']:.4f} on {r['test_samples']} samples "
                      f"(golden model {r['golden_test_accuracy']:.4f})")
+    build = "reused" if r["build_reused"] else f"{r['build_seconds']:.1f} s"
+    lines.append(f"  simulation {r['sim_seconds']:.1f} s (build {build})")
+    return "\n".join(lines)
+
+
+def _summary_on_chip(r: dict) -> str:
+    lines = [f"ddfa simulate --on-chip: {r['config']} on {r['simulator']}: {r['epochs_done']} of {r['epochs']} "
+             f"epochs of {r['train_records']} records from the dataset store ({r['steps']} steps), "
+             f"{'BIT-EXACT' if r['bit_exact'] else 'MISMATCH'} ({r['checks']} full read-backs, every "
+             f"{r['check_every']} epochs)"]
+    if r.get("first_mismatch"):
+        from sim.bench import mismatch_text
+        lines.append("  " + mismatch_text(r["first_mismatch"]))
+    if r.get("cycles_per_sample"):
+        lines.append(f"  {r['cycles_per_sample']:g} cycles per sample (RUN_STATUS: {r['run_cycles']:,} cycles; "
+                     f"one step {r['step_cycles']}, ideal {r['ideal_cycles_per_sample']}), MAC utilisation "
+                     f"{r['mac_utilization']:.3f} ({r['multipliers']} multipliers)")
+    if r.get("test_accuracy") is not None:
+        lines.append(f"  EVALUATE: {r['test_correct']} of {r['test_samples']} test records correct, accuracy "
+                     f"{r['test_accuracy']:.4f} (golden model {r['golden_test_correct']})")
     build = "reused" if r["build_reused"] else f"{r['build_seconds']:.1f} s"
     lines.append(f"  simulation {r['sim_seconds']:.1f} s (build {build})")
     return "\n".join(lines)
@@ -111,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.build_dir, "--build-dir")
     if args.verilog is not None:
         _verilog_dir(args.verilog, cfg)
+    if args.on_chip:
+        return _run_on_chip(args, cfg)
+    if args.steps is not None and args.epochs is not None:
+        raise ConfigError("--steps/--epochs", "both were given", "give --steps N or --epochs E (both go together "
+                          "only with --on-chip: E epochs of the first N training records)")
     steps = args.steps if args.steps is not None else 10
     if args.epochs is not None:
         from ddfa.data import load_config_dataset
@@ -134,6 +186,42 @@ def run(args: argparse.Namespace) -> int:
                                "steps_asked": steps, "test_asked": test, "bit_exact": None,
                                "wall_seconds": round(time.perf_counter() - t0, 2), "configuration": cfg.to_dict()})
         raise KeyboardInterrupt(f"partial result in {args.json}") from None
+    write_json(args.json, r)
+    print(summary(r))
+    return 0 if r["bit_exact"] else 1
+
+
+def _run_on_chip(args: argparse.Namespace, cfg: Config) -> int:
+    """``--on-chip``: ``--steps N`` cuts the training set to N records for one epoch,
+    ``--epochs E`` trains E epochs of all of them."""
+    from sim.simulate import simulate
+    if cfg.chip_store is None:
+        raise ConfigError("--on-chip", f"configuration {cfg.name!r} has no dataset store "
+                          f"(hardware.dataset_store is false)",
+                          "add --set hardware.dataset_store=true (a board with a store: icebreaker), "
+                          "or simulate without --on-chip")
+    epochs = 1
+    if args.epochs is not None:
+        if args.epochs != int(args.epochs):
+            raise ConfigError("--epochs", f"{args.epochs} epochs: the chip trains whole epochs",
+                              "give a whole number of epochs, or --steps N for the first N training records")
+        epochs = int(args.epochs)
+        if epochs > 0xFFFF:
+            raise ConfigError("--epochs", f"{epochs} epochs", "give at most 65535 (one TRAIN_EPOCHS command)")
+    records = args.steps if args.steps is not None else (None if args.epochs is not None else 10)
+    test = args.test or None
+    t0 = time.perf_counter()
+    try:
+        r = simulate(cfg, args.simulator, records, check_every=args.check_every, test=test, verilog=args.verilog,
+                     waves=args.waves, build_dir=args.build_dir, data_dir=args.data_dir, stall=args.stall,
+                     progress=wants_progress(args.progress), golden=args.golden, on_chip=True, epochs=epochs)
+    except KeyboardInterrupt:
+        write_json(args.json, {"interrupted": True, "mode": "on-chip", "config": cfg.name,
+                               "simulator": args.simulator, "epochs": epochs, "train_records_asked": records,
+                               "test_asked": test, "bit_exact": None,
+                               "wall_seconds": round(time.perf_counter() - t0, 2), "configuration": cfg.to_dict()})
+        raise KeyboardInterrupt(f"partial result in {args.json}") from None
+    r["wall_seconds"] = round(time.perf_counter() - t0, 2)
     write_json(args.json, r)
     print(summary(r))
     return 0 if r["bit_exact"] else 1
