@@ -174,7 +174,9 @@ def assert_on_chip(cfg, r, n_train, n_test, epochs, every=1):
     assert r["test_samples"] == n_test and r["test_correct"] == r["golden_test_correct"] == correct
     assert r["cycles_per_sample"] == r["run_cycles"] / r["steps"]
     assert r["step_cycles"] == step_cycles(cfg)["total"]
-    assert r["step_cycles"] <= r["cycles_per_sample"] < r["step_cycles"] + 16
+    # a step follows the one before after 2 cycles; each epoch adds its key's 32 LFSR steps and
+    # its first record's walk and load (about 250 cycles)
+    assert r["step_cycles"] + 2 <= r["cycles_per_sample"] < r["step_cycles"] + 2 + 300 / n_train
 
 
 def test_on_chip_icebreaker_verilator():
@@ -205,11 +207,7 @@ def test_on_chip_order_is_checked(monkeypatch):
     assert m["step"] == 20 and m["memory"] in ("W1", "b1", "W2", "b2", "B1") and m["expected"] != m["actual"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "hdl.sample_loader.SampleLoader drives only the addr bits of store.req.payload; the Verilog "
-    "backend sets the other bits in an 'always @*' block with no sensitivity, which Icarus never runs "
-    "(its build warns '@* found no sensitivities'), so the store's write bit is X, the first record's "
-    "read is never answered and the epoch runner hangs at epoch 1, record 0. Verilator reads the bits as 0."))
+@pytest.mark.slow
 def test_on_chip_two_epochs_icarus():
     """A small processor with a dataset store (64-8-10) on Icarus: 12 training records for
     two epochs (the second epoch's key and order), 6 test records evaluated."""
