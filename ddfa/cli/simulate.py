@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from hdl.verilog import readmem_paths
+
 from . import add_config_args, check_data, config_from_args, count_or_all, positive_float, positive_int
 from ..config import Config, ConfigError, config_diff, load_config
 from .output import check_output_dir, check_output_file, write_json
@@ -101,6 +103,13 @@ def _verilog_dir(path: str, cfg: Config) -> str:
     if not any(p.suffix in (".v", ".sv") and p.is_file() for p in d.iterdir()):
         raise ConfigError("--verilog", f"no .v or .sv file in {path!r}",
                           "give the directory that 'ddfa generate --out DIR' wrote, or one with your Verilog")
+    for v in sorted(p for p in d.iterdir() if p.suffix in (".v", ".sv") and p.is_file()):
+        for rel in readmem_paths(v.read_text(errors="replace")):
+            if not Path(rel).is_absolute() and not (d / rel).is_file():
+                raise ConfigError("--verilog", f"{v.name} reads the memory image {rel} with $readmemh, "
+                                  f"but {d / rel} does not exist",
+                                  f"keep the images that 'ddfa generate' wrote beside the Verilog, or generate "
+                                  f"it anew with 'ddfa generate ... --out {path}'")
     written = d / "config.toml"
     if written.is_file():
         differ = config_diff(load_config(written), cfg)
