@@ -6,8 +6,11 @@ synthesis for the family: :func:`synth_command`) and writes the flat netlist of 
 family's cells (``write_verilog -noattr``); the memories' initial contents, read by
 ``$readmemh`` from the images beside the Verilog, end up in the block RAMs' ``INIT``
 parameters. :func:`cell_models` names the simulation models of those cells: Yosys's
-``share/<family>/cells_sim.v`` and, for the ECP5's multipliers, which Yosys ships as a
-black box only, ``boards/hdl/ecp5_mult18x18d.v``.
+``share/ice40/cells_sim.v``; for the ECP5, Yosys's models of the logic cells
+(``boards/hdl/ecp5_cells.v`` includes them) and this project's models of the DP16KD
+block RAM and the MULT18X18D multiplier (``boards/hdl/ecp5_dp16kd.v``,
+``ecp5_mult18x18d.v``), which Yosys's ``share/ecp5/cells_sim.v`` has as parameter lists
+only.
 
 Unlike the board build, the netlist keeps Yosys's default behaviour of the block RAMs
 when one port reads the word another port writes in the same cycle (the old word, as
@@ -37,8 +40,9 @@ __all__ = ["NETLIST_NAME", "Netlist", "synth_command", "synthesize", "cell_model
 
 #: The netlist's file name (its top module is still ``ddfa_processor``).
 NETLIST_NAME = f"{VERILOG_NAME}_netlist.v"
-#: The ECP5 multiplier's simulation model (Yosys has a black box only).
-ECP5_MULT_MODEL = Path(__file__).resolve().parent / "hdl" / "ecp5_mult18x18d.v"
+#: The folder of the ECP5 models: the logic cells from Yosys (``ecp5_cells.v``), the
+#: block RAM and the multiplier, which Yosys has as parameter lists only.
+ECP5_MODELS = Path(__file__).resolve().parent / "hdl"
 
 
 @dataclass
@@ -79,7 +83,8 @@ def cell_models(family: str) -> tuple[list[Path], list[Path]]:
     if family == "ice40":
         return [share / "ice40" / "cells_sim.v"], []
     if family == "ecp5":
-        return [share / "ecp5" / "cells_sim.v", ECP5_MULT_MODEL], [share / "ecp5"]
+        return [ECP5_MODELS / "ecp5_cells.v", ECP5_MODELS / "ecp5_dp16kd.v", ECP5_MODELS / "ecp5_mult18x18d.v"], \
+            [share / "ecp5"]
     raise ValueError(f"no cell models for the family {family!r}; use ice40 or ecp5")
 
 

@@ -2,7 +2,7 @@
 // every register bypassed (REG_*_CLK = "NONE"), so P = A * B at once, each operand
 // signed where SIGNEDA/SIGNEDB is 1. Yosys ships this cell as a black box only
 // (share/ecp5/cells_bb.v); `ddfa simulate --netlist` simulates an ECP5 netlist with
-// this model and share/ecp5/cells_sim.v. A netlist that registers inside the cell is
+// this model, ecp5_dp16kd.v and ecp5_cells.v. A netlist that registers inside the cell is
 // refused at time 0 rather than simulated wrongly.
 `timescale 1ns / 1ps
 module MULT18X18D (
