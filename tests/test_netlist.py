@@ -1,7 +1,8 @@
 """The Verilog of ``ddfa generate`` with its ``$readmemh`` images, in simulation and
 through Yosys: the images are what the simulated processor starts from; ``ddfa simulate
 --netlist`` runs the iCEBreaker default's Yosys netlist (``synth_ice40``, Yosys's cell
-models, Icarus) bit-exact against the golden model.
+models, Icarus) and a small ECP5 configuration's (``synth_ecp5``, the DP16KD and
+MULT18X18D models of ``boards/hdl``, Verilator) bit-exact against the golden model.
 
 Builds and netlists are cached in ``build/sim-tests`` (or ``$DDFA_SIM_BUILD``); the
 netlist of the iCEBreaker default takes Yosys about a minute.
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ddfa.cli import main
+from sim.configs import random_config
 from sim.simulate import REPO
 
 BUILD = Path(os.environ.get("DDFA_SIM_BUILD", REPO / "build" / "sim-tests"))
@@ -59,6 +61,24 @@ def test_icebreaker_netlist_icarus(tmp_path, capsys):
     assert [Path(p).name for p in r["verilog"]] == ["ddfa_processor_netlist.v"]
     assert [Path(p).name for p in r["models"]] == ["cells_sim.v"]
     assert "netlist: Yosys 'synth_ice40" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_small_ecp5_netlist_verilator(tmp_path):
+    """A small ECP5 configuration (64-10-10, 5 + 1 PEs, the shared multiplier) as a
+    synth_ecp5 netlist on Verilator, with the DP16KD and MULT18X18D models of
+    boards/hdl: 3 steps, every word read back before and after each, bit-exact."""
+    cfg = random_config(7)
+    assert cfg.board.family == "ecp5" and cfg.model.layers == (64, 10, 10)
+    (tmp_path / "cfg.toml").write_text(cfg.to_toml())
+    out = tmp_path / "r.json"
+    rc = main(["simulate", "--config", str(tmp_path / "cfg.toml"), "--simulator", "verilator", "--netlist",
+               "--steps", "3", "--build-dir", str(BUILD), "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert rc == 0 and r["bit_exact"] and r["checks"] == 4, r.get("first_mismatch")
+    assert r["netlist"]["cells"]["MULT18X18D"] == cfg.multipliers_needed
+    assert r["netlist"]["cells"]["DP16KD"] > 0
+    assert [Path(p).name for p in r["models"]] == ["ecp5_cells.v", "ecp5_dp16kd.v", "ecp5_mult18x18d.v"]
 
 
 def test_ecp5_netlist_on_icarus_is_refused(tmp_path, capsys):
