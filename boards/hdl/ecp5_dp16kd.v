@@ -1,6 +1,6 @@
 // Simulation model of the ECP5 DP16KD block RAM as Yosys's synth_ecp5 instantiates it
 // (share/lattice/brams_map_16kd.v): two synchronous ports of 1, 2, 4, 9 or 18 bits,
-// no output register (REGMODE "NOREG"), synchronous reset of the read data, chip
+// no output register (REGMODE "NOREG"), synchronous or asynchronous reset of the read data, chip
 // selects unused, WRITEMODE NORMAL (the read data keeps its value on a write),
 // WRITETHROUGH or READBEFOREWRITE, and the initial contents of INITVAL_00..3F (16 rows
 // of 18 bits in 20 each). Yosys's share/ecp5/cells_sim.v has the cell's parameters
@@ -103,7 +103,7 @@ module DP16KD (
     reg [17:0] mem [0:1023];
     integer i;
     initial begin
-        if (REGMODE_A != "NOREG" || REGMODE_B != "NOREG" || RESETMODE != "SYNC" || CLKAMUX != "CLKA"
+        if (REGMODE_A != "NOREG" || REGMODE_B != "NOREG" || CLKAMUX != "CLKA"
                 || CLKBMUX != "CLKB" || CSDECODE_A != "0b000" || CSDECODE_B != "0b000") begin
             $display("DP16KD %m: this configuration is not modelled (boards/hdl/ecp5_dp16kd.v)");
             $finish;
@@ -187,7 +187,8 @@ module DP16KD (
     wire [17:0] word_rda = (olda >> lsba) & (DATA_WIDTH_A == 18 ? 18'h3ffff : ((18'd1 << DATA_WIDTH_A) - 18'd1));
     wire [17:0] bea = DATA_WIDTH_A == 18 ? {{9{ada[1]}}, {9{ada[0]}}} : 18'h3ffff;
     wire [17:0] new_rowa = (olda & ~(maska & bea)) | ((dia << lsba) & maska & bea);
-    always @(posedge CLKA) begin
+    wire rst_asynca = RESETMODE == "ASYNC" && RSTA;
+    always @(posedge CLKA or posedge rst_asynca) begin
         if (RSTA)
             doa <= 18'd0;
         else if (CEA) begin
@@ -215,7 +216,8 @@ module DP16KD (
     wire [17:0] word_rdb = (oldb >> lsbb) & (DATA_WIDTH_B == 18 ? 18'h3ffff : ((18'd1 << DATA_WIDTH_B) - 18'd1));
     wire [17:0] beb = DATA_WIDTH_B == 18 ? {{9{adb[1]}}, {9{adb[0]}}} : 18'h3ffff;
     wire [17:0] new_rowb = (oldb & ~(maskb & beb)) | ((dib << lsbb) & maskb & beb);
-    always @(posedge CLKB) begin
+    wire rst_asyncb = RESETMODE == "ASYNC" && RSTB;
+    always @(posedge CLKB or posedge rst_asyncb) begin
         if (RSTB)
             dob <= 18'd0;
         else if (CEB) begin
