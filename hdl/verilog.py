@@ -6,8 +6,10 @@ written in it word by word (an ``initial`` block of one assignment per word, abo
 the form ``ddfa generate`` writes: every learned memory (the ``W`` banks, or their
 column slices, ``b`` and ``B``) loads its contents with ``$readmemh`` from the memory
 images of :meth:`golden.fixed.FixedModel.export_images`, whose file names are those of
-:func:`ddfa.protocol.memory_map`. Yosys reads the large processors in this form in
-seconds; the per-word form makes it trap (YoWASP) or take gigabytes.
+:func:`ddfa.protocol.memory_map`. In this form YoWASP Yosys synthesises the ULX3S
+default in about a minute of CPU time and 335 MiB (``docs/results/builds.md``, "Yosys on
+the generated Verilog"), where the per-word form is 19 MB of Verilog whose every
+assignment Yosys elaborates on its own.
 
 The image paths in the Verilog are relative (``mem/W1_pe0.hex``): Yosys finds them
 beside the Verilog file, Icarus Verilog and Verilator in the simulator's working
