@@ -107,8 +107,11 @@ def image_memories(cfg: Config) -> list[tuple[str, str, str, int | None]]:
                 out += [(f"{VERILOG_NAME}.layer{l}.W_pe{m.pe}", f"s{k}", m.name, k) for k in range(len(slices))]
         elif m.kind == "b":
             out.append((f"{VERILOG_NAME}.layer{l}.biases", "b", m.name, None))
-        else:
+        elif m.kind == "B":
             out.append((f"{VERILOG_NAME}.feedback{l}", "mem", m.name, None))
+        else:
+            raise ValueError(f"memory {m.name} of kind {m.kind!r}: hdl/verilog.py's image_memories does not know "
+                             f"where it is in the Verilog; add it there")
     return out
 
 
