@@ -65,11 +65,11 @@ def test_icebreaker_netlist_icarus(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_small_ecp5_netlist_verilator(tmp_path):
-    """A small ECP5 configuration (64-10-10, 5 + 1 PEs, the shared multiplier) as a
+    """A small ECP5 configuration (64-16-9-10, 2 + 3 + 1 PEs, 17-bit weights) as a
     synth_ecp5 netlist on Verilator, with the DP16KD and MULT18X18D models of
     boards/hdl: 3 steps, every word read back before and after each, bit-exact."""
-    cfg = random_config(7)
-    assert cfg.board.family == "ecp5" and cfg.model.layers == (64, 10, 10)
+    cfg = random_config(12)
+    assert cfg.board.family == "ecp5" and cfg.model.layers == (64, 16, 9, 10)
     (tmp_path / "cfg.toml").write_text(cfg.to_toml())
     out = tmp_path / "r.json"
     rc = main(["simulate", "--config", str(tmp_path / "cfg.toml"), "--simulator", "verilator", "--netlist",
