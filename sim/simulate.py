@@ -114,7 +114,7 @@ def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -
             raise FileNotFoundError(f"no .v or .sv file in {d}")
         return files
     text = processor_verilog(cfg)
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    key = hashlib.sha256(b"$readmemh\0" + text.encode()).hexdigest()[:16]   # never a folder of per-word Verilog
     folder = work / "gen" / key
     v = folder / f"{VERILOG_NAME}.v"
     if not v.is_file():
