@@ -8,8 +8,8 @@ column slices, ``b`` and ``B``) loads its contents with ``$readmemh`` from the m
 images of :meth:`golden.fixed.FixedModel.export_images`, whose file names are those of
 :func:`ddfa.protocol.memory_map`. In this form YoWASP Yosys synthesises the ULX3S
 default in about a minute of CPU time and 335 MiB (``docs/results/builds.md``, "Yosys on
-the generated Verilog"), where the per-word form is 19 MB of Verilog whose every
-assignment Yosys elaborates on its own.
+the generated Verilog"); the per-word form of that processor (19 MB) makes YoWASP
+Yosys trap in ``read_verilog`` after 4 GiB and six minutes.
 
 The image paths in the Verilog are relative (``mem/W1_pe0.hex``): Yosys finds them
 beside the Verilog file, Icarus Verilog and Verilator in the simulator's working
