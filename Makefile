@@ -65,7 +65,7 @@ demo: setup
 
 # The processor's bitstream for a board (docs/BOARDS.md): make bitstream BOARD=ulx3s-85f
 BOARD ?= icebreaker
-.PHONY: bitstream bench-build
+.PHONY: bitstream bench-build bench-netlist
 bitstream: setup
 	$(BIN)/ddfa build --board $(BOARD) --out build/$(BOARD) --json build/$(BOARD)/build.json
 
@@ -73,6 +73,11 @@ bitstream: setup
 # open toolchain's build time and the link's size and fmax (tests/bench_build.py).
 bench-build: setup
 	$(BIN)/python -m tests.bench_build icebreaker ulx3s-85f --out build/bench
+
+# The generated Verilog of both defaults through Yosys (time, peak memory) and its
+# netlist in simulation, 50 steps each (scripts/bench_netlist.sh).
+bench-netlist: setup
+	scripts/bench_netlist.sh
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -9,8 +9,11 @@ the bench prints for one of them.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from hdl.verilog import readmem_paths
 
 __all__ = ["Fault", "FAULTS", "inject", "inject_dir"]
 
@@ -66,8 +69,13 @@ def inject(text: str, name: str) -> str:
 
 
 def inject_dir(verilog: Path, name: str, out: Path) -> Path:
-    """Copy ``verilog`` (a file) with fault ``name`` into directory ``out``."""
+    """Copy ``verilog`` (a file) with fault ``name`` into directory ``out``, and the
+    memory images it reads (``$readmemh``) beside it."""
     out.mkdir(parents=True, exist_ok=True)
+    text = verilog.read_text()
+    for rel in readmem_paths(text):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(verilog.parent / rel, out / rel)
     dest = out / verilog.name
-    dest.write_text(inject(verilog.read_text(), name))
+    dest.write_text(inject(text, name))
     return out

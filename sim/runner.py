@@ -103,10 +103,18 @@ def get_runner(simulator: str):
     return _get_runner(simulator)
 
 
-def build_args(simulator: str) -> dict:
-    """Keyword arguments for ``runner.build`` that every build of ours needs."""
+def build_args(simulator: str, netlist: bool = False) -> dict:
+    """Keyword arguments for ``runner.build`` that every build of ours needs;
+    ``netlist``: the sources are a gate-level netlist and Yosys's cell models."""
     if simulator == "verilator":
         return {"build_args": ["-Wno-fatal", "-O3", "--timing"], "timescale": ("1ns", "1ps")}
+    if netlist:
+        # Yosys's iCE40 cell models give unconnected inputs their values with
+        # SystemVerilog's default port values, which Icarus 11 does not parse; without
+        # them (the define) an unconnected input is z. The netlists of synth_ice40
+        # connect every such input of the cells they use. The netlist has no `always @*`
+        # block (below), so -g2012 is harmless.
+        return {"build_args": ["-g2012", "-DNO_ICE40_DEFAULT_ASSIGNMENTS"], "timescale": ("1ns", "1ps")}
     # -g2005 (after the runner's -g2012; the last one wins): Yosys's Verilog starts each
     # `always @*` block with a dummy `reg ... = 0` that must fire an event at time 0.
     # Under -g2012, Icarus applies declaration initialisers before any process runs (the

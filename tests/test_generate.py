@@ -15,7 +15,8 @@ import pytest
 
 from ddfa.cli import main
 from ddfa.config import ArithConfig, Config, ConfigError, Fixed, HardwareConfig, ModelConfig, default_config
-from hdl.verilog import VERILOG_NAME, _fast_meminit, processor_verilog
+from golden.fixed import FixedModel
+from hdl.verilog import VERILOG_NAME, _fast_meminit, image_memories, processor_verilog, readmem_paths, readmem_verilog
 from ddfa.cli.generate import (verilog_memories,
                            verilog_multipliers)
 from hdl.cycles import step_cycles
@@ -77,6 +78,45 @@ def test_generate_icebreaker_deterministic(tmp_path, capsys):
     arrays = {(x["module"].split(".")[-1], x["name"]): x for x in report["memory_arrays"]}
     assert arrays[("layer1", "W_pe0")]["words"] == 8 * 64 and arrays[("feedback1", "mem")]["words"] == 320
     lint(a / f"{VERILOG_NAME}.v")
+    check_readmem(a, cfg)
+
+
+def check_readmem(out: Path, cfg: Config) -> list[str]:
+    """Every learned memory of ``cfg`` loads its image with ``$readmemh`` from ``mem/``
+    beside the Verilog (and keeps no per-word initial block); the images named exist,
+    and a sliced bank's slice images hold the bits of its bank's image."""
+    text = (out / f"{VERILOG_NAME}.v").read_text()
+    paths = readmem_paths(text)
+    targets = image_memories(cfg)
+    assert len(paths) == len(targets) == text.count("$readmemh(")
+    assert all((out / p).is_file() for p in paths), paths
+    words = lambda p: [int(x, 16) for x in (out / p).read_text().split()]
+    for module, memory, image, k in targets:
+        name = f"mem/{image}.hex" if k is None else f"mem/{image}_s{k}.hex"
+        assert name in paths
+        if k is not None:
+            layer = int(image[1:image.index("_")])
+            lo, w = sum(cfg.bram_slices(layer)[:k]), cfg.bram_slices(layer)[k]
+            assert words(name) == [(v >> lo) & ((1 << w) - 1) for v in words(f"mem/{image}.hex")]
+    # the learned memories' words are no longer written one by one
+    assert not re.search(r"^    W_pe\d+\[0\] = ", text, re.M) and not re.search(r"^    s\d+\[0\] = ", text, re.M)
+    return paths
+
+
+def test_readmem_refuses_images_of_another_state(tmp_path):
+    """readmem_verilog checks every memory's words against its image: an image of
+    another state (one word changed) is refused, naming the memory and the image."""
+    cfg = default_config("icebreaker")
+    model = FixedModel(cfg)
+    model.export_images(tmp_path)
+    text = processor_verilog(cfg, model)
+    readmem, written = readmem_verilog(text, cfg, tmp_path)
+    assert written == [] and readmem.count("$readmemh(") == len(image_memories(cfg))
+    lines = (tmp_path / "b1.hex").read_text().splitlines()
+    lines[3] = format(int(lines[3], 16) ^ 1, "04x")
+    (tmp_path / "b1.hex").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"ddfa_processor\.layer1\.biases\.b .*b1\.hex"):
+        readmem_verilog(text, cfg, tmp_path)
 
 
 @pytest.mark.slow
@@ -95,6 +135,9 @@ def test_generate_ulx3s(tmp_path):
     assert re.search(r'\(\* rom_style = "logic" \*\)\s*reg \[15:0\] rom \[383:0\];', text)
     assert "rom_style" not in processor_verilog(default_config("icebreaker"))
     lint(tmp_path / f"{VERILOG_NAME}.v")
+    paths = check_readmem(tmp_path, default_config("ulx3s-85f"))
+    assert len(paths) == 16 * 9 + 2 + 2 + 1                # layer-1 banks' slices, layer 2's two, b1, b2, B1
+    assert len(text) < 1_000_000                           # the weights are in the images, not the Verilog
 
 
 @pytest.mark.parametrize("cfg", random_configs(3), ids=lambda c: "-".join(map(str, c.model.layers)))

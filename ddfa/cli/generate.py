@@ -11,9 +11,13 @@ writes into ``--out``:
 
 * ``ddfa_processor.v``: the :class:`hdl.top.Processor` (``amaranth.back.verilog``,
   ``emit_src=False``: the same configuration gives the same file, byte for byte); its
-  memories start in the golden model's initial state;
+  memories start in the golden model's initial state: the learned memories (``W``
+  banks, ``b``, ``B``) load it with ``$readmemh("mem/<name>.hex", ...)``
+  (:func:`hdl.verilog.readmem_verilog`), so ``mem/`` must stay beside the Verilog
+  (Yosys finds it there; Icarus Verilog and Verilator look in their working directory);
 * ``mem/``: that state as ``$readmemh`` images and ``manifest.json``
-  (:meth:`golden.fixed.FixedModel.export_images`);
+  (:meth:`golden.fixed.FixedModel.export_images`), and, for ``W`` banks stored in
+  column slices (the ECP5's block RAMs), each slice's image ``W<l>_pe<p>_s<k>.hex``;
 * ``config.toml``: the configuration (``Config.to_toml``);
 * ``report.json`` and ``report.md``: every memory with its size, the multipliers, the
   host protocol's byte counts and commands, and the cycles of one training step per
@@ -45,7 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hdl.verilog import VERILOG_NAME, processor_verilog
+from hdl.verilog import IMAGE_DIR, VERILOG_NAME, processor_verilog, readmem_verilog
 
 from . import add_config_args, check_data, config_from_args
 from ..config import Config, ConfigError
@@ -145,9 +149,9 @@ def generate(cfg: Config, out: str | Path, force: bool = False) -> dict:
     _refuse_foreign(out, FIXED_FILES + (MANIFEST,), previous | {MANIFEST}, force)
     with tempfile.TemporaryDirectory(dir=out, prefix=".ddfa-generate-") as tmp:
         stage = Path(tmp)
-        text = processor_verilog(cfg, model)
+        model.export_images(stage / IMAGE_DIR)
+        text, _ = readmem_verilog(processor_verilog(cfg, model), cfg, stage / IMAGE_DIR)
         (stage / f"{VERILOG_NAME}.v").write_text(text)
-        model.export_images(stage / "mem")
         (stage / "config.toml").write_text(cfg.to_toml())
         report = build_report(cfg, text)
         (stage / "report.json").write_text(json.dumps(report, indent=1) + "\n")

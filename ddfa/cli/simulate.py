@@ -11,6 +11,7 @@ Examples
     ddfa simulate --board icebreaker --simulator icarus --steps 20 --verilog build/hand-edited --json out/x.json
     ddfa simulate --board icebreaker --set hardware.dataset_store=true --on-chip --steps 100 --test 50 --json out/oc.json
     ddfa simulate --board icebreaker --set hardware.dataset_store=true --on-chip --epochs 2 --test all --json out/oc2.json
+    ddfa simulate --board icebreaker --simulator icarus --steps 10 --netlist --json out/netlist.json
 
 Every memory word (W, b, B), the LFSR states and the step counter are read back through
 the host protocol every ``--check-every`` steps (default 1: after every step) and after
@@ -38,6 +39,13 @@ store also holds that many test records and EVALUATE's count must equal
   the loading of each record from the store); ``step_cycles`` and ``phase_cycles`` are the
   last step's STATUS; the JSON adds ``mode: "on-chip"``, ``epochs``, ``run_cycles``,
   ``upload``, ``test_correct`` and ``golden_test_correct``.
+
+``--netlist`` simulates the gate-level netlist instead: the processor's Verilog (as
+``ddfa generate`` writes it, or ``--verilog DIR``'s ``ddfa_processor.v`` with its
+``mem/`` images) synthesised by Yosys for the board's family (``synth_ice40 -dsp`` or
+``synth_ecp5``; :mod:`boards.netlist`), with Yosys's models of the family's cells.
+Netlists are cached beside the builds (``--build-dir``); the JSON has the synthesis
+command, its time and the cell counts under ``netlist``.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+from hdl.verilog import readmem_paths
 
 from . import add_config_args, check_data, config_from_args, count_or_all, positive_float, positive_int
 from ..config import Config, ConfigError, config_diff, load_config
@@ -72,6 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "and report the test accuracy; every answer is compared with the golden model")
     p.add_argument("--verilog", metavar="DIR", help="simulate the Verilog files (*.v, *.sv) of DIR instead of "
                    "generating them: hand-edited Verilog, a post-synthesis netlist (top module ddfa_processor)")
+    p.add_argument("--netlist", action="store_true", help="simulate the netlist that Yosys synthesises from the "
+                   "Verilog for the board's family, with Yosys's cell models, instead of the Verilog itself")
     p.add_argument("--waves", action="store_true", help="record waveforms (VCD for Verilator, FST for Icarus)")
     p.add_argument("--json", required=True, metavar="PATH", help="write the result here")
     p.add_argument("--build-dir", metavar="DIR", help="build cache (default build/sim or $DDFA_SIM_BUILD)")
@@ -88,6 +100,10 @@ def summary(r: dict) -> str:
     lines = [f"ddfa simulate: {r['config']} on {r['simulator']}: {r['steps']} of {r['steps_asked']} steps, "
              f"{'BIT-EXACT' if r['bit_exact'] else 'MISMATCH'} ({r['checks']} full read-backs, every "
              f"{r['check_every']} steps)"]
+    if r.get("netlist"):
+        n = r["netlist"]
+        synth = "reused" if n["reused"] else f"synthesised in {n['seconds']:.1f} s"
+        lines.append(f"  netlist: Yosys '{n['yosys'].split(';')[1].strip()}', {sum(n['cells'].values())} cells ({synth})")
     if r.get("first_mismatch"):
         from sim.bench import mismatch_text
         lines.append("  " + mismatch_text(r["first_mismatch"]))
@@ -134,6 +150,13 @@ def _verilog_dir(path: str, cfg: Config) -> str:
     if not any(p.suffix in (".v", ".sv") and p.is_file() for p in d.iterdir()):
         raise ConfigError("--verilog", f"no .v or .sv file in {path!r}",
                           "give the directory that 'ddfa generate --out DIR' wrote, or one with your Verilog")
+    for v in sorted(p for p in d.iterdir() if p.suffix in (".v", ".sv") and p.is_file()):
+        for rel in readmem_paths(v.read_text(errors="replace")):
+            if not Path(rel).is_absolute() and not (d / rel).is_file():
+                raise ConfigError("--verilog", f"{v.name} reads the memory image {rel} with $readmemh, "
+                                  f"but {d / rel} does not exist",
+                                  f"keep the images that 'ddfa generate' wrote beside the Verilog, or generate "
+                                  f"it anew with 'ddfa generate ... --out {path}'")
     written = d / "config.toml"
     if written.is_file():
         differ = config_diff(load_config(written), cfg)
@@ -143,6 +166,32 @@ def _verilog_dir(path: str, cfg: Config) -> str:
                               f"give the configuration it was generated from (--config {written}), "
                               f"or generate it anew with 'ddfa generate ... --out {path}'")
     return path
+
+
+def _netlist(cfg: Config, args: argparse.Namespace) -> tuple[str, list, list, dict]:
+    """Synthesise the processor's Verilog (generated, or ``--verilog DIR``'s) for the
+    board's family; returns the netlist's folder, the cell models, their include
+    folders and what to report of the synthesis."""
+    from boards.netlist import cell_models, synthesize
+    from hdl.verilog import VERILOG_NAME
+    from sim.simulate import DEFAULT_BUILD_DIR, processor_sources
+    if cfg.board.family == "ecp5" and args.simulator == "icarus":
+        raise ConfigError("--simulator", "Icarus Verilog does not compile Yosys's ECP5 cell models",
+                          "use --simulator verilator with --netlist for an ECP5 board")
+    root = Path(args.build_dir) if args.build_dir is not None else DEFAULT_BUILD_DIR
+    if args.verilog is not None:
+        source = Path(args.verilog) / f"{VERILOG_NAME}.v"
+        if not source.is_file():
+            raise ConfigError("--netlist", f"no {VERILOG_NAME}.v in {args.verilog!r} to synthesise",
+                              "give the directory that 'ddfa generate --out DIR' wrote")
+    else:
+        source = processor_sources(cfg, None, root.resolve())[0]
+    print(f"ddfa simulate: synthesising {source} for {cfg.board.family} (Yosys) ...", flush=True)
+    net = synthesize(source, cfg.board.family, root / "netlist", device=cfg.board.device)
+    models, includes = cell_models(cfg.board.family)
+    info = {"source": str(source), "path": str(net.path), "yosys": net.command, "seconds": net.seconds,
+            "reused": net.reused, "cells": net.cells}
+    return str(net.path.parent), models, includes, info
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,12 +222,16 @@ def run(args: argparse.Namespace) -> int:
                               f"give at least {1 / n:.2g} epochs, or --steps N")
     test = args.test or None                 # 0: no test pass
     t0 = time.perf_counter()
+    verilog, models, includes, netlist = args.verilog, [], [], None
+    if args.netlist:
+        verilog, models, includes, netlist = _netlist(cfg, args)
     show = wants_progress(args.progress)
     bar = progress_bar(steps, "simulate", "step", show)
     try:
-        r = simulate(cfg, args.simulator, steps, check_every=args.check_every, test=test, verilog=args.verilog,
+        r = simulate(cfg, args.simulator, steps, check_every=args.check_every, test=test, verilog=verilog,
                      waves=args.waves, build_dir=args.build_dir, data_dir=args.data_dir, stall=args.stall,
-                     progress=show, golden=args.golden, on_step=lambda k: bar.update(k - bar.n))
+                     progress=show, golden=args.golden, on_step=lambda k: bar.update(k - bar.n),
+                     models=models, includes=includes)
         bar.close()
     except KeyboardInterrupt:
         bar.close()
@@ -186,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
                                "steps_asked": steps, "test_asked": test, "bit_exact": None,
                                "wall_seconds": round(time.perf_counter() - t0, 2), "configuration": cfg.to_dict()})
         raise KeyboardInterrupt(f"partial result in {args.json}") from None
+    if netlist is not None:
+        r["netlist"] = netlist
     write_json(args.json, r)
     print(summary(r))
     return 0 if r["bit_exact"] else 1
