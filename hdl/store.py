@@ -61,6 +61,9 @@ class SpramStore(wiring.Component):
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        #: The blocks' :class:`~amaranth.lib.memory.Memory` objects once elaborated without a
+        #: platform (the simulators; a test may fill them).
+        self.memories: list[Memory] = []
         super().__init__({"bus": In(StoreSignature(16))})
 
     def elaborate(self, platform):
@@ -75,6 +78,7 @@ class SpramStore(wiring.Component):
         with m.If(read):
             m.d.sync += block_q.eq(block)
         primitive = platform is not None and self.cfg.board.family == "ice40"
+        self.memories = []
         words = []
         for b in range(self.BLOCKS):
             chosen = block == b
@@ -87,6 +91,7 @@ class SpramStore(wiring.Component):
                     i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=dout)
             else:
                 m.submodules[f"spram{b}"] = mem = Memory(shape=STORE_WIDTH, depth=self.BLOCK_WORDS, init=[])
+                self.memories.append(mem)
                 wr, rd = mem.write_port(), mem.read_port(transparent_for=())
                 m.d.comb += [wr.addr.eq(req.payload.addr[:14]), wr.data.eq(req.payload.data),
                              wr.en.eq(write & chosen), rd.addr.eq(req.payload.addr[:14]),
