@@ -104,9 +104,7 @@ def summary(r: dict) -> str:
         n = r["netlist"]
         synth = "reused" if n["reused"] else f"synthesised in {n['seconds']:.1f} s"
         lines.append(f"  netlist: Yosys '{n['yosys'].split(';')[1].strip()}', {sum(n['cells'].values())} cells ({synth})")
-    if r.get("first_mismatch"):
-        from sim.bench import mismatch_text
-        lines.append("  " + mismatch_text(r["first_mismatch"]))
+    _mismatch(lines, r)
     if r.get("cycles_per_sample"):
         p = r["phase_cycles"]
         lines.append(f"  {r['cycles_per_sample']:g} cycles per sample (ideal {r['ideal_cycles_per_sample']}; forward "
@@ -115,6 +113,16 @@ def summary(r: dict) -> str:
     if r.get("test_accuracy") is not None:
         lines.append(f"  test accuracy {r['test_accuracy']:.4f} on {r['test_samples']} samples "
                      f"(golden model {r['golden_test_accuracy']:.4f})")
+    return _finish(lines, r)
+
+
+def _mismatch(lines: list[str], r: dict) -> None:
+    if r.get("first_mismatch"):
+        from sim.bench import mismatch_text
+        lines.append("  " + mismatch_text(r["first_mismatch"]))
+
+
+def _finish(lines: list[str], r: dict) -> str:
     build = "reused" if r["build_reused"] else f"{r['build_seconds']:.1f} s"
     lines.append(f"  simulation {r['sim_seconds']:.1f} s (build {build})")
     return "\n".join(lines)
@@ -125,9 +133,7 @@ def _summary_on_chip(r: dict) -> str:
              f"epochs of {r['train_records']} records from the dataset store ({r['steps']} steps), "
              f"{'BIT-EXACT' if r['bit_exact'] else 'MISMATCH'} ({r['checks']} full read-backs, every "
              f"{r['check_every']} epochs)"]
-    if r.get("first_mismatch"):
-        from sim.bench import mismatch_text
-        lines.append("  " + mismatch_text(r["first_mismatch"]))
+    _mismatch(lines, r)
     if r.get("cycles_per_sample"):
         lines.append(f"  {r['cycles_per_sample']:g} cycles per sample (RUN_STATUS: {r['run_cycles']:,} cycles; "
                      f"one step {r['step_cycles']}, ideal {r['ideal_cycles_per_sample']}), MAC utilisation "
@@ -135,9 +141,7 @@ def _summary_on_chip(r: dict) -> str:
     if r.get("test_accuracy") is not None:
         lines.append(f"  EVALUATE: {r['test_correct']} of {r['test_samples']} test records correct, accuracy "
                      f"{r['test_accuracy']:.4f} (golden model {r['golden_test_correct']})")
-    build = "reused" if r["build_reused"] else f"{r['build_seconds']:.1f} s"
-    lines.append(f"  simulation {r['sim_seconds']:.1f} s (build {build})")
-    return "\n".join(lines)
+    return _finish(lines, r)
 
 
 def _verilog_dir(path: str, cfg: Config) -> str:
