@@ -218,8 +218,8 @@ class StoreCommands(wiring.Component):
         m.d.comb += [
             need.eq(st.train_base + const_mul(self.n_train_arg + self.n_test_arg, st.record_words)),
             self.fits.eq((self.n_train_arg != 0) & (need <= st.capacity_words)),
-            self.block_fits.eq((self.block_arg << UPLOAD_WORDS.bit_length() - 1) < words),
-            writer.first.eq(self.block_arg << UPLOAD_WORDS.bit_length() - 1), writer.write.eq(self.block_fits & ~self.drop),
+            self.block_fits.eq(self.block_arg * UPLOAD_WORDS < words),
+            writer.first.eq(self.block_arg * UPLOAD_WORDS), writer.write.eq(self.block_fits & ~self.drop),
             writer.start.eq(self.block),
             checker.words.eq(words), checker.expected.eq(self.crc_arg), checker.start.eq(self.end),
             self.match.eq(checker.match), self.busy.eq(writer.busy | checker.busy),

@@ -10,6 +10,7 @@ import torch
 from ddfa.config import (BOARDS, DEFAULTS, HASHED_FIELDS, SECTIONS, UNHASHED_FIELDS, Config, ConfigError, Fixed,
                          HardwareConfig, ModelConfig, bank_address, bank_depth, board_makes_clock, config_diff,
                          config_hash, default_config, hashed_values, load_config, parse_arch, split_banks)
+from ddfa.config.pll import made_clock_hz, pll_for
 import hdl.host
 from hdl.verilog import processor_verilog
 
@@ -440,3 +441,10 @@ def test_hashed_fields_change_the_verilog(monkeypatch):
     text = processor_verilog(base)
     for key, changes in HASHED_CHANGES.items():
         assert processor_verilog(base.replace(**changes)) != text, key
+
+
+def test_made_clock_is_the_oscillator_or_the_pll_output():
+    ice = BOARDS["icebreaker"]
+    assert made_clock_hz(ice, ice.osc_mhz) == ice.osc_mhz * 1e6
+    assert made_clock_hz(ice, 30.0) == pll_for("ice40", ice.osc_mhz * 1e6, 30e6).f_out
+    assert made_clock_hz(ice, 30.0) != ice.osc_mhz * 1e6

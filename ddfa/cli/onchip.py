@@ -20,11 +20,11 @@ from golden.onchip import evaluate, store_image, train_epochs
 from sim.readback import logical
 
 from ..config import Config
-from ..config.pll import pll_for
+from ..config.pll import made_clock_hz
 from ..protocol import BLOCK_WORDS, UPLOAD_WORDS, Opcode, store_crc
 from .link_client import LinkRefused, LinkTimeout
 
-__all__ = ["CountingTransport", "OnChipSession", "UploadFailed", "dataset_id", "board_clock_hz", "train_on_chip"]
+__all__ = ["CountingTransport", "OnChipSession", "UploadFailed", "dataset_id", "train_on_chip"]
 
 #: Times a block the link refused or lost is sent again before the upload gives up.
 BLOCK_RETRIES = 3
@@ -60,12 +60,6 @@ def dataset_id(image) -> int:
     words (little endian), so that the same image is recognised on the board."""
     raw = np.asarray(image, dtype="<u2").tobytes()
     return int.from_bytes(hashlib.sha256(raw).digest()[:4], "little")
-
-
-def board_clock_hz(cfg: Config) -> float:
-    """The clock the board's PLL makes for ``cfg.clock_mhz`` (``ddfa.config.pll``)."""
-    b = cfg.board
-    return pll_for(b.family, b.clock_mhz * 1e6, cfg.clock_mhz * 1e6).f_out
 
 
 class OnChipSession:
@@ -174,7 +168,7 @@ def train_on_chip(session, counter: CountingTransport, cfg: Config, coded, epoch
     image = store_image(cfg, coded)
     ident = dataset_id(image)
     n_train, n_test = coded.n_train, coded.n_test
-    f_clk, baud = board_clock_hz(cfg), cfg.hardware.baud
+    f_clk, baud = made_clock_hz(cfg.board, cfg.clock_mhz), cfg.hardware.baud
     before = chip.read_state() if check else None
     first_epoch = chip.run_status()["epoch"]
 

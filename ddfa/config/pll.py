@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from .boards import FAMILIES, Board
 
-__all__ = ["PLLError", "ICE40PLL", "ECP5PLL", "ice40_pll", "ecp5_pll", "pll_for", "board_makes_clock"]
+__all__ = ["PLLError", "ICE40PLL", "ECP5PLL", "ice40_pll", "ecp5_pll", "pll_for", "made_clock_hz", "board_makes_clock"]
 
 
 class PLLError(ValueError):
@@ -137,6 +137,14 @@ def pll_for(family: str, f_in_hz: float, f_out_hz: float) -> ICE40PLL | ECP5PLL:
     """The PLL setting of ``family`` (``"ice40"`` or ``"ecp5"``) that makes ``f_out_hz``
     from ``f_in_hz`` (:class:`PLLError` where none is within 2 %)."""
     return {"ice40": ice40_pll, "ecp5": ecp5_pll}[family](f_in_hz, f_out_hz)
+
+
+def made_clock_hz(board: Board, mhz: float) -> float:
+    """The clock ``board`` runs at for ``hardware.clock_mhz = mhz``: its oscillator when
+    that is the clock asked for, else what its PLL makes (:func:`pll_for`)."""
+    if mhz == board.osc_mhz:
+        return board.osc_mhz * 1e6
+    return pll_for(board.family, board.osc_mhz * 1e6, mhz * 1e6).f_out
 
 
 @lru_cache(maxsize=256)
