@@ -11,7 +11,7 @@ record takes longer than the step.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -97,7 +97,6 @@ class EpochRunner(wiring.Component):
                      order.n.eq(ctl.n_train)]
 
         i = ctl.index                           # the next step's position: records started
-        last = Signal(st.index_bits)            # the epoch's (or evaluation's) last position
         epochs_left = Signal(16)
         stepping = Signal()                     # a step started by the runner has not finished
         record = Signal(st.index_bits + 1)      # the record to load: training r, or test r at n_train + r
@@ -113,11 +112,11 @@ class EpochRunner(wiring.Component):
             with m.State("IDLE"):
                 with m.If(ctl.train_epochs):
                     m.d.sync += [epochs_left.eq(ctl.epochs), ctl.evaluating.eq(0), ctl.running.eq(1),
-                                 ctl.run_cycles.eq(0), last.eq(ctl.n_train - 1)]
+                                 ctl.run_cycles.eq(0)]
                     m.next = "KEY"
                 with m.Elif(ctl.evaluate):
                     m.d.sync += [ctl.evaluating.eq(1), ctl.running.eq(1), ctl.run_cycles.eq(0),
-                                 ctl.correct.eq(0), i.eq(0), last.eq(ctl.n_test - 1)]
+                                 ctl.correct.eq(0), i.eq(0)]
                     m.next = "FIND"
             with m.State("KEY"):
                 m.d.comb += order.next_epoch.eq(1)
@@ -145,7 +144,9 @@ class EpochRunner(wiring.Component):
             with m.State("START"):
                 m.d.comb += [self.step_train.eq(~ctl.evaluating), self.step_infer.eq(ctl.evaluating)]
                 m.d.sync += [stepping.eq(1), i.eq(i + 1)]
-                with m.If(i != last):
+                # records in this epoch or evaluation: the held sizes (the host's strobes come
+                # only while nothing runs)
+                with m.If(i + 1 != Mux(ctl.evaluating, ctl.n_test, ctl.n_train)):
                     m.next = "FIND"
                 with m.Elif(~ctl.evaluating & (epochs_left != 0)):
                     m.next = "KEY"
