@@ -22,16 +22,16 @@ from typing import Iterable
 
 from amaranth.lib import crc
 
-from .config import Config
+from .config import STORE_WORD_BITS, Config
 
 __all__ = [
     # frames
     "SYNC", "STATUS_OK", "STATUS_ERROR", "MAX_PAYLOAD", "CRC_ALGORITHM", "CRC_INIT", "CRC_POLY",
-    "CRC_CHECK", "LinkErrorCode", "crc16", "store_crc",
+    "CRC_CHECK", "LinkErrorCode", "crc16",
     # commands
     "PROTOCOL_VERSION", "ERROR_REPLY", "RANGE_ERROR_REPLY", "BUSY_REPLY", "Opcode", "BLOCK_WORDS",
-    "UPLOAD_WORDS", "COUNTER_WIDTH", "STATUS_BYTES", "INFO_BYTES", "RUN_STATUS_BYTES", "RunFlags", "addr_width", "MemoryInfo", "memory_map", "HostParams", "Command",
-    "RUNNING_COMMANDS", "upload_blocks", "store_commands", "host_commands", "link_commands", "HostReplyError", "HostProtocol",
+    "WRITE_BLOCK_WORDS", "COUNTER_WIDTH", "STATUS_BYTES", "INFO_BYTES", "RUN_STATUS_BYTES", "RunFlags", "addr_width", "MemoryInfo", "memory_map", "store_memory", "HostParams", "Command",
+    "RUNNING_COMMANDS", "store_commands", "host_commands", "link_commands", "HostReplyError", "HostProtocol",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -76,11 +76,6 @@ def crc16(data: bytes | Iterable[int]) -> int:
     return _CRC_BYTES.compute(bytes(data))
 
 
-def store_crc(words: Iterable[int]) -> int:
-    """UPLOAD_END's CRC of 16-bit store words: :func:`crc16` of their bytes, low byte first."""
-    return crc16(b"".join(int(w).to_bytes(2, "little") for w in words))
-
-
 # --------------------------------------------------------------------------------------
 # Commands (docs/HOST-PROTOCOL.md)
 # --------------------------------------------------------------------------------------
@@ -114,10 +109,8 @@ class Opcode(enum.IntEnum):
     STATUS = 0x08
     INFO = 0x09
     READ_BLOCK = 0x0A
-    # The dataset store (boards with one: ``Config.store``)
-    UPLOAD_BEGIN = 0x0B
-    UPLOAD_BLOCK = 0x0C
-    UPLOAD_END = 0x0D
+    # The dataset store (boards with one: ``Config.chip_store``)
+    WRITE_BLOCK = 0x0B
     TRAIN_EPOCHS = 0x0E
     EVALUATE = 0x0F
     RUN_STATUS = 0x10
@@ -136,11 +129,10 @@ COUNTER_WIDTH = 32
 STATUS_BYTES = 1 + 1 + 5 * (COUNTER_WIDTH // 8) + 1
 #: INFO reply: echo, seven single-byte fields, the 4-byte configuration hash.
 INFO_BYTES = 1 + 7 + 4
-#: Words of the dataset store one UPLOAD_BLOCK writes (256 bytes).
-UPLOAD_WORDS = 128
-#: RUN_STATUS reply: echo, flags, epoch (2), index (2), correct (2), run cycles (4),
-#: dataset id (4).
-RUN_STATUS_BYTES = 1 + 1 + 2 + 2 + 2 + 4 + 4
+#: Words one WRITE_BLOCK writes.
+WRITE_BLOCK_WORDS = 128
+#: RUN_STATUS reply: echo, flags, epoch (2), index (2), correct (2), run cycles (4).
+RUN_STATUS_BYTES = 1 + 1 + 2 + 2 + 2 + 4
 
 
 class RunFlags(enum.IntFlag):
@@ -148,10 +140,8 @@ class RunFlags(enum.IntFlag):
 
     #: Epochs or an evaluation are running.
     RUNNING = 1
-    #: The store holds a data set that passed UPLOAD_END's check.
-    DATASET_VALID = 2
     #: The current (or last) run is an evaluation.
-    EVALUATING = 4
+    EVALUATING = 2
 
 
 def addr_width(depth: int) -> int:
@@ -165,8 +155,9 @@ class MemoryInfo:
 
     ``kind`` is ``"W"`` (one PE bank of ``W_l``: PE ``pe`` holds rows ``i`` with
     ``i mod P_l == pe`` at address ``(i div P_l) * n_{l-1} + j``), ``"b"`` (``b_l``,
-    address ``i``) or ``"B"`` (``B_l``, address ``i * n_L + o``). ``name`` is the name of
-    its ``$readmemh`` image (``W1_pe0``, ``b1``, ``B1``, ...).
+    address ``i``), ``"B"`` (``B_l``, address ``i * n_L + o``) or ``"store"`` (the
+    dataset store, :func:`store_memory`). ``name`` is the name of its ``$readmemh``
+    image (``W1_pe0``, ``b1``, ``B1``, ...) or ``store``.
     """
 
     id: int
@@ -190,9 +181,20 @@ def memory_map(cfg: Config) -> tuple[MemoryInfo, ...]:
         out.append(MemoryInfo(len(out), f"b{l}", "b", l, None, n[l], a.weight.width))
         if l < L:
             out.append(MemoryInfo(len(out), f"B{l}", "B", l, None, n[l] * n[-1], a.feedback.width))
-    if len(out) > 255:
-        raise ValueError("more than 255 memories: the host protocol's memory id is one byte")
+    if len(out) > 254:
+        raise ValueError("more than 254 memories: the host protocol's memory id is one byte")
     return tuple(out)
+
+
+def store_memory(cfg: Config) -> MemoryInfo | None:
+    """The dataset store as the host addresses it (boards with one, ``cfg.chip_store``):
+    the id after :func:`memory_map`'s, ``capacity_words`` unsigned 16-bit words. It is
+    not part of the learned state (:func:`memory_map`); READ_MEM, WRITE_MEM, READ_BLOCK
+    and WRITE_BLOCK reach it like any memory."""
+    st = cfg.chip_store
+    if st is None:
+        return None
+    return MemoryInfo(len(memory_map(cfg)), "store", "store", 0, None, st.capacity_words, STORE_WORD_BITS)
 
 
 @dataclass(frozen=True)
@@ -212,8 +214,8 @@ class HostParams:
         is read sign-extended to this many bytes and written from its low bits.
     lfsr_bytes : int
         Bytes of an LFSR state, ``ceil(lfsr_width / 8)``.
-    block_bytes : int
-        Bytes of UPLOAD_BLOCK's block index (0: the board has no dataset store).
+    has_store : bool
+        The processor has a dataset store (:func:`store_memory`) and its commands.
     """
 
     n_inputs: int
@@ -224,32 +226,19 @@ class HostParams:
     addr_bytes: int
     word_bytes: int
     lfsr_bytes: int
-    block_bytes: int = 0
-
-    @property
-    def has_store(self) -> bool:
-        return self.block_bytes > 0
+    has_store: bool = False
 
     @classmethod
     def of(cls, cfg: Config) -> "HostParams":
         a = cfg.arith
         mems = memory_map(cfg)
-        abits = max(addr_width(mem.words) for mem in mems)
+        store = store_memory(cfg)
+        abits = max(addr_width(mem.words) for mem in mems + ((store,) if store else ()))
         return cls(n_inputs=cfg.model.layers[0], n_outputs=cfg.model.n_outputs,
                    n_hidden=cfg.model.n_layers - 1, n_memories=len(mems),
                    sample_bytes=-(-a.act.width // 8), addr_bytes=-(-abits // 8),
                    word_bytes=-(-max(a.weight.width, a.feedback.width) // 8),
-                   lfsr_bytes=-(-a.lfsr_width // 8), block_bytes=_block_bytes(cfg))
-
-
-def upload_blocks(capacity_words: int) -> int:
-    """UPLOAD_BLOCKs that cover a store of ``capacity_words`` words."""
-    return -(-capacity_words // UPLOAD_WORDS)
-
-
-def _block_bytes(cfg: Config) -> int:
-    store = cfg.chip_store
-    return -(-addr_width(upload_blocks(store.capacity_words)) // 8) if store else 0
+                   lfsr_bytes=-(-a.lfsr_width // 8), has_store=store is not None)
 
 
 @dataclass(frozen=True)
@@ -308,11 +297,9 @@ def store_commands(h: HostParams) -> tuple[Command, ...]:
     """The dataset store's commands (``docs/HOST-PROTOCOL.md``, "The dataset store")."""
     O = Opcode
     return (
-        Command(O.UPLOAD_BEGIN, "UPLOAD_BEGIN", 4, 1),
-        Command(O.UPLOAD_BLOCK, "UPLOAD_BLOCK", h.block_bytes + 2 * UPLOAD_WORDS, 1),
-        Command(O.UPLOAD_END, "UPLOAD_END", 2 + 4, 2),
-        Command(O.TRAIN_EPOCHS, "TRAIN_EPOCHS", 2, 1),
-        Command(O.EVALUATE, "EVALUATE", 0, 1),
+        Command(O.WRITE_BLOCK, "WRITE_BLOCK", 1 + h.addr_bytes + WRITE_BLOCK_WORDS * h.word_bytes, 1),
+        Command(O.TRAIN_EPOCHS, "TRAIN_EPOCHS", 2 + 2, 1),
+        Command(O.EVALUATE, "EVALUATE", 2 + 2, 1),
         Command(O.RUN_STATUS, "RUN_STATUS", 0, RUN_STATUS_BYTES),
     )
 
@@ -354,7 +341,9 @@ class HostProtocol:
         self.cfg = cfg
         self.params = HostParams.of(cfg)
         self.memories = memory_map(cfg)
-        self.by_name = {mem.name: mem for mem in self.memories}
+        #: The dataset store (:func:`store_memory`), or None.
+        self.store = store_memory(cfg)
+        self.by_name = {mem.name: mem for mem in self.memories + ((self.store,) if self.store else ())}
         self.commands = {c.code: c for c in host_commands(cfg)}
         self.block_words = BLOCK_WORDS
 
@@ -403,36 +392,33 @@ class HostProtocol:
     def encode_info(self) -> bytes:
         return bytes([Opcode.INFO])
 
-    def encode_upload_begin(self, n_train: int, n_test: int) -> bytes:
-        """UPLOAD_BEGIN: the store's data set becomes invalid; the sizes are checked
-        against the store here (:meth:`ddfa.config.store.StoreLayout.check`) and on the chip."""
-        self._store().check(n_train, n_test)
-        return bytes([Opcode.UPLOAD_BEGIN]) + _le(n_train, 2) + _le(n_test, 2)
-
-    def encode_upload_block(self, block: int, words) -> bytes:
-        """UPLOAD_BLOCK: :data:`UPLOAD_WORDS` 16-bit words (fewer are padded with 0) at
-        store address ``block * UPLOAD_WORDS``."""
+    def encode_write_block(self, mem: int | str, addr: int, words) -> bytes:
+        """WRITE_BLOCK: :data:`WRITE_BLOCK_WORDS` words (fewer are padded with 0) into
+        ``mem`` from ``addr`` on, each written from its low bits; words that would lie at
+        or past the memory's end are not written."""
+        h = self.params
         words = [int(w) for w in words]
-        if len(words) > UPLOAD_WORDS:
-            raise ValueError(f"{len(words)} words in one block, at most {UPLOAD_WORDS}")
-        if not all(0 <= w <= 0xFFFF for w in words):
-            raise ValueError("store words are 16-bit unsigned")
-        words += [0] * (UPLOAD_WORDS - len(words))
-        return (bytes([Opcode.UPLOAD_BLOCK]) + _le(block, self.params.block_bytes)
-                + b"".join(_le(w, 2) for w in words))
+        if len(words) > WRITE_BLOCK_WORDS:
+            raise ValueError(f"{len(words)} words in one block, at most {WRITE_BLOCK_WORDS}")
+        words += [0] * (WRITE_BLOCK_WORDS - len(words))
+        return (bytes([Opcode.WRITE_BLOCK, self._id(mem)]) + _le(addr, h.addr_bytes)
+                + b"".join(_le(w, h.word_bytes) for w in words))
 
-    def encode_upload_end(self, crc: int, dataset_id: int) -> bytes:
-        """UPLOAD_END: the chip checks the layout's words against ``crc``
-        (:func:`store_crc`) and keeps ``dataset_id`` when they match."""
-        return bytes([Opcode.UPLOAD_END]) + _le(crc, 2) + _le(dataset_id, 4)
-
-    def encode_train_epochs(self, epochs: int) -> bytes:
+    def encode_train_epochs(self, epochs: int, n_train: int) -> bytes:
+        """TRAIN_EPOCHS: ``epochs`` epochs over the store's ``n_train`` training records."""
         if not 1 <= epochs <= 0xFFFF:
             raise ValueError(f"{epochs} epochs: 1..65535 per command")
-        return bytes([Opcode.TRAIN_EPOCHS]) + _le(epochs, 2)
+        self._store().check(n_train, 0)
+        if n_train < 1:
+            raise ValueError("TRAIN_EPOCHS needs at least one training record")
+        return bytes([Opcode.TRAIN_EPOCHS]) + _le(n_train, 2) + _le(epochs, 2)
 
-    def encode_evaluate(self) -> bytes:
-        return bytes([Opcode.EVALUATE])
+    def encode_evaluate(self, n_train: int, n_test: int) -> bytes:
+        """EVALUATE: the ``n_test`` test records after the ``n_train`` training records."""
+        self._store().check(n_train, n_test)
+        if n_test < 1:
+            raise ValueError("EVALUATE needs at least one test record")
+        return bytes([Opcode.EVALUATE]) + _le(n_train, 2) + _le(n_test, 2)
 
     def encode_run_status(self) -> bytes:
         return bytes([Opcode.RUN_STATUS])
@@ -471,13 +457,9 @@ class HostProtocol:
         if reply[0] == RANGE_ERROR_REPLY and reply == self.range_error_reply(opcode):
             if opcode == Opcode.LOAD_SAMPLE:
                 what = f"its label is not a class (0..{self.params.n_outputs - 1})"
-            elif opcode == Opcode.UPLOAD_BEGIN:
-                what = "the data set does not fit the store (see ddfa.config.StoreLayout)"
-            elif opcode == Opcode.UPLOAD_BLOCK:
-                what = "the block lies past the end of the data set that UPLOAD_BEGIN announced"
             elif opcode in (Opcode.TRAIN_EPOCHS, Opcode.EVALUATE):
-                what = ("the store holds no checked data set (upload one: UPLOAD_BEGIN, UPLOAD_BLOCKs, "
-                        "UPLOAD_END) or the epoch count is 0")
+                what = ("a count is 0 or the records do not fit the store "
+                        f"(at most {self._store().max_records:,} in all)")
             else:
                 what = "its memory id is not in the memory map or its address is past the memory's end"
             raise HostReplyError(f"the processor refused {name}: {what}; nothing changed "
@@ -494,16 +476,14 @@ class HostProtocol:
     def decode_word(self, reply: bytes, mem: int | str) -> int:
         """The stored (signed) integer of a READ_MEM reply from memory ``mem``."""
         raw = int.from_bytes(self.check(reply, Opcode.READ_MEM), "little")
-        width = self.memories[self._id(mem)].width
-        return _signed(raw & ((1 << width) - 1), width)
+        return self._stored(raw, self._info(mem))
 
     def decode_block(self, reply: bytes, mem: int | str) -> list[int]:
         """The stored (signed) integers of a READ_BLOCK reply from memory ``mem`` (words
         past the memory's end read as 0)."""
         body = self.check(reply, Opcode.READ_BLOCK)
-        wb, width = self.params.word_bytes, self.memories[self._id(mem)].width
-        return [_signed(int.from_bytes(body[k:k + wb], "little") & ((1 << width) - 1), width)
-                for k in range(0, len(body), wb)]
+        wb, info = self.params.word_bytes, self._info(mem)
+        return [self._stored(int.from_bytes(body[k:k + wb], "little"), info) for k in range(0, len(body), wb)]
 
     def decode_lfsr(self, reply: bytes) -> int:
         return int.from_bytes(self.check(reply, Opcode.READ_LFSR), "little")
@@ -523,17 +503,22 @@ class HostProtocol:
         out["config_hash"] = int.from_bytes(body[7:11], "little")
         return out
 
-    def decode_upload_end(self, reply: bytes) -> bool:
-        """UPLOAD_END's answer: True when the chip's check of the store passed."""
-        return bool(self.check(reply, Opcode.UPLOAD_END)[0])
-
     def decode_run_status(self, reply: bytes) -> dict:
         body = self.check(reply, Opcode.RUN_STATUS)
         flags = RunFlags(body[0])
         f = lambda lo, n: int.from_bytes(body[lo:lo + n], "little")  # noqa: E731
-        return {"running": RunFlags.RUNNING in flags, "dataset_valid": RunFlags.DATASET_VALID in flags,
-                "evaluating": RunFlags.EVALUATING in flags, "epoch": f(1, 2), "index": f(3, 2),
-                "correct": f(5, 2), "run_cycles": f(7, 4), "dataset_id": f(11, 4)}
+        return {"running": RunFlags.RUNNING in flags, "evaluating": RunFlags.EVALUATING in flags,
+                "epoch": f(1, 2), "index": f(3, 2), "correct": f(5, 2), "run_cycles": f(7, 4)}
+
+    def _info(self, mem: int | str) -> MemoryInfo:
+        i = self._id(mem)
+        return self.store if self.store is not None and i == self.store.id else self.memories[i]
+
+    @staticmethod
+    def _stored(raw: int, info: MemoryInfo) -> int:
+        """A word as stored: the store's unsigned, the learned memories' signed."""
+        raw &= (1 << info.width) - 1
+        return raw if info.kind == "store" else _signed(raw, info.width)
 
     def _id(self, mem: int | str) -> int:
         return self.by_name[mem].id if isinstance(mem, str) else int(mem)

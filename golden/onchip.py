@@ -193,7 +193,7 @@ class StoreView:
     image : sequence of int
         Store words from address 0, at least ``words(n_train, n_test)`` of them.
     n_train, n_test : int
-        The records' counts (UPLOAD_BEGIN's).
+        The records' counts (the store's header, TRAIN_EPOCHS' and EVALUATE's).
     """
 
     def __init__(self, cfg: Config, image, n_train: int, n_test: int):

@@ -34,7 +34,8 @@ def const_mul(x, factor: int):
 
 
 def RunSignature(cfg: Config) -> wiring.Signature:
-    """The host's control of the epoch runner (seen from the host)."""
+    """The host's control of the epoch runner (seen from the host): the start strobes with
+    their arguments (taken with the strobe), and the run's progress."""
     w = cfg.chip_store.index_bits
     return wiring.Signature({
         "train_epochs": Out(1), "evaluate": Out(1), "epochs": Out(16),
@@ -55,9 +56,9 @@ class EpochRunner(wiring.Component):
     Members
     -------
     ctl : ``In(RunSignature(cfg))``
-        Start strobes (``train_epochs`` with ``epochs`` >= 1, ``evaluate``; the host
-        gives them only while the store holds a checked data set and nothing runs), the
-        data set's sizes, and the progress counters.
+        Start strobes (``train_epochs`` with ``epochs`` >= 1 and ``n_train`` >= 1,
+        ``evaluate`` with ``n_test`` >= 1; the host gives them only while nothing runs and
+        with counts that fit the store), the counts, and the progress counters.
     step_train, step_infer : ``Out(1)``
         Strobes to the sequencer: start a training step or an inference.
     step_done : ``In(1)``
@@ -93,8 +94,10 @@ class EpochRunner(wiring.Component):
         m.submodules.order = order = self.order
         m.submodules.loader = loader = self.loader
         wiring.connect(m, loader.store, wiring.flipped(self.store))
+        n_train = Signal.like(ctl.n_train)      # the run's counts, taken with its strobe
+        n_test = Signal.like(ctl.n_test)
         m.d.comb += [self.x_addr.eq(loader.x_addr), self.x_data.eq(loader.x_data), self.x_we.eq(loader.x_we),
-                     order.n.eq(ctl.n_train)]
+                     order.n.eq(n_train)]
 
         i = ctl.index                           # the next step's position: records started
         epochs_left = Signal(16)
@@ -111,12 +114,12 @@ class EpochRunner(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(ctl.train_epochs):
-                    m.d.sync += [epochs_left.eq(ctl.epochs), ctl.evaluating.eq(0), ctl.running.eq(1),
-                                 ctl.run_cycles.eq(0)]
+                    m.d.sync += [epochs_left.eq(ctl.epochs), n_train.eq(ctl.n_train), ctl.evaluating.eq(0),
+                                 ctl.running.eq(1), ctl.run_cycles.eq(0)]
                     m.next = "KEY"
                 with m.Elif(ctl.evaluate):
-                    m.d.sync += [ctl.evaluating.eq(1), ctl.running.eq(1), ctl.run_cycles.eq(0),
-                                 ctl.correct.eq(0), i.eq(0)]
+                    m.d.sync += [n_train.eq(ctl.n_train), n_test.eq(ctl.n_test), ctl.evaluating.eq(1),
+                                 ctl.running.eq(1), ctl.run_cycles.eq(0), ctl.correct.eq(0), i.eq(0)]
                     m.next = "FIND"
             with m.State("KEY"):
                 m.d.comb += order.next_epoch.eq(1)
@@ -127,7 +130,7 @@ class EpochRunner(wiring.Component):
                     m.next = "FIND"
             with m.State("FIND"):
                 with m.If(ctl.evaluating):
-                    m.d.comb += [loader.start.eq(1), record.eq(ctl.n_train + i)]
+                    m.d.comb += [loader.start.eq(1), record.eq(n_train + i)]
                     m.next = "LOAD"
                 with m.Else():
                     m.d.comb += order.start.eq(1)
@@ -144,9 +147,8 @@ class EpochRunner(wiring.Component):
             with m.State("START"):
                 m.d.comb += [self.step_train.eq(~ctl.evaluating), self.step_infer.eq(ctl.evaluating)]
                 m.d.sync += [stepping.eq(1), i.eq(i + 1)]
-                # records in this epoch or evaluation: the held sizes (the host's strobes come
-                # only while nothing runs)
-                with m.If(i + 1 != Mux(ctl.evaluating, ctl.n_test, ctl.n_train)):
+                # records in this epoch or evaluation: the counts taken at the start
+                with m.If(i + 1 != Mux(ctl.evaluating, n_test, n_train)):
                     m.next = "FIND"
                 with m.Elif(~ctl.evaluating & (epochs_left != 0)):
                     m.next = "KEY"

@@ -9,7 +9,8 @@ framing, no checksum): the UART frame layer (``hdl/link.py``) wraps it on a boar
 :class:`Host` is built from :class:`CommandDecoder` (the command table, registered),
 :class:`SampleWriter` (LOAD_SAMPLE's input words into the sample buffer),
 :class:`AddressCheck` (the memory map's word counts), :class:`ReplyMultiplexer` (the
-reply bytes) and :class:`BlockReader` (READ_BLOCK's stream of words).
+reply bytes), :class:`BlockReader` (READ_BLOCK's stream of words) and
+:class:`BlockWriter` (WRITE_BLOCK's words onto the memory bus).
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config, config_hash
 from ddfa.protocol import (BLOCK_WORDS, BUSY_REPLY, COUNTER_WIDTH, ERROR_REPLY, PROTOCOL_VERSION,
-                           RANGE_ERROR_REPLY, RUN_STATUS_BYTES, RUNNING_COMMANDS, UPLOAD_WORDS, HostParams, Opcode, RunFlags,
-                           host_commands, memory_map)
+                           RANGE_ERROR_REPLY, RUN_STATUS_BYTES, RUNNING_COMMANDS, WRITE_BLOCK_WORDS, HostParams,
+                           Opcode, host_commands, memory_map, store_memory)
 
-from .epoch_runner import RunSignature, const_mul
+from .epoch_runner import RunSignature
 from .layer import host_latency
-from .store import StoreSignature
-from .store_upload import StoreCommands
 
 __all__ = ["mem_bus_latency", "HostMemSignature", "HostLfsrSignature", "HostStatusSignature",
-           "CommandDecoder", "SampleWriter", "AddressCheck", "ReplyMultiplexer", "BlockReader", "Host"]
+           "CommandDecoder", "SampleWriter", "AddressCheck", "ReplyMultiplexer", "BlockReader", "BlockWriter",
+           "Host"]
 
 def mem_bus_latency(cfg: Config) -> int:
     """Cycles from the host bus's ``re`` to its word on ``rdata``: 1 on the iCE40 boards;
@@ -91,15 +91,32 @@ def HostStatusSignature(cfg: Config) -> wiring.Signature:
 REPLY_KINDS = (Opcode.PING, Opcode.LOAD_SAMPLE, Opcode.TRAIN, Opcode.INFER, Opcode.READ_MEM,
                Opcode.WRITE_MEM, Opcode.READ_LFSR, Opcode.WRITE_LFSR, Opcode.STATUS, Opcode.INFO, None)
 #: The replies of the dataset store's commands (boards with a store), after those.
-STORE_REPLY_KINDS = (Opcode.UPLOAD_BEGIN, Opcode.UPLOAD_BLOCK, Opcode.UPLOAD_END, Opcode.TRAIN_EPOCHS,
-                     Opcode.EVALUATE, Opcode.RUN_STATUS)
+STORE_REPLY_KINDS = (Opcode.WRITE_BLOCK, Opcode.TRAIN_EPOCHS, Opcode.EVALUATE, Opcode.RUN_STATUS)
 
 
 def reply_kinds(cfg: Config) -> tuple:
     """The replies :class:`ReplyMultiplexer` sends for ``cfg``, in its ``select`` order."""
     return REPLY_KINDS + (STORE_REPLY_KINDS if HostParams.of(cfg).has_store else ())
 #: The commands whose memory id and address :class:`AddressCheck` checks.
-ADDRESSED = (Opcode.READ_MEM, Opcode.WRITE_MEM, Opcode.READ_BLOCK)
+ADDRESSED = (Opcode.READ_MEM, Opcode.WRITE_MEM, Opcode.READ_BLOCK, Opcode.WRITE_BLOCK)
+
+
+def addressable(cfg: Config) -> tuple:
+    """The memories the bus reaches: :func:`memory_map`'s, then the dataset store's."""
+    store = store_memory(cfg)
+    return memory_map(cfg) + ((store,) if store else ())
+
+
+def at_most(x, bound: int):
+    """``x <= bound`` for a constant ``bound``, as logic on ``x``'s bits from the most
+    significant down (no carry chain: a few LUTs on the iCE40)."""
+    result = Const(1)
+    for k in range(len(x)):             # from the least significant bit up
+        if bound >> k & 1:
+            result = ~x[k] | result
+        else:
+            result = ~x[k] & result
+    return result if bound < 1 << len(x) else Const(1)
 
 
 def _max_reply(cfg: Config) -> int:
@@ -129,15 +146,16 @@ class CommandDecoder(wiring.Component):
     no_args : ``Out(1)``
         It takes no argument bytes.
     addressed : ``Out(1)``
-        Its arguments are a memory id and an address (READ_MEM, WRITE_MEM, READ_BLOCK).
+        Its arguments are a memory id and an address (:data:`ADDRESSED`).
     arg_last : ``Out(range(max arguments))``
         Index of its last argument byte (not for LOAD_SAMPLE).
     reply_last : ``Out(range(max reply))``
         Index of its last reply byte (1 for an unknown opcode).
     select : ``Out(len(reply_kinds(cfg)))``
         One bit per reply of :func:`reply_kinds` (none for READ_BLOCK).
-    is_upload : ``Out(1)``
-        It is UPLOAD_BLOCK (its arguments are the block index, then data bytes).
+    is_write_block : ``Out(1)``
+        It is WRITE_BLOCK (its arguments are a memory id and an address, then the words'
+        bytes).
     when_running : ``Out(1)``
         It is answered while the epoch runner runs (:data:`~ddfa.protocol.RUNNING_COMMANDS`).
     """
@@ -145,20 +163,20 @@ class CommandDecoder(wiring.Component):
     def __init__(self, cfg: Config):
         self.commands = host_commands(cfg)
         self.kinds = reply_kinds(cfg)
-        self.block_bytes = HostParams.of(cfg).block_bytes
-        args_max = max(_arg_bytes(c, self.block_bytes) for c in self.commands if c.code != Opcode.LOAD_SAMPLE)
+        self.params = HostParams.of(cfg)
+        args_max = max(_arg_bytes(c, self.params) for c in self.commands if c.code != Opcode.LOAD_SAMPLE)
         super().__init__({
             "opcode": In(8), "load": In(1),
             "known": Out(1), "is_sample": Out(1), "no_args": Out(1), "addressed": Out(1),
             "arg_last": Out(range(max(args_max, 1))), "reply_last": Out(range(_max_reply(cfg))),
-            "select": Out(len(self.kinds)), "is_upload": Out(1), "when_running": Out(1),
+            "select": Out(len(self.kinds)), "is_write_block": Out(1), "when_running": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         with m.If(self.load):
             m.d.sync += [self.known.eq(0), self.is_sample.eq(0), self.no_args.eq(0), self.addressed.eq(0),
-                         self.arg_last.eq(0), self.reply_last.eq(1), self.is_upload.eq(0),
+                         self.arg_last.eq(0), self.reply_last.eq(1), self.is_write_block.eq(0),
                          self.when_running.eq(1), self.select.eq(1 << self.kinds.index(None))]
             with m.Switch(self.opcode):
                 for c in self.commands:
@@ -167,22 +185,23 @@ class CommandDecoder(wiring.Component):
                         m.d.sync += [self.known.eq(1), self.is_sample.eq(c.code == Opcode.LOAD_SAMPLE),
                                      self.no_args.eq(c.request == 0), self.addressed.eq(c.code in ADDRESSED),
                                      self.reply_last.eq(c.response - 1), self.select.eq(kind),
-                                     self.is_upload.eq(c.code == Opcode.UPLOAD_BLOCK),
+                                     self.is_write_block.eq(c.code == Opcode.WRITE_BLOCK),
                                      self.when_running.eq(c.code in RUNNING_COMMANDS)]
                         if c.request and c.code != Opcode.LOAD_SAMPLE:
-                            m.d.sync += self.arg_last.eq(_arg_bytes(c, self.block_bytes) - 1)
+                            m.d.sync += self.arg_last.eq(_arg_bytes(c, self.params) - 1)
         return m
 
 
-def _arg_bytes(c, block_bytes: int) -> int:
-    """Argument bytes the host collects for command ``c`` (UPLOAD_BLOCK: its block index;
-    its data bytes go to the store as they arrive)."""
-    return block_bytes if c.code == Opcode.UPLOAD_BLOCK else c.request
+def _arg_bytes(c, params: HostParams) -> int:
+    """Argument bytes the host collects for command ``c`` (WRITE_BLOCK: its memory id and
+    address; its words go onto the memory bus as they arrive)."""
+    return 1 + params.addr_bytes if c.code == Opcode.WRITE_BLOCK else c.request
 
 
 class AddressCheck(wiring.Component):
-    """The word count of a memory of :func:`ddfa.protocol.memory_map`, and whether an
-    address is inside it. Combinational (latency 0).
+    """The word count of a memory of :func:`ddfa.protocol.memory_map` (or the dataset
+    store, :func:`ddfa.protocol.store_memory`), and whether an address is inside it.
+    Combinational (latency 0).
 
     Parameters
     ----------
@@ -193,8 +212,9 @@ class AddressCheck(wiring.Component):
     -------
     id : ``In(8)``
         Memory id.
-    addr : ``In(8 * addr_bytes)``
-        Word address.
+    addr : ``In(8 * addr_bytes + 1)``
+        Word address (one bit more than the protocol's, for :class:`BlockWriter`'s words
+        past the end).
     words : ``Out(range(max words + 1))``
         Words of memory ``id`` (0 for an id that is not in the map).
     in_range : ``Out(1)``
@@ -202,9 +222,9 @@ class AddressCheck(wiring.Component):
     """
 
     def __init__(self, cfg: Config):
-        self.memories = memory_map(cfg)
+        self.memories = addressable(cfg)
         super().__init__({
-            "id": In(8), "addr": In(8 * HostParams.of(cfg).addr_bytes),
+            "id": In(8), "addr": In(8 * HostParams.of(cfg).addr_bytes + 1),
             "words": Out(range(max(mem.words for mem in self.memories) + 1)), "in_range": Out(1),
         })
 
@@ -254,8 +274,6 @@ class ReplyMultiplexer(wiring.Component):
         STATUS's counters.
     run_status : ``In(8 * (RUN_STATUS_BYTES - 1))``
         RUN_STATUS's bytes after the echo (boards with a dataset store).
-    check_match : ``In(1)``
-        UPLOAD_END's answer.
     """
 
     def __init__(self, cfg: Config):
@@ -263,7 +281,7 @@ class ReplyMultiplexer(wiring.Component):
         self.params = h = HostParams.of(cfg)
         self.kinds = reply_kinds(cfg)
         self.lengths = {c.code: c.response for c in host_commands(cfg)}
-        store = {"run_status": In(8 * (RUN_STATUS_BYTES - 1)), "check_match": In(1)} if h.has_store else {}
+        store = {"run_status": In(8 * (RUN_STATUS_BYTES - 1))} if h.has_store else {}
         super().__init__({
             **store,
             "select": In(len(self.kinds)), "opcode": In(8), "refused": In(1), "busy_refused": In(1),
@@ -294,9 +312,7 @@ class ReplyMultiplexer(wiring.Component):
                         Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
             None: Cat(Const(ERROR_REPLY, 8), self.opcode),
             **({
-                O.UPLOAD_BEGIN: Const(O.UPLOAD_BEGIN, 8),
-                O.UPLOAD_BLOCK: Const(O.UPLOAD_BLOCK, 8),
-                O.UPLOAD_END: Cat(Const(O.UPLOAD_END, 8), self.check_match, Const(0, 7)),
+                O.WRITE_BLOCK: Const(O.WRITE_BLOCK, 8),
                 O.TRAIN_EPOCHS: Const(O.TRAIN_EPOCHS, 8),
                 O.EVALUATE: Const(O.EVALUATE, 8),
                 O.RUN_STATUS: Cat(Const(O.RUN_STATUS, 8), self.run_status),
@@ -367,7 +383,7 @@ class BlockReader(wiring.Component):
     def __init__(self, cfg: Config):
         self.params = h = HostParams.of(cfg)
         self.latency = mem_bus_latency(cfg)
-        self.max_words = max(mem.words for mem in memory_map(cfg))
+        self.max_words = max(mem.words for mem in addressable(cfg))
         super().__init__({
             "start": In(1), "first": In(8 * h.addr_bytes), "words": In(range(self.max_words + 1)),
             "o": Out(stream.Signature(8)), "re": Out(1), "addr": Out(8 * h.addr_bytes),
@@ -429,6 +445,72 @@ class BlockReader(wiring.Component):
                             m.next = "READ"
                     with m.Else():
                         m.d.sync += byte_index.eq(byte_index + 1)
+        return m
+
+
+class BlockWriter(wiring.Component):
+    """WRITE_BLOCK's words: :data:`~ddfa.protocol.WRITE_BLOCK_WORDS` words of
+    ``word_bytes`` bytes each (least significant first) onto the memory bus, from
+    address ``first`` on. A word's write strobe and data leave from registers the cycle
+    after its last byte arrives (``wdata`` holds the word until the next word's first
+    byte, which is taken from the cycle after); a word whose address is not inside the memory
+    (``in_range`` low: at or past its end) is not written.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (byte counts).
+
+    Members
+    -------
+    start : ``In(1)``
+        The next byte is the block's first (``first`` and ``write`` are taken).
+    first : ``In(8 * addr_bytes)``
+        Address of the first word.
+    write : ``In(1)``
+        Write the words (else take the bytes and drop them: a refused block).
+    i : ``In(stream.Signature(8))``
+        The bytes.
+    addr : ``Out(8 * addr_bytes + 1)``
+        The word's address (for the bus and :class:`AddressCheck`).
+    in_range : ``In(1)``
+        ``addr`` lies inside the memory.
+    we, wdata : ``Out(1)``, ``Out(8 * word_bytes)``
+        The bus's write strobe and word.
+    busy : ``Out(1)``
+        The block's bytes are not all taken and written yet.
+    """
+
+    def __init__(self, cfg: Config):
+        self.params = h = HostParams.of(cfg)
+        super().__init__({
+            "start": In(1), "first": In(8 * h.addr_bytes), "write": In(1), "i": In(stream.Signature(8)),
+            "addr": Out(8 * h.addr_bytes + 1), "in_range": In(1),
+            "we": Out(1), "wdata": Out(8 * h.word_bytes), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        wb = self.params.word_bytes
+        left = Signal(range(WRITE_BLOCK_WORDS + 1))     # words still to come
+        byte_index = Signal(range(wb))
+        write = Signal()
+        issued = Signal()                               # a word's strobe is on the bus
+        got = self.i.valid & self.i.ready
+        m.d.comb += [self.i.ready.eq((left != 0) & ~issued), self.busy.eq((left != 0) | issued)]
+        m.d.sync += [self.we.eq(0), issued.eq(0)]
+        with m.If(self.start):
+            m.d.sync += [self.addr.eq(self.first), write.eq(self.write), left.eq(WRITE_BLOCK_WORDS),
+                         byte_index.eq(0)]
+        with m.Elif(got):
+            # the word is put together in ``wdata``: no byte arrives while its strobe is out
+            m.d.sync += self.wdata.word_select(byte_index, 8).eq(self.i.payload)
+            with m.If(byte_index == wb - 1):
+                m.d.sync += [self.we.eq(write & self.in_range), issued.eq(1), left.eq(left - 1), byte_index.eq(0)]
+            with m.Else():
+                m.d.sync += byte_index.eq(byte_index + 1)
+        with m.If(issued):
+            m.d.sync += self.addr.eq(self.addr + 1)
         return m
 
 
@@ -523,18 +605,16 @@ class Host(wiring.Component):
         Port into the direction generators.
     ctl : ``Out(HostStatusSignature(cfg))``
         Start strobes, the label, and the sequencer's status and counters.
-    store : ``Out(StoreSignature(addr_bits))``
-        The dataset store (boards with one: ``cfg.chip_store``): uploads and their check.
     run : ``Out(RunSignature(cfg))``
-        The epoch runner (boards with a dataset store).
+        The epoch runner (boards with a dataset store, ``cfg.chip_store``; the store itself
+        is on the memory bus).
     """
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.params = HostParams.of(cfg)
         self.commands = host_commands(cfg)
-        store = ({"store": Out(StoreSignature(cfg.chip_store.addr_bits)), "run": Out(RunSignature(cfg))}
-                 if self.params.has_store else {})
+        store = {"run": Out(RunSignature(cfg))} if self.params.has_store else {}
         super().__init__({
             **store,
             "i": In(stream.Signature(8)),
@@ -555,7 +635,9 @@ class Host(wiring.Component):
         m.submodules.replies = replies = ReplyMultiplexer(cfg)
         m.submodules.block_reader = block_reader = BlockReader(cfg)
         m.submodules.sample_writer = sample_writer = SampleWriter(cfg)
-        args_max = max(_arg_bytes(c, h.block_bytes) for c in self.commands if c.code != O.LOAD_SAMPLE)
+        if h.has_store:
+            m.submodules.block_writer = block_writer = BlockWriter(cfg)
+        args_max = max(_arg_bytes(c, h) for c in self.commands if c.code != O.LOAD_SAMPLE)
 
         opcode = Signal(8)
         args = Signal(8 * args_max)                     # the argument bytes, byte k at bits 8k
@@ -574,15 +656,29 @@ class Host(wiring.Component):
         arg_word = args[8 + 8 * h.addr_bytes:8 + 8 * (h.addr_bytes + h.word_bytes)]
         arg_lfsr = args[8:8 + cfg.arith.lfsr_width]
 
-        # The memory strobes come from registers (they reach every block RAM), set by CHECK.
+        # The memory strobes come from registers (they reach every block RAM), set by CHECK
+        # (and by the block writer).
         exec_re, exec_we = Signal(), Signal()
+        writing = Signal()                              # WRITE_BLOCK's words are arriving
         m.d.sync += [exec_re.eq(0), exec_we.eq(0)]
+        if h.has_store:
+            m.d.comb += [
+                block_writer.first.eq(arg_addr), block_writer.in_range.eq(address_check.in_range),
+                block_writer.i.payload.eq(byte), block_writer.write.eq(~refused & ~busy_refused),
+                address_check.addr.eq(Mux(writing, block_writer.addr, arg_addr)),
+                self.mem.wdata.eq(Mux(writing, block_writer.wdata, arg_word)),
+                self.mem.addr.eq(Mux(block_reader.busy, block_reader.addr,
+                                     Mux(writing, block_writer.addr, arg_addr))),
+                self.mem.we.eq(exec_we | block_writer.we),
+            ]
+        else:
+            m.d.comb += [address_check.addr.eq(arg_addr), self.mem.wdata.eq(arg_word),
+                         self.mem.addr.eq(Mux(block_reader.busy, block_reader.addr, arg_addr)),
+                         self.mem.we.eq(exec_we)]
         m.d.comb += [
             decoder.opcode.eq(byte),
-            address_check.id.eq(arg_id), address_check.addr.eq(arg_addr),
-            self.mem.id.eq(arg_id), self.mem.wdata.eq(arg_word),
-            self.mem.addr.eq(Mux(block_reader.busy, block_reader.addr, arg_addr)),
-            self.mem.re.eq(exec_re | block_reader.re), self.mem.we.eq(exec_we),
+            address_check.id.eq(arg_id), self.mem.id.eq(arg_id),
+            self.mem.re.eq(exec_re | block_reader.re),
             self.lfsr.layer.eq(arg_id), self.lfsr.value.eq(arg_lfsr),
             block_reader.first.eq(arg_addr), block_reader.words.eq(address_check.words),
             block_reader.rdata.eq(self.mem.rdata),
@@ -602,20 +698,15 @@ class Host(wiring.Component):
                      self.x_data.eq(sample_writer.x_data), self.x_we.eq(sample_writer.x_we & ~busy_refused)]
 
         if h.has_store:
-            m.submodules.store_commands = sc = StoreCommands(cfg)
-            run = self.run
-            wiring.connect(m, sc.store, wiring.flipped(self.store))
+            # TRAIN_EPOCHS: n_train, epochs; EVALUATE: n_train, n_test (2 bytes each)
+            run, max_records = self.run, cfg.chip_store.max_records
+            arg_n_train, arg_second = args[:16], args[16:32]
             m.d.comb += [
                 running.eq(run.running),
-                sc.n_train_arg.eq(args[:16]), sc.n_test_arg.eq(args[16:32]), sc.block_arg.eq(args),
-                sc.crc_arg.eq(args[:16]), sc.id_arg.eq(args[16:48]), sc.i.payload.eq(byte),
-                sc.drop.eq(refused | busy_refused),
-                run.epochs.eq(args[:16]), run.n_train.eq(sc.n_train), run.n_test.eq(sc.n_test),
-                replies.check_match.eq(sc.match),
-                replies.run_status.eq(Cat(run.running, sc.valid, run.evaluating, Const(0, 5), run.epoch,
+                run.n_train.eq(arg_n_train), run.epochs.eq(arg_second), run.n_test.eq(arg_second),
+                replies.run_status.eq(Cat(run.running, run.evaluating, Const(0, 6), run.epoch,
                                           run.index, Const(0, 16 - len(run.index)),
-                                          run.correct, Const(0, 16 - len(run.correct)), run.run_cycles,
-                                          sc.dataset_id)),
+                                          run.correct, Const(0, 16 - len(run.correct)), run.run_cycles)),
             ]
 
         with m.FSM():
@@ -626,7 +717,7 @@ class Host(wiring.Component):
                     m.next = "DECODE"
             with m.State("DECODE"):
                 # while the epoch runner runs, a command that is not answered then is refused:
-                # its bytes are taken (LOAD_SAMPLE's and UPLOAD_BLOCK's written nowhere)
+                # its bytes are taken (LOAD_SAMPLE's and WRITE_BLOCK's written nowhere)
                 m.d.sync += busy_refused.eq(running & decoder.known & ~decoder.when_running)
                 with m.If(~decoder.known):
                     m.next = "REPLY"
@@ -646,10 +737,14 @@ class Host(wiring.Component):
                 # a memory's id and address must address one of its words
                 bad_address = decoder.addressed & ~address_check.in_range
                 if h.has_store:
-                    no_data = ~sc.valid & ((opcode == O.TRAIN_EPOCHS) | (opcode == O.EVALUATE))
-                    bad = (bad_address | ((opcode == O.UPLOAD_BEGIN) & ~sc.fits) | no_data
-                           | ((opcode == O.UPLOAD_BLOCK) & ~sc.block_fits)
-                           | ((opcode == O.TRAIN_EPOCHS) & (args[:16] == 0)))
+                    # a run's counts: at least one record to run, none past the store's last
+                    # (ddfa.config.StoreLayout.max_records; an evaluation of records that lie
+                    # past it only reads)
+                    fits = at_most(arg_n_train, max_records) & at_most(arg_second, max_records)
+                    bad_train = (arg_n_train == 0) | ~fits | (arg_second == 0)
+                    bad_test = (arg_second == 0) | ~fits
+                    bad = (bad_address | ((opcode == O.TRAIN_EPOCHS) & bad_train)
+                           | ((opcode == O.EVALUATE) & bad_test))
                 else:
                     bad = bad_address
                 m.d.sync += [refused.eq(bad),
@@ -673,9 +768,9 @@ class Host(wiring.Component):
             with m.State("EXEC"):
                 with m.If(refused | busy_refused):
                     if h.has_store:
-                        with m.If(decoder.is_upload):
-                            m.d.comb += sc.block.eq(1)       # its data bytes are taken and dropped
-                            m.next = "UPLOAD"
+                        with m.If(decoder.is_write_block):
+                            m.d.comb += block_writer.start.eq(1)     # its words are taken and dropped
+                            m.next = "WRITE"
                         with m.Else():
                             m.next = "REPLY"
                     else:
@@ -696,9 +791,7 @@ class Host(wiring.Component):
                             m.next = "REPLY"
                         if h.has_store:
                             # the store's commands: a strobe, then the state that waits for it
-                            for code, strobe, then in ((O.UPLOAD_BEGIN, sc.begin, "REPLY"),
-                                                       (O.UPLOAD_BLOCK, sc.block, "UPLOAD"),
-                                                       (O.UPLOAD_END, sc.end, "STORE_WAIT"),
+                            for code, strobe, then in ((O.WRITE_BLOCK, block_writer.start, "WRITE"),
                                                        (O.TRAIN_EPOCHS, run.train_epochs, "REPLY"),
                                                        (O.EVALUATE, run.evaluate, "REPLY")):
                                 with m.Case(code):
@@ -715,12 +808,10 @@ class Host(wiring.Component):
                 with m.If(done):
                     m.next = "REPLY"
             if h.has_store:
-                with m.State("UPLOAD"):
-                    m.d.comb += [sc.i.valid.eq(self.i.valid), self.i.ready.eq(sc.i.ready)]
-                    with m.If(~sc.busy):
-                        m.next = "REPLY"
-                with m.State("STORE_WAIT"):
-                    with m.If(~sc.busy):
+                with m.State("WRITE"):
+                    m.d.comb += [writing.eq(1), block_writer.i.valid.eq(self.i.valid),
+                                 self.i.ready.eq(block_writer.i.ready)]
+                    with m.If(~block_writer.busy):
                         m.next = "REPLY"
             with m.State("REPLY"):
                 with m.If(reply_phase != 2):

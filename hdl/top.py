@@ -15,7 +15,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config, ConfigError
-from ddfa.protocol import HostParams, memory_map
+from ddfa.protocol import HostParams, memory_map, store_memory
 from golden.fixed import FixedModel
 
 from .direction import DirectionGenerator
@@ -139,8 +139,7 @@ class Processor(wiring.Component):
             m.submodules.runner = runner
             m.submodules.store = store = self.store
             m.submodules.store_arbiter = arbiter = StoreArbiter(cfg.chip_store.addr_bits, 2)
-            wiring.connect(m, runner.store, arbiter.port0)
-            wiring.connect(m, host.store, arbiter.port1)
+            wiring.connect(m, runner.store, arbiter.port0)       # port1: the host's memory bus, below
             wiring.connect(m, arbiter.store, store.bus)
             wiring.connect(m, host.run, runner.ctl)
             j_bits = len(host.x_addr)
@@ -239,9 +238,11 @@ class Processor(wiring.Component):
                 groups[-1][4] = mem.id
             else:
                 groups.append([port, mem.kind, e, mem.id, mem.id])
+        store_info = store_memory(cfg)                 # the dataset store: one more select bit
+        n_sel = len(groups) + (store_info is not None)
         req = m.d.sync if staged else m.d.comb
-        sel = Signal(len(groups))                      # bus.id decoded: one bit per port
-        q_sel = Signal(len(groups))
+        sel = Signal(n_sel)                            # bus.id decoded: one bit per port
+        q_sel = Signal(n_sel)
         q_re, q_we = Signal(), Signal()
         q_addr, q_wdata = Signal.like(bus.addr), Signal.like(bus.wdata)
         for k, (port, kind, e, lo, hi) in enumerate(groups):
@@ -258,10 +259,18 @@ class Processor(wiring.Component):
                 addr = q_addr[:len(port.addr)]
             m.d.comb += [port.addr.eq(addr), port.wdata.eq(q_wdata),
                          port.re.eq(q_re & q_sel[k]), port.we.eq(q_we & q_sel[k])]
-        rd_sel = Signal(len(groups))                   # the ports of the last read
+        rd_sel = Signal(n_sel)                         # the ports of the last read
         with m.If(bus.re):
             m.d.sync += rd_sel.eq(sel)
         words = [Mux(rd_sel[k], extend(g[0].rdata.as_signed(), wbits), 0) for k, g in enumerate(groups)]
+        if store_info is not None:
+            # the store's read latency (1) is the bus's on the boards that have one
+            assert not staged and store_info.width <= wbits
+            k, port = len(groups), arbiter.port1
+            m.d.comb += [sel[k].eq(bus.id == store_info.id),
+                         port.req.valid.eq((q_re | q_we) & q_sel[k]), port.req.payload.write.eq(q_we),
+                         port.req.payload.addr.eq(q_addr), port.req.payload.data.eq(q_wdata)]
+            words.append(Mux(rd_sel[k], port.resp.payload, 0))     # unsigned
         word = Signal(wbits)
         m.d.comb += word.eq(Cat(*[Cat(*[w[b] for w in words]).any() for b in range(wbits)]))
         if staged:

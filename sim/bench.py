@@ -25,8 +25,9 @@ instead trains the way a board does without the host:
 
 1. INFO, RUN_STATUS and the initial read-back, as above.
 2. The store image (:func:`golden.onchip.store_image` of the job's data set) goes up:
-   UPLOAD_BEGIN, one UPLOAD_BLOCK per 128 words, UPLOAD_END, whose CRC check must
-   pass; RUN_STATUS must then say the data set is valid, under its id.
+   one WRITE_BLOCK per 128 words, then the store's header
+   (:meth:`ddfa.config.StoreLayout.header`); the header and the image's first block are
+   read back (READ_BLOCK) and must be what was written.
 3. TRAIN_EPOCHS of ``check_every`` epochs at a time; the bench lets the simulator run
    for the expected cycles and then polls RUN_STATUS sparsely (:func:`wait_run`) until
    the runner stops. After each command every memory word, the LFSRs and the step
@@ -53,7 +54,7 @@ import numpy as np
 from cocotb.triggers import Timer
 
 from ddfa.config import config_hash, load_config
-from ddfa.protocol import PROTOCOL_VERSION, UPLOAD_WORDS, Opcode, store_crc
+from ddfa.protocol import BLOCK_WORDS, PROTOCOL_VERSION, WRITE_BLOCK_WORDS, Opcode
 
 from .golden_link import connect
 from .host_stream import HostSession, HostStream
@@ -291,7 +292,7 @@ async def train_bit_exact(dut):
 
 
 def store_dataset_id(words) -> int:
-    """The id the bench stores a data set under (UPLOAD_END): the first 4 bytes of the
+    """The id the bench stores a data set under (its header): the first 4 bytes of the
     sha256 of its store words, little endian (what ``ddfa board train --on-chip`` uses)."""
     raw = np.asarray(words, dtype="<u2").tobytes()
     return int.from_bytes(hashlib.sha256(raw).digest()[:4], "little")
@@ -343,33 +344,30 @@ async def train_on_chip(dut):
     ok = await run.check(0) if job.get("initial_check", True) else True
     run.mark("first check")
 
-    # ---- upload: UPLOAD_BEGIN, UPLOAD_BLOCKs, UPLOAD_END, in batches that fit the buffer ----
+    # ---- upload: WRITE_BLOCKs, then the header, in batches that fit the buffer ----------
     ident = store_dataset_id(image)
+    layout = cfg.chip_store
     if ok:
         c0, b0 = stream.cycles, stream.bytes_in
-        blocks = [proto.encode_upload_block(k, image[k * UPLOAD_WORDS:(k + 1) * UPLOAD_WORDS])
-                  for k in range(-(-len(image) // UPLOAD_WORDS))]
-        cmds = [proto.encode_upload_begin(n_train, n_test)] + blocks
-        echo = [Opcode.UPLOAD_BEGIN] + [Opcode.UPLOAD_BLOCK] * len(blocks)
+        header = layout.header(n_train, n_test, ident)
+        blocks = [proto.encode_write_block("store", a, image[a:a + WRITE_BLOCK_WORDS])
+                  for a in range(0, len(image), WRITE_BLOCK_WORDS)]
+        cmds = blocks + [proto.encode_write_block("store", layout.header_base, header)]
         per_batch = max(1, stream.scratch_bytes // len(blocks[0]) - 1)
         for s in range(0, len(cmds), per_batch):
             r = await stream.transact(b"".join(cmds[s:s + per_batch]), len(cmds[s:s + per_batch]))
-            bad = [k for k, b in enumerate(r) if b != echo[s + k]]
+            bad = [k for k, b in enumerate(r) if b != Opcode.WRITE_BLOCK]
             if bad:
-                k = s + bad[0]
-                ok = refused(f"reply to {'UPLOAD_BEGIN' if k == 0 else f'UPLOAD_BLOCK {k - 1}'}", 0,
-                             int(echo[k]), r[bad[0]])
+                ok = refused(f"reply to WRITE_BLOCK {s + bad[0]}", 0, int(Opcode.WRITE_BLOCK), r[bad[0]])
                 break
-        if ok:
-            r = await stream.transact(proto.encode_upload_end(store_crc(image), ident),
-                                      proto.reply_length(Opcode.UPLOAD_END))
-            if not proto.decode_upload_end(r):
-                ok = refused("UPLOAD_END (the store's CRC check)", 0, "pass", "fail")
-        if ok:
-            st = proto.decode_run_status(await stream.transact(proto.encode_run_status(), rs_len, key="run_status"))
-            if not st["dataset_valid"] or st["dataset_id"] != ident:
-                ok = refused("RUN_STATUS after the upload (dataset valid, id)", 0, [True, ident],
-                             [st["dataset_valid"], st["dataset_id"]])
+        n_read = proto.reply_length(Opcode.READ_BLOCK)
+        for what, addr, want in (("the store's header", layout.header_base, header),
+                                 ("the store's first block", 0, image[:BLOCK_WORDS])):
+            if ok:
+                r = await stream.transact(proto.encode_read_block("store", addr), n_read)
+                got = proto.decode_block(r, "store")[:len(want)]
+                if got != [int(w) for w in want]:
+                    ok = refused(f"{what}, read back", 0, [int(w) for w in want], got)
         result["upload"] = {"words": len(image), "blocks": len(blocks), "bytes": stream.bytes_in - b0,
                             "cycles": stream.cycles - c0}
     run.mark("upload")
@@ -382,7 +380,7 @@ async def train_on_chip(dut):
     while ok and e < epochs:
         k = min(every, epochs - e)
         gold.train_epochs_async(first_epoch + e, k)       # the golden epochs run meanwhile
-        r = await stream.transact(proto.encode_train_epochs(k), 1)
+        r = await stream.transact(proto.encode_train_epochs(k, n_train), 1)
         if r != bytes([Opcode.TRAIN_EPOCHS]):
             gold.result()
             ok = refused("reply to TRAIN_EPOCHS", e * n_train, int(Opcode.TRAIN_EPOCHS), r[0])
@@ -419,7 +417,7 @@ async def train_on_chip(dut):
 
     # ---- EVALUATE: the test records, against golden.onchip.evaluate ------------------------
     if ok and n_test:
-        r = await stream.transact(proto.encode_evaluate(), 1)
+        r = await stream.transact(proto.encode_evaluate(n_train, n_test), 1)
         if r != bytes([Opcode.EVALUATE]):
             ok = refused("reply to EVALUATE", steps, int(Opcode.EVALUATE), r[0])
         else:

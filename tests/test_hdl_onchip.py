@@ -1,7 +1,7 @@
 """The processor's dataset store and epoch runner in Amaranth's simulator: a data set
-uploaded through the host stream, one epoch and an evaluation run on the chip, every
-memory word and LFSR against the fixed-point model trained on the same records in the
-same order; the upload's and the runner's refusals change nothing."""
+written through the host stream and read back, one epoch and an evaluation run on the
+chip, every memory word and LFSR against the fixed-point model trained on the same
+records in the same order; refused commands change nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 
 from ddfa.config import Config, HardwareConfig, ModelConfig
 from ddfa.data import load_config_coded
-from ddfa.protocol import BUSY_REPLY, RANGE_ERROR_REPLY, UPLOAD_WORDS, HostProtocol, Opcode, store_crc
+from ddfa.protocol import BLOCK_WORDS, BUSY_REPLY, RANGE_ERROR_REPLY, WRITE_BLOCK_WORDS, HostProtocol, Opcode
 from golden.fixed import FixedModel
 from golden.onchip import evaluate, store_image, train_epochs
 from hdl.top import Processor
@@ -39,15 +39,30 @@ async def run_status(ctx, drv, proto):
                                                       proto.reply_length(Opcode.RUN_STATUS)))
 
 
-async def upload(ctx, drv, proto, words, n_train, n_test, dataset_id=0x1234ABCD, skip=()):
-    assert await drv.transact(ctx, proto.encode_upload_begin(n_train, n_test), 1) == bytes([Opcode.UPLOAD_BEGIN])
-    for blk in range(-(-len(words) // UPLOAD_WORDS)):
-        if blk in skip:
-            continue
-        r = await drv.transact(ctx, proto.encode_upload_block(blk, words[blk * UPLOAD_WORDS:(blk + 1) * UPLOAD_WORDS]), 1)
-        assert r == bytes([Opcode.UPLOAD_BLOCK])
-    r = await drv.transact(ctx, proto.encode_upload_end(store_crc(words), dataset_id), 2)
-    return proto.decode_upload_end(r)
+async def write_block(ctx, drv, proto, mem, addr, words):
+    return await drv.transact(ctx, proto.encode_write_block(mem, addr, words), 1)
+
+
+async def read_words(ctx, drv, proto, mem, addr, n):
+    out = []
+    for a in range(addr, addr + n, BLOCK_WORDS):
+        r = await drv.transact(ctx, proto.encode_read_block(mem, a), proto.reply_length(Opcode.READ_BLOCK))
+        out += proto.decode_block(r, mem)
+    return out[:n]
+
+
+async def upload(ctx, drv, proto, cfg, words, n_train, n_test, dataset_id=0x1234ABCD):
+    """The data set and its header, as ``ddfa board train --on-chip`` writes them."""
+    for a in range(0, len(words), WRITE_BLOCK_WORDS):
+        assert await write_block(ctx, drv, proto, "store", a, words[a:a + WRITE_BLOCK_WORDS]) == bytes(
+            [Opcode.WRITE_BLOCK])
+    header = cfg.chip_store.header(n_train, n_test, dataset_id)
+    assert await write_block(ctx, drv, proto, "store", cfg.chip_store.header_base, header) == bytes(
+        [Opcode.WRITE_BLOCK])
+
+
+def raw(opcode, *counts) -> bytes:
+    return bytes([opcode]) + b"".join(c.to_bytes(2, "little") for c in counts)
 
 
 @pytest.mark.slow
@@ -56,6 +71,7 @@ def test_epoch_and_evaluation_on_chip_match_the_fixed_point_model():
     standardize, a row per input)."""
     cfg = tiny_cfg("pm1")
     n_train, n_test = 24, 12
+    layout = cfg.chip_store
     words = store_image(cfg, small_set(cfg, n_train, n_test))
     gold = FixedModel(cfg)
     train_epochs(gold, words, n_train, n_test, first_epoch=0, epochs=1)
@@ -66,36 +82,48 @@ def test_epoch_and_evaluation_on_chip_match_the_fixed_point_model():
     drv = HostDriver(dut, random.Random(1), 0.2)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    refused = bytes([RANGE_ERROR_REPLY])
 
     async def tb(ctx):
         st = await run_status(ctx, drv, proto)
-        assert not st["dataset_valid"] and not st["running"]
-        # no data set yet: refused
-        assert await drv.transact(ctx, proto.encode_train_epochs(1), 1) == bytes([RANGE_ERROR_REPLY])
-        # a block lost: the check fails, the data set stays invalid
-        assert not await upload(ctx, drv, proto, words, n_train, n_test, skip={3})
-        assert not (await run_status(ctx, drv, proto))["dataset_valid"]
-        assert await drv.transact(ctx, proto.encode_evaluate(), 1) == bytes([RANGE_ERROR_REPLY])
-        # the whole data set, twice over: the check passes
-        assert await upload(ctx, drv, proto, words, n_train, n_test)
-        assert await upload(ctx, drv, proto, words, n_train, n_test)
-        st = await run_status(ctx, drv, proto)
-        assert st["dataset_valid"] and st["dataset_id"] == 0x1234ABCD
-        # a block past the data set's end: refused
-        r = await drv.transact(ctx, proto.encode_upload_block(len(words) // UPLOAD_WORDS + 1, [7] * 4), 1)
-        assert r == bytes([RANGE_ERROR_REPLY])
-        # a data set that does not fit
-        r = await drv.transact(ctx, bytes([Opcode.UPLOAD_BEGIN]) + (60000).to_bytes(2, "little") + bytes(2), 1)
-        assert r == bytes([RANGE_ERROR_REPLY])
-        assert (await run_status(ctx, drv, proto))["dataset_valid"]
+        assert not st["running"]
+        # counts the store cannot hold, or none to run: refused (raw frames: the encoders refuse them)
+        top = layout.max_records
+        # TRAIN_EPOCHS: n_train, epochs; EVALUATE: n_train, n_test
+        for bad in (raw(Opcode.TRAIN_EPOCHS, 0, 1), raw(Opcode.TRAIN_EPOCHS, top + 1, 1),
+                    raw(Opcode.TRAIN_EPOCHS, 0xFFFF, 1), raw(Opcode.TRAIN_EPOCHS, n_train, 0),
+                    raw(Opcode.EVALUATE, n_train, 0), raw(Opcode.EVALUATE, top + 1, 1),
+                    raw(Opcode.EVALUATE, 0, top + 1)):
+            assert await drv.transact(ctx, bad, 1) == refused, bad.hex()
+        # the data set, twice over (a block written again is harmless), every word read back
+        await upload(ctx, drv, proto, cfg, words, n_train, n_test)
+        await upload(ctx, drv, proto, cfg, words, n_train, n_test)
+        assert await read_words(ctx, drv, proto, "store", 0, len(words)) == [int(w) for w in words]
+        assert await read_words(ctx, drv, proto, "store", layout.header_base, 4) == layout.header(
+            n_train, n_test, 0x1234ABCD)
+        # a block that runs past the store's end writes up to it and does not wrap round
+        first = layout.capacity_words - 6
+        assert await write_block(ctx, drv, proto, "store", first, list(range(100, 228))) == bytes(
+            [Opcode.WRITE_BLOCK])
+        assert await read_words(ctx, drv, proto, "store", first, 6) == list(range(100, 106))
+        assert await read_words(ctx, drv, proto, "store", 0, 128) == [int(w) for w in words[:128]]
+        # a memory id past the store's: refused
+        assert await write_block(ctx, drv, proto, proto.store.id + 1, 0, [1, 2]) == refused
+        # WRITE_BLOCK reaches the learned memories too (b1 from word 4 on, then put back)
+        b1 = await read_words(ctx, drv, proto, "b1", 0, 8)
+        assert await write_block(ctx, drv, proto, "b1", 4, [1, -2, 3, -4, 5, 6]) == bytes([Opcode.WRITE_BLOCK])
+        assert await read_words(ctx, drv, proto, "b1", 0, 8) == b1[:4] + [1, -2, 3, -4]
+        assert await write_block(ctx, drv, proto, "b1", 0, b1) == bytes([Opcode.WRITE_BLOCK])
 
-        assert await drv.transact(ctx, proto.encode_train_epochs(1), 1) == bytes([Opcode.TRAIN_EPOCHS])
+        assert await drv.transact(ctx, proto.encode_train_epochs(1, n_train), 1) == bytes([Opcode.TRAIN_EPOCHS])
         st = await run_status(ctx, drv, proto)
         assert st["running"]
         # commands that would change the state are refused while it runs
         r = await drv.transact(ctx, proto.encode_load_sample([5] * 64, 3), 1)
         assert r == bytes([BUSY_REPLY])
         r = await drv.transact(ctx, proto.encode_write_mem(0, 0, 99), 1)
+        assert r == bytes([BUSY_REPLY])
+        r = await write_block(ctx, drv, proto, "store", 0, [7] * 8)
         assert r == bytes([BUSY_REPLY])
         while (await run_status(ctx, drv, proto))["running"]:
             await ctx.tick().repeat(200)
@@ -108,7 +136,8 @@ def test_epoch_and_evaluation_on_chip_match_the_fixed_point_model():
         for l in range(1, cfg.model.n_layers):
             r = await drv.transact(ctx, proto.encode_read_lfsr(l), proto.reply_length(Opcode.READ_LFSR))
             assert proto.decode_lfsr(r) == gold.lfsr[l - 1].state
-        assert await drv.transact(ctx, proto.encode_evaluate(), 1) == bytes([Opcode.EVALUATE])
+        assert await read_words(ctx, drv, proto, "store", 0, 8) == [int(w) for w in words[:8]]
+        assert await drv.transact(ctx, proto.encode_evaluate(n_train, n_test), 1) == bytes([Opcode.EVALUATE])
         while (await run_status(ctx, drv, proto))["running"]:
             await ctx.tick().repeat(200)
         st = await run_status(ctx, drv, proto)

@@ -156,9 +156,10 @@ def test_layout_sizes():
 
 def test_layout_refuses_what_does_not_fit():
     lay = icebreaker(**{"model.inputs": "pm1"}).store
-    lay.check(1437, 547)                                   # 1,984 records: 65,504 words
+    lay.check(1437, 547)                                   # 1,984 records: 65,504 words, then the header
+    assert (lay.header_base, lay.max_records) == (65_532, 1_984)
     with pytest.raises(StoreError, match=r"needs 65,537 store words .*1,437 \+ 548 records of 33 words.*"
-                                         r"holds 65,536.*at most 1,984 samples"):
+                                         r"holds 65,532 before its header.*at most 1,984 samples"):
         lay.check(1437, 548)
     big = StoreLayout(16_777_216, 8, 1, 2)
     big.check(65535, 65535)

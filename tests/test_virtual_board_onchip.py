@@ -3,8 +3,9 @@
 client (``ddfa board train --on-chip``) and by hand-made frames.
 
 * malformed uploads: a block frame with a bad CRC (the link refuses it), a block frame
-  cut short (refused for its timeout), an upload interrupted before UPLOAD_END (the data
-  set stays invalid and TRAIN_EPOCHS is refused): no stored word changes;
+  cut short (refused for its timeout), an upload interrupted before its header (the
+  store's header says it holds no data set, and the client sends it all again); no
+  memory word changes, and the store holds none of the refused blocks' words;
 * one digits epoch on the chip and the evaluation, every memory word and LFSR compared
   with the fixed-point model (``state_matches_golden``), the chip's cycles per sample
   within 1.05 of the per-sample step's;
@@ -20,10 +21,11 @@ import socket
 import pytest
 
 from ddfa.cli.board import BoardSession
+from ddfa.cli.onchip import OnChipSession
 from ddfa.cli.link_client import FrameDecoder, SerialTransport, encode_frame
 from ddfa.config import default_config
 from ddfa.data import load_config_coded
-from ddfa.protocol import RANGE_ERROR_REPLY, UPLOAD_WORDS, HostProtocol, LinkErrorCode, Opcode
+from ddfa.protocol import WRITE_BLOCK_WORDS, HostProtocol, LinkErrorCode, Opcode
 from golden.onchip import store_image
 from hdl.cycles import step_cycles
 
@@ -51,9 +53,11 @@ def test_on_chip_epoch_and_malformed_uploads(server, tmp_path, capsys):
 
     with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as client:
         decoder = FrameDecoder()
-        begin = proto.encode_upload_begin(coded.n_train, coded.n_test)
-        assert request(client, decoder, begin).data == bytes([Opcode.UPLOAD_BEGIN])
-        block = proto.encode_upload_block(0, image[:UPLOAD_WORDS])
+        layout = cfg.chip_store
+        clear = proto.encode_write_block("store", layout.header_base, [0] * 4)
+        assert request(client, decoder, clear).data == bytes([Opcode.WRITE_BLOCK])
+        refused_at = 4 * WRITE_BLOCK_WORDS                 # where the refused frames would write
+        block = proto.encode_write_block("store", refused_at, [0x5A5A] * WRITE_BLOCK_WORDS)
         frame = bytearray(encode_frame(block[0], block[1:]))
         frame[-1] ^= 0x55                                   # a damaged CRC
         client.sendall(bytes(frame))
@@ -63,16 +67,17 @@ def test_on_chip_epoch_and_malformed_uploads(server, tmp_path, capsys):
         answer = _frame(client, decoder)
         assert (answer.ok, answer.error) == (False, LinkErrorCode.TIMEOUT)
         for b in range(2):                                  # then the upload stops
-            raw = proto.encode_upload_block(b, image[b * UPLOAD_WORDS:(b + 1) * UPLOAD_WORDS])
-            assert request(client, decoder, raw).data == bytes([Opcode.UPLOAD_BLOCK])
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as client:
-        decoder = FrameDecoder()
-        st = proto.decode_run_status(request(client, decoder, proto.encode_run_status()).data)
-        assert not st["dataset_valid"] and not st["running"]
-        assert request(client, decoder, proto.encode_train_epochs(1)).data == bytes([RANGE_ERROR_REPLY])
+            first = b * WRITE_BLOCK_WORDS
+            raw = proto.encode_write_block("store", first, image[first:first + WRITE_BLOCK_WORDS])
+            assert request(client, decoder, raw).data == bytes([Opcode.WRITE_BLOCK])
     with SerialTransport(srv.url, cfg.hardware.baud) as transport:
-        after = read_memories(BoardSession(cfg, transport, timeout=30))
+        session = BoardSession(cfg, transport, timeout=30)
+        after = read_memories(session)
         assert {k: v.tolist() for k, v in after.items()} == before
+        chip = OnChipSession(session)
+        assert chip.stored_header() == [0] * 4             # holds no data set: the client uploads again
+        assert chip.read_store(0, 2 * WRITE_BLOCK_WORDS) == [int(w) for w in image[:2 * WRITE_BLOCK_WORDS]]
+        assert 0x5A5A not in chip.read_store(refused_at, WRITE_BLOCK_WORDS)
 
     out = tmp_path / "onchip.json"
     first = cli_json(capsys, "board", "train", *port, "--on-chip", "--epochs", "1", "--check", "--timeout", "30",
@@ -80,6 +85,7 @@ def test_on_chip_epoch_and_malformed_uploads(server, tmp_path, capsys):
     assert json.loads(out.read_text()) == first
     assert first["mode"] == "on-chip" and first["dataset_uploaded"] and first["epochs_on_board"] == 1
     assert first["state_matches_golden"], first["state_mismatches"]
+    assert first["store_matches_image"]
     assert first["test_correct"] == first["golden_test_correct"]
     assert first["cycles_per_sample"] <= 1.05 * step_cycles(cfg)["total"]
 

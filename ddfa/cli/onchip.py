@@ -19,9 +19,9 @@ from golden.fixed import FixedModel
 from golden.onchip import evaluate, store_image, train_epochs
 from sim.readback import logical
 
-from ..config import Config
+from ..config import HEADER_WORDS, Config
 from ..config.pll import made_clock_hz
-from ..protocol import BLOCK_WORDS, UPLOAD_WORDS, Opcode, store_crc
+from ..protocol import BLOCK_WORDS, WRITE_BLOCK_WORDS, Opcode
 from .link_client import LinkRefused, LinkTimeout
 
 __all__ = ["CountingTransport", "OnChipSession", "UploadFailed", "dataset_id", "train_on_chip"]
@@ -31,7 +31,7 @@ BLOCK_RETRIES = 3
 
 
 class UploadFailed(RuntimeError):
-    """The board did not take the data set (its check failed, or a block kept failing)."""
+    """The board did not take the data set (a block kept failing), or has no store."""
 
 
 class CountingTransport:
@@ -85,33 +85,48 @@ class OnChipSession:
     def run_status(self) -> dict:
         return self.proto.decode_run_status(self._command(self.proto.encode_run_status()))
 
+    def read_store(self, addr: int, words: int) -> list[int]:
+        """``words`` store words from ``addr`` on (READ_BLOCK)."""
+        out: list[int] = []
+        for a in range(addr, addr + words, BLOCK_WORDS):
+            out += self.proto.decode_block(self._command(self.proto.encode_read_block("store", a)), "store")
+        return out[:words]
+
+    def write_store(self, addr: int, words, what: str = "block") -> None:
+        """``words`` (at most :data:`WRITE_BLOCK_WORDS`) into the store from ``addr`` on
+        (WRITE_BLOCK). A block that the link refuses or that gets no answer is sent again
+        (:data:`BLOCK_RETRIES` times); writing a block twice is harmless."""
+        raw = self.proto.encode_write_block("store", addr, words)
+        for attempt in range(BLOCK_RETRIES + 1):
+            try:
+                self.proto.check(self._command(raw), Opcode.WRITE_BLOCK)
+                return
+            except (LinkRefused, LinkTimeout) as exc:
+                if attempt == BLOCK_RETRIES:
+                    raise UploadFailed(f"{what} failed {attempt + 1} times ({exc}); the weights are unchanged: "
+                                       f"check the cable and run the command again") from exc
+
+    def stored_header(self) -> list[int]:
+        """The store's header (``ddfa.config.StoreLayout.header``): which data set it holds."""
+        return self.read_store(self.cfg.chip_store.header_base, HEADER_WORDS)
+
     def upload(self, image, n_train: int, n_test: int, ident: int, progress=None) -> bool:
-        """Store ``image`` (``golden.onchip.store_image``) unless the board holds it
-        already (same id, checked); returns whether it was sent. A block that the link
-        refuses or that gets no answer is sent again (:data:`BLOCK_RETRIES` times)."""
-        st = self.run_status()
-        if st["dataset_valid"] and st["dataset_id"] == ident:
+        """Store ``image`` (``golden.onchip.store_image``) unless the store's header says
+        the board holds it already; returns whether it was sent. The header is cleared
+        first and written last, so that an upload cut short leaves a store that holds no
+        data set (and the next upload sends it again)."""
+        layout = self.cfg.chip_store
+        header = layout.header(n_train, n_test, ident)
+        if self.stored_header() == header:
             return False
-        self.proto.check(self._command(self.proto.encode_upload_begin(n_train, n_test)), Opcode.UPLOAD_BEGIN)
-        blocks = -(-len(image) // UPLOAD_WORDS)
+        self.write_store(layout.header_base, [0] * HEADER_WORDS, "clearing the store's header")
+        blocks = -(-len(image) // WRITE_BLOCK_WORDS)
         for blk in range(blocks):
-            raw = self.proto.encode_upload_block(blk, image[blk * UPLOAD_WORDS:(blk + 1) * UPLOAD_WORDS])
-            for attempt in range(BLOCK_RETRIES + 1):
-                try:
-                    self.proto.check(self._command(raw), Opcode.UPLOAD_BLOCK)
-                    break
-                except (LinkRefused, LinkTimeout) as exc:
-                    if attempt == BLOCK_RETRIES:
-                        raise UploadFailed(f"block {blk} of {blocks} failed {attempt + 1} times ({exc}); "
-                                           f"nothing was trained: check the cable and run the command "
-                                           f"again") from exc
+            first = blk * WRITE_BLOCK_WORDS
+            self.write_store(first, image[first:first + WRITE_BLOCK_WORDS], f"block {blk} of {blocks}")
             if progress:
                 progress(blk + 1, blocks)
-        reply = self._command(self.proto.encode_upload_end(store_crc(image), ident))
-        if not self.proto.decode_upload_end(reply):
-            raise UploadFailed("the board's check of the uploaded data set failed (its CRC differs from the "
-                               "host's): a block was lost or altered; the weights are unchanged; run the "
-                               "command again")
+        self.write_store(layout.header_base, header, "the store's header")
         return True
 
     def wait(self, progress=None, poll: float = 0.05) -> dict:
@@ -124,12 +139,12 @@ class OnChipSession:
                 return st
             time.sleep(poll)
 
-    def train_epochs(self, epochs: int, progress=None) -> dict:
-        self.proto.check(self._command(self.proto.encode_train_epochs(epochs)), Opcode.TRAIN_EPOCHS)
+    def train_epochs(self, epochs: int, n_train: int, progress=None) -> dict:
+        self.proto.check(self._command(self.proto.encode_train_epochs(epochs, n_train)), Opcode.TRAIN_EPOCHS)
         return self.wait(progress)
 
-    def evaluate(self) -> dict:
-        self.proto.check(self._command(self.proto.encode_evaluate()), Opcode.EVALUATE)
+    def evaluate(self, n_train: int, n_test: int) -> dict:
+        self.proto.check(self._command(self.proto.encode_evaluate(n_train, n_test)), Opcode.EVALUATE)
         return self.wait()
 
     def read_state(self) -> tuple[dict[str, np.ndarray], list[int]]:
@@ -162,8 +177,9 @@ def train_on_chip(session, counter: CountingTransport, cfg: Config, coded, epoch
                   progress=None, upload_progress=None) -> dict:
     """Upload (or reuse) the data set, train ``epochs`` epochs and evaluate on the chip
     (``progress(samples done, epoch, chip samples/s)`` while it trains);
-    with ``check``, compare every memory word and LFSR with the fixed-point model after
-    the same epochs from the state the board started in."""
+    with ``check``, compare every word of the stored data set with the image, and every
+    memory word and LFSR with the fixed-point model after the same epochs from the state
+    the board started in."""
     chip = OnChipSession(session)
     image = store_image(cfg, coded)
     ident = dataset_id(image)
@@ -182,12 +198,12 @@ def train_on_chip(session, counter: CountingTransport, cfg: Config, coded, epoch
             progress(done, st["epoch"], done * f_clk / st["run_cycles"])
 
     t0 = time.monotonic()
-    trained = chip.train_epochs(epochs, on_status)
+    trained = chip.train_epochs(epochs, n_train, on_status)
     wall_train = time.monotonic() - t0
     if trained["epoch"] != first_epoch + epochs:
         raise UploadFailed(f"the board ran {trained['epoch'] - first_epoch} epochs, {epochs} asked")
     samples = epochs * n_train
-    evaluated = chip.evaluate()
+    evaluated = chip.evaluate(n_train, n_test)
     result = {
         "mode": "on-chip", "board": cfg.hardware.board, "dataset": cfg.model.dataset,
         "layers": list(cfg.model.layers), "epochs": epochs, "train_samples": n_train, "test_samples": n_test,
@@ -202,6 +218,7 @@ def train_on_chip(session, counter: CountingTransport, cfg: Config, coded, epoch
         "wall_train_s": wall_train, "epochs_on_board": trained["epoch"],
     }
     if check:
+        result["store_matches_image"] = chip.read_store(0, len(image)) == [int(w) for w in image]
         gold = golden_from_state(cfg, *before)
         train_epochs(gold, image, n_train, n_test, first_epoch=first_epoch, epochs=epochs)
         words, lfsr = chip.read_state()

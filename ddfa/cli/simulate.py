@@ -24,7 +24,7 @@ next to the golden model's.
 
 ``--on-chip`` (a configuration with ``hardware.dataset_store``) trains from the dataset
 store the way a board does without the host: the bench uploads the store image
-(UPLOAD_BEGIN, UPLOAD_BLOCKs, UPLOAD_END), starts TRAIN_EPOCHS, polls RUN_STATUS until the
+(WRITE_BLOCKs, then the store's header), starts TRAIN_EPOCHS, polls RUN_STATUS until the
 processor's epoch runner is done, and compares every memory word, the LFSRs and the step
 counter with :func:`golden.onchip.train_epochs` on the same image; with ``--test`` the
 store also holds that many test records and EVALUATE's count must equal

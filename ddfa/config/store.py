@@ -9,7 +9,10 @@ store"). The layout is a function of the configuration alone:
   to 16 bits) of pixel code ``c`` of input ``t`` (``t = 0`` when ``table_rows == 1``);
 * then one record of ``record_words`` words per sample, the training set first: a record
   is the ``n_0`` pixel codes and the label, one byte each, two bytes to a word, low byte
-  first.
+  first;
+* in the store's last :data:`HEADER_WORDS` words, the header that says which data set the
+  store holds (:meth:`StoreLayout.header`), written by the host after the data set and
+  cleared before it is overwritten.
 
 :func:`order_seed` seeds the epoch keys of the chip's training order.
 """
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from .core import Config
 
 __all__ = ["StoreLayout", "StoreError", "STORE_CAPACITY_WORDS", "STORE_WORD_BITS", "STORE_KINDS", "BUILT_STORES",
-           "MAX_SPLIT_RECORDS",
+           "MAX_SPLIT_RECORDS", "HEADER_WORDS",
            "code_bits", "store_layout", "order_seed"]
 
 #: Bits of a store word.
@@ -47,6 +50,9 @@ BUILT_STORES = ("spram",)
 
 #: The most records of one split (``n_train``, ``n_test``: 16-bit counts).
 MAX_SPLIT_RECORDS = 65_535
+
+#: Words of the store's header (:meth:`StoreLayout.header`).
+HEADER_WORDS = 4
 
 
 class StoreError(ConfigError):
@@ -141,9 +147,20 @@ class StoreLayout:
         return self.train_base + (n_train + n_test) * self.record_words
 
     @property
+    def header_base(self) -> int:
+        """The address of the header's first word: the store's last :data:`HEADER_WORDS`."""
+        return self.capacity_words - HEADER_WORDS
+
+    @staticmethod
+    def header(n_train: int, n_test: int, dataset_id: int) -> list[int]:
+        """The header of a stored data set: ``n_train``, ``n_test``, then the data set's
+        32-bit id, low word first. All zeros (``n_train = 0``) says the store holds none."""
+        return [n_train, n_test, dataset_id & 0xFFFF, dataset_id >> 16 & 0xFFFF]
+
+    @property
     def max_records(self) -> int:
-        """Records (both splits together) that fit after the table."""
-        return max(0, (self.capacity_words - self.train_base) // self.record_words)
+        """Records (both splits together) that fit between the table and the header."""
+        return max(0, (self.header_base - self.train_base) // self.record_words)
 
     def check(self, n_train: int, n_test: int, what: str = "the data set") -> None:
         """Raise :class:`StoreError` (with the sizes) unless ``n_train`` and ``n_test``
@@ -154,10 +171,10 @@ class StoreLayout:
                                  f"most {MAX_SPLIT_RECORDS:,} per split",
                                  f"use at most {MAX_SPLIT_RECORDS:,} {name} samples, or train from the host")
         need = self.words(n_train, n_test)
-        if need > self.capacity_words:
+        if need > self.header_base:
             raise StoreError("model.dataset", f"{what} needs {need:,} store words (a table of {self.table_words:,} "
                              f"words, then {n_train:,} + {n_test:,} records of {self.record_words} words), the "
-                             f"store holds {self.capacity_words:,}",
+                             f"store holds {self.header_base:,} before its header",
                              f"use at most {self.max_records:,} samples in all, or train from the host")
 
 
