@@ -27,7 +27,7 @@ from ddfa.config.sdram import SdramChip
 from .store import STORE_WIDTH, StoreSignature, store_request_layout
 
 __all__ = ["CMD_NOP", "CMD_ACTIVE", "CMD_READ", "CMD_WRITE", "CMD_PRECHARGE", "CMD_REFRESH", "CMD_MODE",
-           "SdramPinSignature", "sdram_command_layout", "mode_register", "Countdown", "SdramInit",
+           "SdramPinSignature", "sdram_command_layout", "sdram_cell", "mode_register", "Countdown", "SdramInit",
            "SdramRefreshTimer", "SdramEngine", "SdramIO", "SdramController"]
 
 #: Commands as ``{ras_n, cas_n, we_n}`` (``ras_n`` the high bit), with ``cs_n`` low.
@@ -52,6 +52,14 @@ def sdram_command_layout(chip: SdramChip) -> data.StructLayout:
     """One cycle's command: ``cmd`` (``CMD_*``), bank, address, write data and its enable, DQM."""
     return data.StructLayout({"cmd": 3, "ba": chip.bank_bits, "a": chip.row_bits, "dq_o": chip.width,
                               "dq_oe": 1, "dqm": chip.width // 8})
+
+
+def sdram_cell(chip: SdramChip, addr: int) -> tuple[int, int, int]:
+    """The bank, row and column of word address ``addr`` (``row * 2048 + bank * 512 + column``
+    on the ULX3S's SDRAM)."""
+    column = addr & (chip.columns - 1)
+    bank = addr >> chip.column_bits & (chip.banks - 1)
+    return bank, addr >> (chip.column_bits + chip.bank_bits), column
 
 
 def mode_register(cl: int) -> int:

@@ -35,7 +35,7 @@ from amaranth.sim import Simulator
 
 from ddfa.config.sdram import SdramChip
 from hdl.sdram import (ALL_BANKS_BIT, CMD_ACTIVE, CMD_MODE, CMD_NOP, CMD_PRECHARGE, CMD_READ, CMD_REFRESH,
-                       CMD_WRITE, SdramController)
+                       CMD_WRITE, SdramController, sdram_cell)
 
 __all__ = ["SdramModel", "COMMAND_NAMES", "Request", "StoreRun", "run_store"]
 
@@ -280,12 +280,14 @@ class SdramModel:
 @dataclass(frozen=True)
 class Request:
     """A store request: write ``data`` at ``addr`` (``write``) or read it, presented ``gap``
-    cycles after the previous request was taken."""
+    cycles after the previous request was taken (and, with ``wait``, once every earlier
+    read's word has come)."""
 
     addr: int
     write: bool = False
     data: int = 0
     gap: int = 0
+    wait: bool = False
 
 
 @dataclass
@@ -310,6 +312,8 @@ class StoreRun:
         The cycle each request was taken.
     arrived : list of int
         The cycle each read's word came.
+    memory : dict
+        The model's words at the end (:attr:`SdramModel.memory`).
     """
 
     mismatches: list[str] = field(default_factory=list)
@@ -320,30 +324,31 @@ class StoreRun:
     refreshes: int = 0
     taken: list[int] = field(default_factory=list)
     arrived: list[int] = field(default_factory=list)
+    memory: dict = field(default_factory=dict)
 
 
 def run_store(requests: list[Request], chip: SdramChip, clk_hz: float, *, model_chip: SdramChip | None = None,
-              tail: int = 0, limit: int = 2_000_000, model_memory: dict | None = None,
+              tail: int = 0, limit: int = 2_000_000, preset: dict[int, int] | None = None,
               controller: SdramController | None = None, model_class: type | None = None) -> StoreRun:
     """Simulate ``requests`` through a controller built for ``chip`` into a model of
     ``model_chip`` (``chip`` by default): a controller timed for another chip is one the model
-    should catch. ``tail`` idle cycles follow the last word (refreshes go on); ``model_memory``
-    presets the model's words (``(bank, row, column) -> word``); ``model_class`` replaces
+    should catch. ``tail`` idle cycles follow the last word (refreshes go on); ``preset``
+    (address -> word) is in the SDRAM from the start (as if written); ``model_class`` replaces
     :class:`SdramModel` (a faulty SDRAM)."""
     dut = controller or SdramController(chip, clk_hz)
     model_class = model_class or SdramModel
     model = model_class(model_chip or chip, clk_hz, dut.pins)
-    if model_memory:
-        model.memory.update(model_memory)
+    preset = preset or {}
+    model.memory.update({sdram_cell(model.chip, a): w for a, w in preset.items()})
     run = StoreRun()
     req, resp = dut.bus.req, dut.bus.resp
 
     async def user(ctx):
-        shadow: dict[int, int] = {}
+        shadow = dict(preset)
         pending: deque[tuple[int, int | None]] = deque()
         i, idle, cycle, after = 0, 0, 0, 0
         while i < len(requests) or pending or after < tail:
-            present = i < len(requests) and idle >= requests[i].gap
+            present = i < len(requests) and idle >= requests[i].gap and not (requests[i].wait and pending)
             if present:
                 r = requests[i]
                 ctx.set(req.payload, {"addr": r.addr, "write": int(r.write), "data": r.data})
@@ -388,4 +393,5 @@ def run_store(requests: list[Request], chip: SdramChip, clk_hz: float, *, model_
     sim.run()
     run.violations = model.finish()
     run.refreshes = model.refreshes
+    run.memory = model.memory
     return run

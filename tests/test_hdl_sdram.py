@@ -12,7 +12,7 @@ import pytest
 
 from ddfa.config.sdram import ULX3S_SDRAM
 from hdl.sdram import (CMD_ACTIVE, CMD_MODE, CMD_NOP, CMD_PRECHARGE, CMD_READ, CMD_REFRESH, CMD_WRITE,
-                       SdramController, mode_register)
+                       SdramController, mode_register, sdram_cell)
 from sim.sdram_model import Request, SdramModel, run_store
 
 CLK = 100e6
@@ -114,8 +114,11 @@ def test_mixed_patterns(seed):
 
 
 def test_bank_conflicts():
-    run = run_store(bank_conflicts(), CHIP, CLK, tail=100)
+    """Also: each word lies where ``sdram_cell`` says (bank, row, column of the address)."""
+    requests = bank_conflicts()
+    run = run_store(requests, CHIP, CLK, tail=100)
     assert_clean(run)
+    assert run.memory == {sdram_cell(CHIP, r.addr): r.data for r in requests if r.write}
 
 
 def test_many_refreshes():
