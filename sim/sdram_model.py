@@ -322,9 +322,9 @@ class StoreRun:
     first_taken: int = -1
     words: int = 0
     refreshes: int = 0
-    taken: list[int] = field(default_factory=list)
-    arrived: list[int] = field(default_factory=list)
-    memory: dict = field(default_factory=dict)
+    taken: list[int] = field(default_factory=list, repr=False)
+    arrived: list[int] = field(default_factory=list, repr=False)
+    memory: dict = field(default_factory=dict, repr=False)
 
 
 def run_store(requests: list[Request], chip: SdramChip, clk_hz: float, *, model_chip: SdramChip | None = None,

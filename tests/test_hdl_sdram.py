@@ -113,6 +113,13 @@ def test_mixed_patterns(seed):
     assert run.words > 1000 and run.refreshes > CHIP.init_refreshes + 3
 
 
+@pytest.mark.parametrize("clk_hz", [25e6, 143e6])
+def test_other_clocks(clk_hz):
+    """At 25 MHz most times are one cycle; at 143 MHz the CAS latency is 3."""
+    run = run_store(mixed_requests(5, 1500) + bank_conflicts(), CHIP, clk_hz, tail=100)
+    assert_clean(run)
+
+
 def test_bank_conflicts():
     """Also: each word lies where ``sdram_cell`` says (bank, row, column of the address)."""
     requests = bank_conflicts()
