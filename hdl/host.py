@@ -393,7 +393,7 @@ class BlockReader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         h, lat = self.params, self.latency
-        next_addr = Signal(8 * h.addr_bytes + BLOCK_WORDS.bit_length())    # never wraps within a block
+        next_addr = Signal(8 * h.addr_bytes + 1)        # first + BLOCK_WORDS < 2**(8 * addr_bytes + 1): never wraps
         words = Signal.like(self.words)
         words_left = Signal(range(BLOCK_WORDS + 1))
         byte_index = Signal(range(h.word_bytes))

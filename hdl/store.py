@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from ddfa.config import Config
 
-__all__ = ["STORE_WIDTH", "store_request_layout", "StoreSignature", "SpramStore", "StoreArbiter", "make_store"]
+__all__ = ["STORE_WIDTH", "store_request_layout", "StoreSignature", "SpramStore", "make_store"]
 
 #: Bits of a store word.
 STORE_WIDTH = 16
@@ -99,54 +99,6 @@ class SpramStore(wiring.Component):
             words.append(dout)
         m.d.comb += resp.payload.eq(Array(words)[block_q])
         return m
-
-
-class StoreArbiter(wiring.Component):
-    """Several users on one store, by a fixed priority: the lowest-numbered user with a
-    valid request is served. Every user sees every read's word on its ``resp`` (users
-    take turns: at most one has reads outstanding). Combinational (latency 0).
-
-    Parameters
-    ----------
-    addr_bits : int
-        Address bits of the store.
-    users : int
-        Number of users.
-
-    Members
-    -------
-    ports : ``In(StoreSignature(addr_bits))`` each
-        The users' ports (``ports[k]``).
-    store : ``Out(StoreSignature(addr_bits))``
-        The store.
-    """
-
-    def __init__(self, addr_bits: int, users: int):
-        self.users = users
-        super().__init__({
-            **{f"port{k}": In(StoreSignature(addr_bits)) for k in range(users)},
-            "store": Out(StoreSignature(addr_bits)),
-        })
-
-    @property
-    def ports(self):
-        return [getattr(self, f"port{k}") for k in range(self.users)]
-
-    def elaborate(self, platform):
-        m = Module()
-        ports = self.ports
-        with m.If(ports[0].req.valid):
-            m.d.comb += self._serve(ports[0])
-        for p in ports[1:]:
-            with m.Elif(p.req.valid):
-                m.d.comb += self._serve(p)
-        for p in ports:
-            m.d.comb += [p.resp.valid.eq(self.store.resp.valid), p.resp.payload.eq(self.store.resp.payload)]
-        return m
-
-    def _serve(self, port):
-        return [self.store.req.valid.eq(1), self.store.req.payload.eq(port.req.payload),
-                port.req.ready.eq(self.store.req.ready)]
 
 
 def make_store(cfg: Config) -> wiring.Component:

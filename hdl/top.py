@@ -27,7 +27,7 @@ from .layer import LayerEngine, host_latency
 from .mul import SharedMultiplier
 from .output import OutputUnit
 from .sequencer import Sequencer
-from .store import StoreArbiter, make_store
+from .store import make_store
 
 __all__ = ["Processor", "check_hardware"]
 
@@ -138,9 +138,12 @@ class Processor(wiring.Component):
             # epoch runner's loader the other (the next sample, while a step runs).
             m.submodules.runner = runner
             m.submodules.store = store = self.store
-            m.submodules.store_arbiter = arbiter = StoreArbiter(cfg.chip_store.addr_bits, 2)
-            wiring.connect(m, runner.store, arbiter.port0)       # port1: the host's memory bus, below
-            wiring.connect(m, arbiter.store, store.bus)
+            # the store's reads go to the loader and to the host's memory bus (below); its
+            # requests come from the loader while a run runs, else from the bus (the host's
+            # commands that reach the store are refused while a run runs)
+            m.d.comb += [runner.store.resp.valid.eq(store.bus.resp.valid),
+                         runner.store.resp.payload.eq(store.bus.resp.payload),
+                         runner.store.req.ready.eq(store.bus.req.ready)]
             wiring.connect(m, host.run, runner.ctl)
             j_bits = len(host.x_addr)
             m.submodules.x = x_mem = Memory(shape=fixed_shape(ar.act), depth=2 << j_bits, init=[])
@@ -266,11 +269,13 @@ class Processor(wiring.Component):
         if store_info is not None:
             # the store's read latency (1) is the bus's on the boards that have one
             assert not staged and store_info.width <= wbits
-            k, port = len(groups), arbiter.port1
+            k, req, loader = len(groups), self.store.bus.req, self.runner.store.req
+            running = self.runner.ctl.running
             m.d.comb += [sel[k].eq(bus.id == store_info.id),
-                         port.req.valid.eq((q_re | q_we) & q_sel[k]), port.req.payload.write.eq(q_we),
-                         port.req.payload.addr.eq(q_addr), port.req.payload.data.eq(q_wdata)]
-            words.append(Mux(rd_sel[k], port.resp.payload, 0))     # unsigned
+                         req.valid.eq(loader.valid | ((q_re | q_we) & q_sel[k])),
+                         req.payload.addr.eq(Mux(running, loader.payload.addr, q_addr)),
+                         req.payload.write.eq(q_we & ~running), req.payload.data.eq(q_wdata)]
+            words.append(Mux(rd_sel[k], self.store.bus.resp.payload, 0))     # unsigned
         word = Signal(wbits)
         m.d.comb += word.eq(Cat(*[Cat(*[w[b] for w in words]).any() for b in range(wbits)]))
         if staged:

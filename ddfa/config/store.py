@@ -42,8 +42,8 @@ STORE_CAPACITY_WORDS = {
 }
 
 #: The memory each board's store is: ``"spram"`` (:class:`hdl.store.SpramStore`) or
-#: ``"sdram"`` (the ULX3S's SDRAM; the layout and the golden model exist, the processor's
-#: controller does not yet).
+#: ``"sdram"`` (the ULX3S's SDRAM; the layout, the golden model and the controller,
+#: :class:`hdl.sdram.SdramController`, exist; the processor does not use it yet).
 STORE_KINDS = {"icebreaker": "spram", "ulx3s-85f": "sdram"}
 #: The kinds the processor builds.
 BUILT_STORES = ("spram",)
