@@ -69,21 +69,21 @@ def test_backward_unit_by_hand():
 
     * column 0: (-32768 * 8192 + 32767 * -2048) / 4096 = -81919.5, saturates to -32768;
     * column 1: (-2048 * 8192 + 4095 * -2048) / 4096 = -6143.5, a tie, to even: -6144
-      (rounding half up would give -6143);
-    * column 2: (6144 * 8192 + 3 * -2048) / 4096 = 12286.5, a tie, to even: 12286
-      (half up: 12287); masked by relu'(a_1,2 = -3) = 0.
+      (rounding half up or truncating toward zero would give -6143);
+    * column 2: (6144 * 8192 + 1 * -2048) / 4096 = 12287.5, a tie, to even: 12288
+      (a plain arithmetic shift, floor, would give 12287); masked by relu'(a_1,2 = -3) = 0.
     """
     ar = ICE.arith
-    W2 = [[-32768, -2048, 6144], [32767, 4095, 3]]
+    W2 = [[-32768, -2048, 6144], [32767, 4095, 1]]
     delta2, a1 = [8192, -2048], [5, 1, -3]
     g, delta = backward_unit(ar, torch.tensor(W2, dtype=I64), torch.tensor(delta2, dtype=I64),
                              torch.tensor(a1, dtype=I64))
-    assert g.tolist() == [-32768, -6144, 12286]
+    assert g.tolist() == [-32768, -6144, 12288]
     assert delta.tolist() == [-32768, -6144, 0]
     assert backward_reference(ar, W2, delta2, a1) == (g.tolist(), delta.tolist())
     # relu' is strict: a = 0 masks
     assert backward_unit(ar, torch.tensor(W2, dtype=I64), torch.tensor(delta2, dtype=I64),
-                         torch.tensor([0, 0, 1], dtype=I64))[1].tolist() == [0, 0, 12286]
+                         torch.tensor([0, 0, 1], dtype=I64))[1].tolist() == [0, 0, 12288]
 
 
 def tiny_model() -> FixedModel:
