@@ -15,8 +15,8 @@ by calling the block functions of :mod:`golden.arith` in the order the hardware 
 Backpropagation (``model.algorithm = "bp"``, section 11) is the same step without
 directions, tangents and feedback matrices: step 4 is the backward pass ``delta_l =
 relu'(a_l) * (W_{l+1}^T delta_{l+1})`` (eq. 5, :func:`golden.arith.backward_unit`) with
-the weights of before this step's update. The processor does not run it (yet): this is
-its contract, so that one can be built bit-exact against it.
+the weights of before this step's update. The processor does not run it: this is the
+contract a backpropagation processor is to be built bit-exact against.
 
 The cocotb benches compare :meth:`FixedModel.memory_words` with the hardware's memories
 after every step, and load and dump the hardware's state as the ``$readmemh`` images of
@@ -53,7 +53,8 @@ __all__ = ["FixedModel", "train_fixed", "softmax_error_bound", "IMAGE_FORMAT", "
 I64 = torch.int64
 
 #: The algorithms this model runs: the processor's (``ddfa.config.PROCESSOR_ALGORITHMS``)
-#: and backpropagation, whose fixed-point rule is written here before the processor has it.
+#: and backpropagation, whose fixed-point rule (``docs/ARITHMETIC.md`` section 11) no
+#: processor implements yet.
 FIXED_ALGORITHMS = ("ddfa", "dfa", "bp")
 
 #: ``manifest.json`` ``format`` field of the memory images (section 7).
@@ -180,14 +181,17 @@ class FixedModel:
             b = _uniform((n[l],), bound, g)
             self.W.append(quantize(W, ar.weight))
             self.b.append(quantize(b, ar.weight))
+        # DDFA and DFA: feedback matrices and direction generators of the hidden layers;
+        # backpropagation has neither.
+        hidden = range(1, self.L) if not self.bp else range(0)
         gB = torch.Generator().manual_seed(derived_seed(cfg.model.seed, "feedback"))
         self.B = []
-        for l in range(1, self.L if not self.bp else 1):
+        for l in hidden:
             if self.ddfa:
                 self.B.append(torch.zeros(n[l], n[-1], dtype=I64))
             else:
                 self.B.append(quantize(_uniform((n[l], n[-1]), math.sqrt(6.0 / n[l]), gB), ar.feedback))
-        self.lfsr = [LfsrStream(ar.lfsr_width, cfg.direction_seed(l)) for l in range(1, self.L if not self.bp else 1)]
+        self.lfsr = [LfsrStream(ar.lfsr_width, cfg.direction_seed(l)) for l in hidden]
         self.xorshift = ([Xorshift32Stream(sr_seed(cfg.direction_seed(l))) for l in range(1, self.L + 1)]
                          if self.stochastic else [])
         self.steps = 0
@@ -497,7 +501,8 @@ class FixedModel:
     def state_hash(self) -> str:
         """sha256 of the state (section 7): the canonical JSON of the hash header
         (``memories`` as ``[name, words, width]``, ``step``, ``lfsr``, ``xorshift``),
-        a newline, then every logical image's text in ``cfg.memory_words`` order."""
+        a newline, then every logical image's text in ``cfg.memory_words`` order.
+        Backpropagation: ``W`` and ``b`` only, ``lfsr`` empty (section 11)."""
         h = hashlib.sha256()
         h.update(_canonical(self._hash_header()).encode() + b"\n")
         widths = self.cfg.memory_words
@@ -661,7 +666,7 @@ def train_fixed(cfg: Config, dataset, progress: bool = True, align_every: int | 
     Parameters
     ----------
     cfg : Config
-        The validated configuration (``ddfa`` or ``dfa``, the hardware setting).
+        The validated configuration (``ddfa``, ``dfa`` or ``bp``, the hardware setting).
     dataset : ddfa.data.Dataset
         Training and test tensors (float, in [-1, 1]); quantised to the act format here.
     progress : bool
