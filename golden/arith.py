@@ -4,8 +4,8 @@ Every function here works on int64 tensors that hold the stored integers of the
 fixed-point formats of :class:`ddfa.config.ArithConfig`, and every hardware block in
 ``hdl/`` computes exactly what its function here computes (:func:`backward_unit`, the
 backpropagation rule, has no hardware block: the processor runs DDFA and DFA). The
-fixed-point golden model
-(:mod:`golden.fixed`) is these functions run in the order of one training step.
+fixed-point golden model (:mod:`golden.fixed`) is these functions run in the order of
+one training step.
 
 Names follow the paper: a (pre-activations), y (activations), t (tangents), d
 (directional derivatives), v (directions), e (output error), g (projected error),

@@ -62,7 +62,8 @@ IMAGE_FORMAT = "ddfa-memory-images/1"
 
 
 def _check_hardware_form(cfg: Config) -> None:
-    """The fixed-point model is the processor: refuse settings it does not have."""
+    """The fixed-point model runs the processor's setting (and backpropagation in it,
+    ``docs/ARITHMETIC.md`` section 11): refuse settings it does not have."""
     m = cfg.model
     if m.algorithm not in FIXED_ALGORITHMS:
         raise ConfigError("model.algorithm", f"the fixed-point model runs {', '.join(FIXED_ALGORITHMS)}, "
