@@ -2,12 +2,15 @@
 
 Every function here works on int64 tensors that hold the stored integers of the
 fixed-point formats of :class:`ddfa.config.ArithConfig`, and every hardware block in
-``hdl/`` computes exactly what its function here computes. The fixed-point golden model
-(:mod:`golden.fixed`) is these functions run in the order of one training step.
+``hdl/`` computes exactly what its function here computes (:func:`backward_unit`, the
+backpropagation rule, has no hardware block: the processor runs DDFA and DFA). The
+fixed-point golden model (:mod:`golden.fixed`) is these functions run in the order of
+one training step.
 
 Names follow the paper: a (pre-activations), y (activations), t (tangents), d
 (directional derivatives), v (directions), e (output error), g (projected error),
-B (feedback matrix), delta (the error a layer's update uses), W and b.
+B (feedback matrix), delta (the error a layer's update uses), W and b. Backpropagation
+(``model.algorithm = "bp"``) replaces the feedback units by :func:`backward_unit`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ddfa.config import LFSR_TAPS, ArithConfig, Fixed
 __all__ = [
     "saturate", "round_shift", "round_shift_stochastic", "narrow", "quantize",
     "Lfsr", "lfsr_mask", "directions",
-    "layer_forward", "exp_table", "output_unit", "feedback_unit",
+    "layer_forward", "exp_table", "output_unit", "feedback_unit", "backward_unit",
     "weight_update",
 ]
 
@@ -117,7 +120,7 @@ def directions(lfsr: Lfsr, n: int, fmt: Fixed) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 
 def layer_forward(ar: ArithConfig, W: torch.Tensor, b: torch.Tensor, y_prev: torch.Tensor,
-                  d_prev: torch.Tensor | None, v: torch.Tensor | None, output: bool):
+                  d_prev: torch.Tensor | None, v: torch.Tensor | None, output: bool, tangent: bool = True):
     """Layer engine: eq. 1 (primal) and eq. 12 (tangent) for one layer.
 
     Parameters
@@ -128,14 +131,19 @@ def layer_forward(ar: ArithConfig, W: torch.Tensor, b: torch.Tensor, y_prev: tor
         so t_1 = 0 and no tangent MACs are done).
     v : directions of this layer (act format); None for the output layer.
     output : the output layer is linear (y_L = a_L, d_L = t_L).
+    tangent : False for backpropagation, which has no tangent path: eq. 1 only
+        (``d_prev`` and ``v`` are ignored).
 
     Returns
     -------
-    a, y, t, d : act format. ``t`` is zero for layer 1.
+    a, y, t, d : act format. ``t`` is zero for layer 1; ``t`` and ``d`` are None
+        without ``tangent``.
     """
     s = ar.weight.frac                       # product frac (w + act) back to act
     acc_a = W @ y_prev + (b << ar.act.frac)  # eq. 1: a = W y + b
     a = narrow(acc_a, s, ar.act)
+    if not tangent:
+        return a, (a if output else a.clamp(min=0)), None, None
     if d_prev is None:
         t = torch.zeros_like(a)
     else:
@@ -225,6 +233,31 @@ def feedback_unit(ar: ArithConfig, B: torch.Tensor, e: torch.Tensor, v: torch.Te
         step = round_shift_stochastic(vd - B, ar.alpha_shift, rand_B)
     B_new = saturate(B + step, ar.feedback)                              # eq. 17
     return g, B_new
+
+
+def backward_unit(ar: ArithConfig, W_next: torch.Tensor, delta_next: torch.Tensor, a: torch.Tensor):
+    """Backpropagation through one layer (eq. 5, the chain rule), for ``model.algorithm
+    = "bp"``: the error of hidden layer ``l`` from the layer above it.
+
+    * ``g_l = narrow(W_{l+1}^T delta_{l+1}, weight.frac, err)``: the sum of products of
+      the weight and err formats (``weight.frac + err.frac`` fractional bits), rounded
+      once by ``weight.frac`` bits (nearest, ties to even) and saturated to err;
+    * ``delta_l = relu'(a_l) * g_l`` with ``relu'(a) = [a > 0]``.
+
+    Parameters
+    ----------
+    W_next : ``W_{l+1}`` (``n_{l+1} x n_l``, weight format) as it was **before** this
+        step's update.
+    delta_next : ``delta_{l+1}`` (err format); ``e`` for ``l + 1 = L``.
+    a : ``a_l`` (act format), this layer's pre-activations of the forward pass.
+
+    Returns
+    -------
+    g, delta : err format.
+    """
+    g = narrow(W_next.T @ delta_next, ar.weight.frac, ar.err)           # W^T delta
+    delta = torch.where(a > 0, g, torch.zeros_like(g))                  # * relu'(a)
+    return g, delta
 
 
 def weight_update(ar: ArithConfig, W: torch.Tensor, b: torch.Tensor, delta: torch.Tensor,

@@ -12,6 +12,12 @@ by calling the block functions of :mod:`golden.arith` in the order the hardware 
    average of ``B_l`` (eq. 17), ``delta_l = relu'(a_l) * g_l``; ``delta_L = e``;
 5. weight updates ``W_l -= eta delta_l y_{l-1}^T``, ``b_l -= eta delta_l`` (eqs. 2-4).
 
+Backpropagation (``model.algorithm = "bp"``, section 11) is the same step without
+directions, tangents and feedback matrices: step 4 is the backward pass ``delta_l =
+relu'(a_l) * (W_{l+1}^T delta_{l+1})`` (eq. 5, :func:`golden.arith.backward_unit`) with
+the weights of before this step's update. The processor does not run it: this is the
+contract a backpropagation processor is to be built bit-exact against.
+
 The cocotb benches compare :meth:`FixedModel.memory_words` with the hardware's memories
 after every step, and load and dump the hardware's state as the ``$readmemh`` images of
 :meth:`FixedModel.export_images` (section 7).
@@ -37,8 +43,8 @@ from ddfa.config import Config, ConfigError, split_banks
 
 from .alignment import angle_deg
 from .diverge import check_divergence
-from .arith import (directions, exp_table, feedback_unit, layer_forward, narrow, output_unit, quantize,
-                    weight_update)
+from .arith import (backward_unit, directions, exp_table, feedback_unit, layer_forward, narrow, output_unit,
+                    quantize, weight_update)
 from .order import derived_seed, epoch_orders
 from .streams import LfsrStream, Xorshift32Stream, sr_seed
 
@@ -46,20 +52,23 @@ __all__ = ["FixedModel", "train_fixed", "softmax_error_bound", "IMAGE_FORMAT", "
 
 I64 = torch.int64
 
-#: The algorithms the processor (and so this model) runs.
-FIXED_ALGORITHMS = ("ddfa", "dfa")
+#: The algorithms this model runs: the processor's (``ddfa.config.PROCESSOR_ALGORITHMS``)
+#: and backpropagation, whose fixed-point rule (``docs/ARITHMETIC.md`` section 11) no
+#: processor implements yet.
+FIXED_ALGORITHMS = ("ddfa", "dfa", "bp")
 
 #: ``manifest.json`` ``format`` field of the memory images (section 7).
 IMAGE_FORMAT = "ddfa-memory-images/1"
 
 
 def _check_hardware_form(cfg: Config) -> None:
-    """The fixed-point model is the processor: refuse settings it does not have."""
+    """The fixed-point model runs the processor's setting (and backpropagation in it,
+    ``docs/ARITHMETIC.md`` section 11): refuse settings it does not have."""
     m = cfg.model
     if m.algorithm not in FIXED_ALGORITHMS:
-        raise ConfigError("model.algorithm", f"the fixed-point model (the processor) runs "
-                          f"{' and '.join(FIXED_ALGORITHMS)}, not {m.algorithm!r}",
-                          "use --algo ddfa or --algo dfa, or train the float model (--model float)")
+        raise ConfigError("model.algorithm", f"the fixed-point model runs {', '.join(FIXED_ALGORITHMS)}, "
+                          f"not {m.algorithm!r}",
+                          "use --algo ddfa, dfa or bp, or train the float model (--model float)")
     if m.conv:
         raise ConfigError("model.conv", "the fixed-point model runs fully-connected networks only",
                           "use an arch such as 784-128-10, or the float model for the CNN")
@@ -125,17 +134,19 @@ class FixedModel:
     Parameters
     ----------
     cfg : Config
-        The validated configuration; ``model.algorithm`` must be ``ddfa`` or ``dfa``
-        (anything else raises :class:`~ddfa.config.ConfigError` naming the field).
+        The validated configuration; ``model.algorithm`` must be ``ddfa``, ``dfa`` or
+        ``bp`` (anything else raises :class:`~ddfa.config.ConfigError` naming the field).
 
     Attributes
     ----------
     W, b : list of torch.Tensor
         ``W[l-1]`` is ``W_l`` (``n_l x n_{l-1}``, weight format), ``b[l-1]`` is ``b_l``.
     B : list of torch.Tensor
-        ``B[l-1]`` is ``B_l`` (``n_l x n_L``, feedback format) of hidden layer ``l``.
+        ``B[l-1]`` is ``B_l`` (``n_l x n_L``, feedback format) of hidden layer ``l``;
+        empty for backpropagation.
     lfsr : list of LfsrStream
-        ``lfsr[l-1]``: direction generator of hidden layer ``l``.
+        ``lfsr[l-1]``: direction generator of hidden layer ``l``; empty for
+        backpropagation, which draws no directions.
     xorshift : list of Xorshift32Stream
         ``xorshift[l-1]``: stochastic-rounding stream of layer ``l`` (only with
         ``arith.rounding = "stochastic"``; empty otherwise).
@@ -150,7 +161,7 @@ class FixedModel:
     ``torch.Generator`` seeded with ``derived_seed(model.seed, "init")``, layer by layer,
     W then b; DDFA: ``B_l = 0``; random DFA: ``B_l ~ U(+-sqrt(6 / n_l))`` from a
     generator seeded with ``derived_seed(model.seed, "feedback")``, hidden layers in
-    order. Then ``quantize`` to the weight and feedback formats.
+    order; backpropagation: no ``B``. Then ``quantize`` to the weight and feedback formats.
     """
 
     def __init__(self, cfg: Config):
@@ -160,6 +171,7 @@ class FixedModel:
         self.sizes = cfg.model.layers
         self.L = cfg.model.n_layers
         self.ddfa = cfg.model.algorithm == "ddfa"
+        self.bp = cfg.model.algorithm == "bp"
         self.stochastic = self.ar.rounding == "stochastic"
         ar, n = self.ar, self.sizes
         g = torch.Generator().manual_seed(derived_seed(cfg.model.seed, "init"))
@@ -170,14 +182,17 @@ class FixedModel:
             b = _uniform((n[l],), bound, g)
             self.W.append(quantize(W, ar.weight))
             self.b.append(quantize(b, ar.weight))
+        # DDFA and DFA: feedback matrices and direction generators of the hidden layers;
+        # backpropagation has neither.
+        hidden = range(1, self.L) if not self.bp else range(0)
         gB = torch.Generator().manual_seed(derived_seed(cfg.model.seed, "feedback"))
         self.B = []
-        for l in range(1, self.L):
+        for l in hidden:
             if self.ddfa:
                 self.B.append(torch.zeros(n[l], n[-1], dtype=I64))
             else:
                 self.B.append(quantize(_uniform((n[l], n[-1]), math.sqrt(6.0 / n[l]), gB), ar.feedback))
-        self.lfsr = [LfsrStream(ar.lfsr_width, cfg.direction_seed(l)) for l in range(1, self.L)]
+        self.lfsr = [LfsrStream(ar.lfsr_width, cfg.direction_seed(l)) for l in hidden]
         self.xorshift = ([Xorshift32Stream(sr_seed(cfg.direction_seed(l))) for l in range(1, self.L + 1)]
                          if self.stochastic else [])
         self.steps = 0
@@ -230,22 +245,26 @@ class FixedModel:
             The intermediates, stored integers in their formats: ``x``; per hidden layer
             ``l``: ``v<l>``, ``a<l>``, ``y<l>``, ``t<l>``, ``d<l>``, ``g<l>``,
             ``delta<l>``; for the output layer ``L``: ``a<L>``, ``y<L>``, ``t<L>``,
-            ``d<L>``, ``delta<L>`` (``= e``); and ``p``, ``e``.
+            ``d<L>``, ``delta<L>`` (``= e``); and ``p``, ``e``. Backpropagation
+            (section 11) has no ``v``, ``t``, ``d``, and its ``g<l>`` is
+            ``W_{l+1}^T delta_{l+1}`` narrowed to the err format.
         """
-        ar, L = self.ar, self.L
+        ar, L, bp = self.ar, self.L, self.bp
         out: dict[str, torch.Tensor] = {"x": x_q}
-        # 1. Directions, one LFSR per hidden layer (section 4.1).
-        v = [directions(self.lfsr[l - 1], self.sizes[l], ar.act) for l in range(1, L)]
+        # 1. Directions, one LFSR per hidden layer (section 4.1); none for backpropagation.
+        v = [directions(lf, self.sizes[l], ar.act) for l, lf in enumerate(self.lfsr, start=1)]
         # 2. Layer engine, l = 1..L (eq. 1 primal, eq. 12 tangent; d_0 = 0).
         y_prev, d_prev = x_q, None
         ys, as_ = [x_q], []
         for l in range(1, L + 1):
             last = l == L
-            vl = None if last else v[l - 1]
-            a, y, t, d = layer_forward(ar, self.W[l - 1], self.b[l - 1], y_prev, d_prev, vl, last)
-            if not last:
+            vl = None if last or bp else v[l - 1]
+            a, y, t, d = layer_forward(ar, self.W[l - 1], self.b[l - 1], y_prev, d_prev, vl, last, tangent=not bp)
+            if vl is not None:
                 out[f"v{l}"] = vl
-            out[f"a{l}"], out[f"y{l}"], out[f"t{l}"], out[f"d{l}"] = a, y, t, d
+            out[f"a{l}"], out[f"y{l}"] = a, y
+            if not bp:
+                out[f"t{l}"], out[f"d{l}"] = t, d
             ys.append(y)
             as_.append(a)
             y_prev, d_prev = y, d
@@ -254,19 +273,25 @@ class FixedModel:
         p, e = output_unit(ar, y_prev, label)
         out["p"], out["e"] = p, e
         rand = [x.words(self._words(l)) for l, x in enumerate(self.xorshift, start=1)] if self.stochastic else None
-        # 4. Feedback units, every hidden layer on the same bus beats (eq. 6, eq. 17).
-        deltas, B_new = [], []
-        for l in range(1, L):
-            rB = None
-            if rand is not None and self.ddfa:
-                nW = self.sizes[l] * (self.sizes[l - 1] + 1)
-                rB = torch.from_numpy(rand[l - 1][nW:]).view(self.sizes[l], self.sizes[-1])
-            g, B = feedback_unit(ar, self.B[l - 1], e, v[l - 1], d_L, update=self.ddfa, rand_B=rB)
-            delta = torch.where(as_[l - 1] > 0, g, 0)            # delta_l = relu'(a_l) g_l (eq. 4, 6)
-            out[f"g{l}"], out[f"delta{l}"] = g, delta
-            deltas.append(delta)
-            B_new.append(B)
-        deltas.append(e)                                         # delta_L = e
+        deltas, B_new = [e], []                                  # delta_L = e
+        if bp:
+            # 4. Backward pass, l = L-1..1 (eq. 5), through W_{l+1} as it was before step 5.
+            for l in range(L - 1, 0, -1):
+                g, delta = backward_unit(ar, self.W[l], deltas[0], as_[l - 1])
+                out[f"g{l}"], out[f"delta{l}"] = g, delta
+                deltas.insert(0, delta)
+        else:
+            # 4. Feedback units, every hidden layer on the same bus beats (eq. 6, eq. 17).
+            for l in range(1, L):
+                rB = None
+                if rand is not None and self.ddfa:
+                    nW = self.sizes[l] * (self.sizes[l - 1] + 1)
+                    rB = torch.from_numpy(rand[l - 1][nW:]).view(self.sizes[l], self.sizes[-1])
+                g, B = feedback_unit(ar, self.B[l - 1], e, v[l - 1], d_L, update=self.ddfa, rand_B=rB)
+                delta = torch.where(as_[l - 1] > 0, g, 0)        # delta_l = relu'(a_l) g_l (eq. 4, 6)
+                out[f"g{l}"], out[f"delta{l}"] = g, delta
+                deltas.insert(l - 1, delta)
+                B_new.append(B)
         out[f"delta{L}"] = e
         # 5. Weight updates, every layer at once (eqs. 2-4), from steps 2-4 only.
         for l in range(1, L + 1):
@@ -301,12 +326,16 @@ class FixedModel:
           ``round(0) = 0`` (also stochastically: ``(0 + (r mod 2^s)) >> s = 0``), and
           the stored words are already in range.
 
+        * backpropagation's ``W_{l+1}^T delta_{l+1}`` as ``delta_{l+1} @ W_{l+1}`` (the
+          same sum), before the in-place updates of step 5.
+
         ``tests/test_fixed_fast.py`` runs both side by side, for DDFA and DFA, nearest
         and stochastic rounding, one to three hidden layers and random formats, and
-        demands equal memories, LFSR states and outputs after every step.
+        demands equal memories, LFSR states and outputs after every step;
+        ``tests/test_fixed_bp.py`` does the same for backpropagation.
         """
         P = self._fast_plan()
-        L, n = self.L, self.sizes
+        L, n, bp = self.L, self.sizes, self.bp
         W, b, B = self._numpy_state()
         sgn = [1 - 2 * lf.bits_array(n[l]) for l, lf in enumerate(self.lfsr, start=1)]  # 5.1, v / act.one
         y, d = x_q, None
@@ -317,14 +346,17 @@ class FixedModel:
             a = _clamp(_rs(a, P.wt_frac), P.act_lo, P.act_hi)
             if l == L - 1:
                 y = a
-                t = (np.zeros_like(a) if d is None
-                     else _clamp(_rs(W[l] @ d, P.wt_frac), P.act_lo, P.act_hi))
-                d = t
+                if not bp:
+                    t = (np.zeros_like(a) if d is None
+                         else _clamp(_rs(W[l] @ d, P.wt_frac), P.act_lo, P.act_hi))
+                    d = t
             else:
                 p = a > 0
                 pos.append(p)
                 y = a * p
-                if d is None:
+                if bp:                                                       # no tangent path
+                    pass
+                elif d is None:
                     d = _clamp(sgn[l] * P.act_one, P.act_lo, P.act_hi)
                 else:
                     t = _clamp(_rs(W[l] @ d, P.wt_frac), P.act_lo, P.act_hi)
@@ -340,22 +372,27 @@ class FixedModel:
         e = _rs(E, P.exp_bits)
         e[label] -= P.err_one                                                # e = p - onehot
         rand = [x.words(self._words(l)) for l, x in enumerate(self.xorshift, start=1)] if self.stochastic else None
-        deltas = []
-        for l in range(L - 1):                                               # 5.4, eqs. 6, 17
-            g = _clamp(_rs(B[l] @ e, P.fb_frac), P.err_lo, P.err_hi)
-            if self.ddfa:
-                vd = sgn[l][:, None] * _rs(d, P.vd_shift)
-                vd -= B[l]
-                if rand is None:
-                    step = _rs(vd, P.alpha_shift)
-                else:
-                    nW = n[l + 1] * (n[l] + 1)
-                    step = _rss(vd, P.alpha_shift, rand[l][nW:].reshape(B[l].shape))
-                B[l] += step
-                _clamp(B[l], P.fb_lo, P.fb_hi)
-            g *= pos[l]
-            deltas.append(g)
-        deltas.append(e)
+        deltas = [e]                                                         # delta_L = e
+        if bp:
+            for l in range(L - 2, -1, -1):                                   # 11, eq. 5
+                g = _clamp(_rs(deltas[0] @ W[l + 1], P.wt_frac), P.err_lo, P.err_hi)
+                g *= pos[l]
+                deltas.insert(0, g)
+        else:
+            for l in range(L - 1):                                           # 5.4, eqs. 6, 17
+                g = _clamp(_rs(B[l] @ e, P.fb_frac), P.err_lo, P.err_hi)
+                if self.ddfa:
+                    vd = sgn[l][:, None] * _rs(d, P.vd_shift)
+                    vd -= B[l]
+                    if rand is None:
+                        step = _rs(vd, P.alpha_shift)
+                    else:
+                        nW = n[l + 1] * (n[l] + 1)
+                        step = _rss(vd, P.alpha_shift, rand[l][nW:].reshape(B[l].shape))
+                    B[l] += step
+                    _clamp(B[l], P.fb_lo, P.fb_hi)
+                g *= pos[l]
+                deltas.insert(l, g)
         for l in range(L):                                                   # 5.5, eqs. 2-4
             delta = deltas[l]
             rows = np.flatnonzero(delta)
@@ -430,12 +467,13 @@ class FixedModel:
 
     def memory_tensors(self) -> dict[str, torch.Tensor]:
         """Every learned memory as its logical (unbanked) tensor, in
-        ``cfg.memory_words`` order: ``W1, b1, B1, W2, b2, ...``."""
+        ``cfg.memory_words`` order: ``W1, b1, B1, W2, b2, ...`` (no ``B`` for
+        backpropagation)."""
         mem = {}
         for l in range(1, self.L + 1):
             mem[f"W{l}"] = self.W[l - 1]
             mem[f"b{l}"] = self.b[l - 1]
-            if l < self.L:
+            if l <= len(self.B):
                 mem[f"B{l}"] = self.B[l - 1]
         return mem
 
@@ -464,7 +502,8 @@ class FixedModel:
     def state_hash(self) -> str:
         """sha256 of the state (section 7): the canonical JSON of the hash header
         (``memories`` as ``[name, words, width]``, ``step``, ``lfsr``, ``xorshift``),
-        a newline, then every logical image's text in ``cfg.memory_words`` order."""
+        a newline, then every logical image's text in ``cfg.memory_words`` order.
+        Backpropagation: ``W`` and ``b`` only, ``lfsr`` empty (section 11)."""
         h = hashlib.sha256()
         h.update(_canonical(self._hash_header()).encode() + b"\n")
         widths = self.cfg.memory_words
@@ -628,7 +667,7 @@ def train_fixed(cfg: Config, dataset, progress: bool = True, align_every: int | 
     Parameters
     ----------
     cfg : Config
-        The validated configuration (``ddfa`` or ``dfa``, the hardware setting).
+        The validated configuration (``ddfa``, ``dfa`` or ``bp``, the hardware setting).
     dataset : ddfa.data.Dataset
         Training and test tensors (float, in [-1, 1]); quantised to the act format here.
     progress : bool

@@ -10,7 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ddfa.config import Config
+from ddfa.config import PROCESSOR_ALGORITHMS, Config
 from ddfa.protocol import addr_width
 
 from .fixed import fixed_shape, narrow, round_shift, saturate, wire
@@ -77,7 +77,7 @@ class FeedbackUnit(wiring.Component):
     def __init__(self, cfg: Config, layer: int, init=None):
         if not 1 <= layer < cfg.model.n_layers:
             raise ValueError(f"layer {layer} is not a hidden layer (1..{cfg.model.n_layers - 1})")
-        if cfg.model.algorithm not in ("ddfa", "dfa"):
+        if cfg.model.algorithm not in PROCESSOR_ALGORITHMS:
             raise ValueError(f"the feedback unit implements ddfa and dfa, not "
                              f"model.algorithm = {cfg.model.algorithm!r}")
         self._cfg = cfg

@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ddfa.config import Config, ConfigError
+from ddfa.config import PROCESSOR_ALGORITHMS, Config, ConfigError
 from ddfa.protocol import HostParams, memory_map, store_memory
 from golden.fixed import FixedModel
 
@@ -39,9 +39,10 @@ def check_hardware(cfg: Config) -> None:
     if cfg.arith.rounding != "nearest":
         raise ConfigError("arith.rounding", f"{cfg.arith.rounding!r} rounding is implemented in the golden "
                           "model only, not in hardware", "set arith.rounding = \"nearest\" to generate a processor")
-    if cfg.model.algorithm not in ("ddfa", "dfa"):
-        raise ConfigError("model.algorithm", f"the processor runs ddfa and dfa, not {cfg.model.algorithm!r}",
-                          "set model.algorithm = \"ddfa\" (or \"dfa\")")
+    if cfg.model.algorithm not in PROCESSOR_ALGORITHMS:
+        raise ConfigError("model.algorithm", f"the processor runs {' and '.join(PROCESSOR_ALGORITHMS)}, not "
+                          f"{cfg.model.algorithm!r}, which trains in the golden models only (ddfa train)",
+                          "set model.algorithm = \"ddfa\" (or \"dfa\") to generate, simulate or build a processor")
     if cfg.model.n_outputs > 256:
         raise ConfigError("model.layers", f"{cfg.model.n_outputs} classes do not fit the host protocol's "
                           "one-byte label", "use at most 256 outputs")

@@ -78,7 +78,6 @@ def test_dfa_feedback_is_kaiming_uniform_and_fixed(digits):
 # --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("changes, field", [
-    ({"model.algorithm": "bp"}, "model.algorithm"),
     ({"model.algorithm": "dkp"}, "model.algorithm"),
     ({"hardware.board": "none", "model.dataset": "mnist", "model.layers": (784, 128, 10), "model.conv": True,
       "arith.acc_width": 48},
@@ -420,4 +419,4 @@ def test_cli_trains_the_fixed_model(tmp_path, monkeypatch, digits):
                  "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["model"] == "fixed" and len(r["state_hash"]) == 64 and r["history"][0]["epoch"] == 1
-    assert main(["train", "--board", "icebreaker", "--model", "fixed", "--algo", "bp", "--no-progress"]) == 2
+    assert main(["train", "--board", "icebreaker", "--model", "fixed", "--algo", "dkp", "--no-progress"]) == 2

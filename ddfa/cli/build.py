@@ -42,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from boards.build import BuildFailed, build, program
     from boards.toolchain import ToolchainError
     from boards.top import ProcessorUnavailable, processor_top
+    from hdl.top import check_hardware
 
     cfg = config_from_args(args)
     board = cfg.board                                   # ConfigError for board "none"
+    check_hardware(cfg)                                 # before --out is made
     check_data(cfg, args.data_dir)
     out = check_output_dir(args.out or Path("build") / board.name, "--out")
     json_path = check_output_file(args.json, "--json") if args.json else out / "build.json"

@@ -34,13 +34,13 @@ from .memory import BRAM_RESERVE, aspect_slices, bank_address, bank_depth, split
 from .pll import PLLError, board_makes_clock, pll_for
 from .store import (HEADER_WORDS, MAX_SPLIT_RECORDS, STORE_CAPACITY_WORDS, STORE_WORD_BITS, StoreError, StoreLayout, code_bits,
                     order_seed, store_layout)
-from .schema import (ALGORITHMS, DATASET_FILE_KINDS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS, SECTIONS,
-                     STD_FLOOR, ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig,
+from .schema import (ALGORITHMS, DATASET_FILE_KINDS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS,
+                     PROCESSOR_ALGORITHMS, SECTIONS, STD_FLOOR, ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig,
                      dataset_is_file, parse_arch)
 
 __all__ = [
     "ConfigError", "Fixed", "ModelConfig", "TrainConfig", "ArithConfig", "HardwareConfig", "SECTIONS",
-    "ALGORITHMS", "DATASETS", "DATASET_FILE_KINDS", "DATASET_SHAPES", "dataset_is_file", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS", "parse_arch",
+    "ALGORITHMS", "PROCESSOR_ALGORITHMS", "DATASETS", "DATASET_FILE_KINDS", "DATASET_SHAPES", "dataset_is_file", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS", "parse_arch",
     "Config", "DEFAULTS", "load_config", "default_config",
     "BOARDS", "Board", "FAMILIES", "Family", "PLLLimits", "DP16KD_ASPECTS", "DEFAULT_BAUD",
     "PLLError", "pll_for", "board_makes_clock",

@@ -212,11 +212,14 @@ class Config:
         bits); the bias term ``b << act.frac`` obeys the same bound.
         ``N = fan_in + 1`` terms sum to ``|acc| <= N 2^(m+n-2) <= 2^(m+n-2+ceil(log2 N))``,
         which a signed word of ``m + n + ceil(log2 N)`` bits holds. Covers the forward
-        MACs (W*y, W*d, + b) and the feedback MACs (B*e).
+        MACs (W*y, W*d, + b), the feedback MACs (B*e) and, for backpropagation, the
+        backward MACs (W^T delta, at most ``n_L`` or a hidden layer's width of terms).
         """
         a = self.arith
-        return max(self.sum_width(m.width, n.width, fan_in + 1)
-                   for m, n in ((a.weight, a.act), (a.feedback, a.err), (a.err, a.act)))
+        pairs = [(a.weight, a.act), (a.feedback, a.err), (a.err, a.act)]
+        if self.model.algorithm == "bp":
+            pairs.append((a.weight, a.err))
+        return max(self.sum_width(m.width, n.width, fan_in + 1) for m, n in pairs)
 
     # -- memories (:mod:`ddfa.config.memory`) ----------------------------------------
 

@@ -139,13 +139,15 @@ def lut_ram(cfg: Config) -> bool:
 
 def memory_words(cfg: Config) -> dict[str, tuple[int, int]]:
     """Every learned memory: name -> (words, bits per word), in the order
-    ``W1, b1, B1, W2, b2, ...`` (``B_l`` for hidden layers only)."""
+    ``W1, b1, B1, W2, b2, ...`` (``B_l`` for hidden layers only, and none for
+    backpropagation, ``model.algorithm = "bp"``, which has no feedback matrices)."""
     a, L = cfg.arith, cfg.model.layers
+    feedback = cfg.model.algorithm != "bp"
     mem: dict[str, tuple[int, int]] = {}
     for l in range(1, len(L)):
         mem[f"W{l}"] = (L[l] * L[l - 1], a.weight.width)
         mem[f"b{l}"] = (L[l], a.weight.width)
-        if l < len(L) - 1:
+        if feedback and l < len(L) - 1:
             mem[f"B{l}"] = (L[l] * L[-1], a.feedback.width)
     return mem
 

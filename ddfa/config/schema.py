@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["ConfigError", "Fixed", "ModelConfig", "TrainConfig", "ArithConfig", "HardwareConfig", "SECTIONS",
-           "ALGORITHMS", "DATASETS", "DATASET_FILE_KINDS", "DATASET_SHAPES", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS",
+           "ALGORITHMS", "PROCESSOR_ALGORITHMS", "DATASETS", "DATASET_FILE_KINDS", "DATASET_SHAPES", "INPUT_SCALINGS", "STD_FLOOR", "LFSR_TAPS",
            "dataset_is_file", "parse_arch", "coerce"]
 
 
@@ -77,6 +77,10 @@ def _fixed(value: Any, name: str) -> Fixed:
 # --------------------------------------------------------------------------------------
 
 ALGORITHMS = ("bp", "dfa", "dkp", "ddfa")
+#: The algorithms the processor (``hdl/``) runs; ``hdl.top.check_hardware`` refuses the
+#: others before anything is elaborated. The fixed-point golden model also runs ``bp``
+#: (``golden.fixed.FIXED_ALGORITHMS``).
+PROCESSOR_ALGORITHMS = ("ddfa", "dfa")
 #: The built-in data sets. ``model.dataset`` may instead name a file of the user's own
 #: (``.npz``, ``.csv``) or a folder of IDX files (:data:`DATASET_FILE_KINDS`, docs/YOUR-DATA.md).
 DATASETS = ("digits", "mnist", "fashion-mnist")
