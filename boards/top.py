@@ -8,7 +8,7 @@
 :func:`processor_top` is what ``ddfa build`` builds. :class:`BoardTop` takes any core
 with the processor's two byte streams (``i``/``o``) and its command table, which lets the
 tests place and route the link with a stand-in core before anything else is ready. The
-link, its skid buffers and the core come from :func:`hdl.board.add_linked_core`, which
+link, its register slices and the core come from :func:`hdl.board.add_linked_core`, which
 the virtual board (:class:`hdl.board.VirtualBoardTop`, ``ddfa board serve``) runs too.
 """
 

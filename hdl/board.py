@@ -1,8 +1,8 @@
-"""What a board runs behind its pins: the host link, two skid buffers and the processor.
+"""What a board runs behind its pins: the host link, two register slices and the processor.
 
 ::
 
-    rx -> UARTRx -> Link -> cmd skid -> core.i      core.o -> resp skid -> Link -> UARTTx -> tx
+    rx -> UARTRx -> Link -> cmd slice -> core.i      core.o -> resp slice -> Link -> UARTTx -> tx
 
 :func:`add_linked_core` puts these blocks into a module; the board top of
 :mod:`boards.top` (with the PLL, the pins and the LEDs) and :class:`VirtualBoardTop`
@@ -22,7 +22,7 @@ from ddfa.config import Config
 from ddfa.protocol import link_commands
 
 from .link import DEFAULT_TIMEOUT_US, UARTLink
-from .skid import StreamSkid
+from .skid import StreamSlice
 from .uart import MIN_DIVISOR
 
 __all__ = ["LinkedCore", "add_linked_core", "VirtualBoardTop", "VIRTUAL_DIVISOR", "virtual_timeout_cycles"]
@@ -73,11 +73,12 @@ class LinkedCore:
 
 
 def add_linked_core(m: Module, cfg: Config, core, commands, *, divisor: int, timeout_cycles: int) -> LinkedCore:
-    """Add the UART link, the two skid buffers and ``core`` to ``m`` as its submodules
-    ``link``, ``cmd_skid``, ``resp_skid`` and ``core``, connected.
+    """Add the UART link, the two register slices and ``core`` to ``m`` as its submodules
+    ``link``, ``cmd_slice``, ``resp_slice`` and ``core``, connected.
 
-    Both byte streams go through skid buffers: the link's ready and valid logic and the
-    core's command decoding then meet only at registers (one cycle of latency each way).
+    Both byte streams go through register slices (:class:`hdl.skid.StreamSlice`): the
+    link's ready and valid logic and the core's command decoding then meet only at
+    registers (one cycle of latency each way, a byte every two cycles at most).
 
     Parameters
     ----------
@@ -98,12 +99,12 @@ def add_linked_core(m: Module, cfg: Config, core, commands, *, divisor: int, tim
     m.submodules.link = link = UARTLink(cfg, link_commands(commands), divisor=divisor,
                                         timeout_cycles=timeout_cycles)
     m.submodules.core = core
-    m.submodules.cmd_skid = cmd_skid = StreamSkid()
-    m.submodules.resp_skid = resp_skid = StreamSkid()
-    wiring.connect(m, link.cmd, cmd_skid.i)
-    wiring.connect(m, cmd_skid.o, core.i)
-    wiring.connect(m, core.o, resp_skid.i)
-    wiring.connect(m, resp_skid.o, link.resp)
+    m.submodules.cmd_slice = cmd_slice = StreamSlice()
+    m.submodules.resp_slice = resp_slice = StreamSlice()
+    wiring.connect(m, link.cmd, cmd_slice.i)
+    wiring.connect(m, cmd_slice.o, core.i)
+    wiring.connect(m, core.o, resp_slice.i)
+    wiring.connect(m, resp_slice.o, link.resp)
     busy = link.busy | (core.busy if hasattr(core, "busy") else 0)
     return LinkedCore(link, core, busy)
 

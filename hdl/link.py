@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from ddfa.config import Config
 from ddfa.protocol import CRC_ALGORITHM, STATUS_ERROR, STATUS_OK, SYNC, Command, LinkErrorCode, link_commands
 
-from .skid import StreamSkid
+from .skid import StreamSlice
 from .uart import UARTRx, UARTTx, uart_divisor
 
 __all__ = ["CRCPortSignature", "InterByteTimer", "CommandTable", "FrameReceiver", "CommandForwarder",
@@ -641,10 +641,10 @@ class UARTLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
         m.submodules.link = link = Link(self.cfg, self.commands, timeout_cycles=self.timeout_cycles)
         wiring.connect(m, urx.stream, link.rx)
-        # A skid buffer keeps the transmitter's ready logic out of the link's timing paths.
-        m.submodules.tx_skid = tx_skid = StreamSkid()
-        wiring.connect(m, link.tx, tx_skid.i)
-        wiring.connect(m, tx_skid.o, utx.stream)
+        # A register slice keeps the transmitter's ready logic out of the link's timing paths.
+        m.submodules.tx_slice = tx_slice = StreamSlice()
+        wiring.connect(m, link.tx, tx_slice.i)
+        wiring.connect(m, tx_slice.o, utx.stream)
         wiring.connect(m, link.cmd, wiring.flipped(self.cmd))
         wiring.connect(m, wiring.flipped(self.resp), link.resp)
         m.d.comb += [

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
+from amaranth.hdl import Module
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamSkid"]
+__all__ = ["StreamSlice"]
 
 
-class StreamSkid(wiring.Component):
-    """A stream through two registers (a skid buffer): ``i.ready``, ``o.valid`` and
-    ``o.payload`` all come from registers, so no combinational path crosses it, and it
-    still passes one word a cycle (one cycle of latency).
+class StreamSlice(wiring.Component):
+    """A stream through one register: ``i.ready``, ``o.valid`` and ``o.payload`` all come
+    from registers, so no combinational path crosses it. A word is offered on ``o`` the
+    cycle after ``i`` gave it (latency 1) and ``i`` is ready again the cycle after ``o``
+    took it: one word every two cycles, which is plenty for the byte streams of a UART.
 
     Parameters
     ----------
@@ -30,14 +31,10 @@ class StreamSkid(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid = Signal.like(self.i.payload)
-        skid_valid = Signal()
-        m.d.comb += self.i.ready.eq(~skid_valid)
-        with m.If(~self.o.valid | self.o.ready):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(skid), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
-        with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        m.d.comb += self.i.ready.eq(~self.o.valid)
+        with m.If(self.o.valid):
+            with m.If(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+        with m.Elif(self.i.valid):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(self.i.payload)]
         return m

@@ -1,6 +1,6 @@
 """A virtual board: the board's logic in Verilator behind a TCP socket.
 
-:class:`hdl.board.VirtualBoardTop` around the processor (the UART link, its skid buffers
+:class:`hdl.board.VirtualBoardTop` around the processor (the UART link, its register slices
 and the processor: everything of the board top but the PLL and the pins) is Verilated
 together with the harness ``sim/hdl/virtual_board.cpp`` into one executable. It listens
 on a TCP port and carries the bytes of one client at a time to and from the design's UART
