@@ -292,55 +292,65 @@ class ReplyMultiplexer(wiring.Component):
         })
 
     def replies(self) -> dict:
-        """Every reply of :data:`REPLY_KINDS` as one value, byte 0 in its low bits."""
+        """The bytes after the first of every reply of :func:`reply_kinds`, as one value
+        (byte 1 in its low bits), or None for a one-byte reply. The first byte is the
+        opcode (:data:`~ddfa.protocol.ERROR_REPLY` for an unknown opcode, ``None``)."""
         cfg, h, O = self.cfg, self.params, Opcode
         pred8 = Cat(self.pred, Const(0, 8))[:8]
         return {
-            O.PING: Cat(Const(O.PING, 8), Const(PROTOCOL_VERSION, 8)),
-            O.LOAD_SAMPLE: Const(O.LOAD_SAMPLE, 8),
-            O.TRAIN: Cat(Const(O.TRAIN, 8), pred8),
-            O.INFER: Cat(Const(O.INFER, 8), pred8),
-            O.READ_MEM: Cat(Const(O.READ_MEM, 8), self.word),
-            O.WRITE_MEM: Const(O.WRITE_MEM, 8),
-            O.READ_LFSR: Cat(Const(O.READ_LFSR, 8), self.lfsr_state,
-                             Const(0, 8 * h.lfsr_bytes - cfg.arith.lfsr_width)),
-            O.WRITE_LFSR: Const(O.WRITE_LFSR, 8),
-            O.STATUS: Cat(Const(O.STATUS, 8), self.busy, self.loaded, Const(0, 6), self.steps, self.cycles,
+            O.PING: Const(PROTOCOL_VERSION, 8),
+            O.LOAD_SAMPLE: None,
+            O.TRAIN: pred8,
+            O.INFER: pred8,
+            O.READ_MEM: self.word,
+            O.WRITE_MEM: None,
+            O.READ_LFSR: Cat(self.lfsr_state, Const(0, 8 * h.lfsr_bytes - cfg.arith.lfsr_width)),
+            O.WRITE_LFSR: None,
+            O.STATUS: Cat(self.busy, self.loaded, Const(0, 6), self.steps, self.cycles,
                           self.cycles_fwd, self.cycles_upd, self.cycles_err, pred8),
-            O.INFO: Cat(Const(O.INFO, 8), Const(PROTOCOL_VERSION, 8), Const(h.n_memories, 8),
+            O.INFO: Cat(Const(PROTOCOL_VERSION, 8), Const(h.n_memories, 8),
                         Const(h.addr_bytes, 8), Const(h.word_bytes, 8), Const(h.sample_bytes, 8),
                         Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
-            None: Cat(Const(ERROR_REPLY, 8), self.opcode),
+            None: self.opcode,
             **({
-                O.WRITE_BLOCK: Const(O.WRITE_BLOCK, 8),
-                O.TRAIN_EPOCHS: Const(O.TRAIN_EPOCHS, 8),
-                O.EVALUATE: Const(O.EVALUATE, 8),
-                O.RUN_STATUS: Cat(Const(O.RUN_STATUS, 8), self.run_status),
+                O.WRITE_BLOCK: None,
+                O.TRAIN_EPOCHS: None,
+                O.EVALUATE: None,
+                O.RUN_STATUS: self.run_status,
             } if h.has_store else {}),
         }
 
     def elaborate(self, platform):
         m = Module()
-        replies = self.replies()
-        choices = []
+        bodies = self.replies()
+        # byte 0 is the opcode (or ERROR_REPLY); the rest comes from the bodies, one
+        # multiplexer per distinct body (TRAIN and INFER share one), into a register when
+        # it has more than one byte
+        selects: dict[int, list] = {}
         for k, code in enumerate(self.kinds):
-            vec = replies[code]
-            assert code is None or len(vec) == 8 * self.lengths[code], (code, len(vec))
-            n_bytes = len(vec) // 8
-            byte_k = Signal(8, name=f"reply_byte_{code.name if code is not None else 'error'}")
-            domain = m.d.comb if n_bytes <= 2 else m.d.sync
+            body = bodies[code]
+            length = self.lengths.get(code, 2)
+            assert (body is None and length == 1) or len(body) == 8 * (length - 1), (code, length)
+            if body is not None:
+                selects.setdefault(id(body), [body, []])[1].append(self.select[k])
+        choices = []
+        for n, (body, bits) in enumerate(selects.values()):
+            n_bytes = len(body) // 8
+            byte_k = Signal(8, name=f"reply_body{n}")
             if n_bytes == 1:
-                domain += byte_k.eq(vec)
+                m.d.comb += byte_k.eq(body)
             else:
                 with m.Switch(self.index):
                     for b in range(n_bytes):
-                        with m.Case(b):
-                            domain += byte_k.eq(vec[8 * b:8 * (b + 1)])
-            choices.append(Mux(self.select[k], byte_k, 0))
+                        with m.Case(b + 1):
+                            m.d.sync += byte_k.eq(body[8 * b:8 * (b + 1)])
+            choices.append(Mux(Cat(*bits).any(), byte_k, 0))
         selected = Cat(*[Cat(*[c[b] for c in choices]).any() for b in range(8)])
+        echo = Mux(self.select[self.kinds.index(None)], ERROR_REPLY, self.opcode)
         first = Mux(self.busy_refused, BUSY_REPLY, RANGE_ERROR_REPLY)
         refusal = Mux(self.index == 0, first, Mux(self.index == 1, self.opcode, 0))
-        m.d.sync += self.byte.eq(Mux(self.refused | self.busy_refused, refusal, selected))
+        m.d.sync += self.byte.eq(Mux(self.refused | self.busy_refused, refusal,
+                                     Mux(self.index == 0, echo, selected)))
         return m
 
 
