@@ -35,7 +35,9 @@ def const_mul(x, factor: int):
 
 def RunSignature(cfg: Config) -> wiring.Signature:
     """The host's control of the epoch runner (seen from the host): the start strobes with
-    their arguments (taken with the strobe), and the run's progress."""
+    their arguments, and the run's progress. ``epochs`` is taken with the strobe;
+    ``n_train`` and ``n_test`` must hold from the strobe until the run ends (they are the
+    host's argument registers, which no command changes while a run runs)."""
     w = cfg.chip_store.index_bits
     return wiring.Signature({
         "train_epochs": Out(1), "evaluate": Out(1), "epochs": Out(16),
@@ -94,8 +96,7 @@ class EpochRunner(wiring.Component):
         m.submodules.order = order = self.order
         m.submodules.loader = loader = self.loader
         wiring.connect(m, loader.store, wiring.flipped(self.store))
-        n_train = Signal.like(ctl.n_train)      # the run's counts, taken with its strobe
-        n_test = Signal.like(ctl.n_test)
+        n_train, n_test = ctl.n_train, ctl.n_test
         m.d.comb += [self.x_addr.eq(loader.x_addr), self.x_data.eq(loader.x_data), self.x_we.eq(loader.x_we),
                      order.n.eq(n_train)]
 
@@ -114,12 +115,12 @@ class EpochRunner(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(ctl.train_epochs):
-                    m.d.sync += [epochs_left.eq(ctl.epochs), n_train.eq(ctl.n_train), ctl.evaluating.eq(0),
-                                 ctl.running.eq(1), ctl.run_cycles.eq(0)]
+                    m.d.sync += [epochs_left.eq(ctl.epochs), ctl.evaluating.eq(0), ctl.running.eq(1),
+                                 ctl.run_cycles.eq(0)]
                     m.next = "KEY"
                 with m.Elif(ctl.evaluate):
-                    m.d.sync += [n_train.eq(ctl.n_train), n_test.eq(ctl.n_test), ctl.evaluating.eq(1),
-                                 ctl.running.eq(1), ctl.run_cycles.eq(0), ctl.correct.eq(0), i.eq(0)]
+                    m.d.sync += [ctl.evaluating.eq(1), ctl.running.eq(1), ctl.run_cycles.eq(0),
+                                 ctl.correct.eq(0), i.eq(0)]
                     m.next = "FIND"
             with m.State("KEY"):
                 m.d.comb += order.next_epoch.eq(1)
@@ -147,7 +148,7 @@ class EpochRunner(wiring.Component):
             with m.State("START"):
                 m.d.comb += [self.step_train.eq(~ctl.evaluating), self.step_infer.eq(ctl.evaluating)]
                 m.d.sync += [stepping.eq(1), i.eq(i + 1)]
-                # records in this epoch or evaluation: the counts taken at the start
+                # records in this epoch or evaluation: the counts, held while the run runs
                 with m.If(i + 1 != Mux(ctl.evaluating, n_test, n_train)):
                     m.next = "FIND"
                 with m.Elif(~ctl.evaluating & (epochs_left != 0)):

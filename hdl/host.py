@@ -292,65 +292,55 @@ class ReplyMultiplexer(wiring.Component):
         })
 
     def replies(self) -> dict:
-        """The bytes after the first of every reply of :func:`reply_kinds`, as one value
-        (byte 1 in its low bits), or None for a one-byte reply. The first byte is the
-        opcode (:data:`~ddfa.protocol.ERROR_REPLY` for an unknown opcode, ``None``)."""
+        """Every reply of :data:`REPLY_KINDS` as one value, byte 0 in its low bits."""
         cfg, h, O = self.cfg, self.params, Opcode
         pred8 = Cat(self.pred, Const(0, 8))[:8]
         return {
-            O.PING: Const(PROTOCOL_VERSION, 8),
-            O.LOAD_SAMPLE: None,
-            O.TRAIN: pred8,
-            O.INFER: pred8,
-            O.READ_MEM: self.word,
-            O.WRITE_MEM: None,
-            O.READ_LFSR: Cat(self.lfsr_state, Const(0, 8 * h.lfsr_bytes - cfg.arith.lfsr_width)),
-            O.WRITE_LFSR: None,
-            O.STATUS: Cat(self.busy, self.loaded, Const(0, 6), self.steps, self.cycles,
+            O.PING: Cat(Const(O.PING, 8), Const(PROTOCOL_VERSION, 8)),
+            O.LOAD_SAMPLE: Const(O.LOAD_SAMPLE, 8),
+            O.TRAIN: Cat(Const(O.TRAIN, 8), pred8),
+            O.INFER: Cat(Const(O.INFER, 8), pred8),
+            O.READ_MEM: Cat(Const(O.READ_MEM, 8), self.word),
+            O.WRITE_MEM: Const(O.WRITE_MEM, 8),
+            O.READ_LFSR: Cat(Const(O.READ_LFSR, 8), self.lfsr_state,
+                             Const(0, 8 * h.lfsr_bytes - cfg.arith.lfsr_width)),
+            O.WRITE_LFSR: Const(O.WRITE_LFSR, 8),
+            O.STATUS: Cat(Const(O.STATUS, 8), self.busy, self.loaded, Const(0, 6), self.steps, self.cycles,
                           self.cycles_fwd, self.cycles_upd, self.cycles_err, pred8),
-            O.INFO: Cat(Const(PROTOCOL_VERSION, 8), Const(h.n_memories, 8),
+            O.INFO: Cat(Const(O.INFO, 8), Const(PROTOCOL_VERSION, 8), Const(h.n_memories, 8),
                         Const(h.addr_bytes, 8), Const(h.word_bytes, 8), Const(h.sample_bytes, 8),
                         Const(h.lfsr_bytes, 8), Const(h.n_hidden, 8), Const(config_hash(cfg), 32)),
-            None: self.opcode,
+            None: Cat(Const(ERROR_REPLY, 8), self.opcode),
             **({
-                O.WRITE_BLOCK: None,
-                O.TRAIN_EPOCHS: None,
-                O.EVALUATE: None,
-                O.RUN_STATUS: self.run_status,
+                O.WRITE_BLOCK: Const(O.WRITE_BLOCK, 8),
+                O.TRAIN_EPOCHS: Const(O.TRAIN_EPOCHS, 8),
+                O.EVALUATE: Const(O.EVALUATE, 8),
+                O.RUN_STATUS: Cat(Const(O.RUN_STATUS, 8), self.run_status),
             } if h.has_store else {}),
         }
 
     def elaborate(self, platform):
         m = Module()
-        bodies = self.replies()
-        # byte 0 is the opcode (or ERROR_REPLY); the rest comes from the bodies, one
-        # multiplexer per distinct body (TRAIN and INFER share one), into a register when
-        # it has more than one byte
-        selects: dict[int, list] = {}
-        for k, code in enumerate(self.kinds):
-            body = bodies[code]
-            length = self.lengths.get(code, 2)
-            assert (body is None and length == 1) or len(body) == 8 * (length - 1), (code, length)
-            if body is not None:
-                selects.setdefault(id(body), [body, []])[1].append(self.select[k])
+        replies = self.replies()
         choices = []
-        for n, (body, bits) in enumerate(selects.values()):
-            n_bytes = len(body) // 8
-            byte_k = Signal(8, name=f"reply_body{n}")
+        for k, code in enumerate(self.kinds):
+            vec = replies[code]
+            assert code is None or len(vec) == 8 * self.lengths[code], (code, len(vec))
+            n_bytes = len(vec) // 8
+            byte_k = Signal(8, name=f"reply_byte_{code.name if code is not None else 'error'}")
+            domain = m.d.comb if n_bytes <= 2 else m.d.sync
             if n_bytes == 1:
-                m.d.comb += byte_k.eq(body)
+                domain += byte_k.eq(vec)
             else:
                 with m.Switch(self.index):
                     for b in range(n_bytes):
-                        with m.Case(b + 1):
-                            m.d.sync += byte_k.eq(body[8 * b:8 * (b + 1)])
-            choices.append(Mux(Cat(*bits).any(), byte_k, 0))
+                        with m.Case(b):
+                            domain += byte_k.eq(vec[8 * b:8 * (b + 1)])
+            choices.append(Mux(self.select[k], byte_k, 0))
         selected = Cat(*[Cat(*[c[b] for c in choices]).any() for b in range(8)])
-        echo = Mux(self.select[self.kinds.index(None)], ERROR_REPLY, self.opcode)
         first = Mux(self.busy_refused, BUSY_REPLY, RANGE_ERROR_REPLY)
         refusal = Mux(self.index == 0, first, Mux(self.index == 1, self.opcode, 0))
-        m.d.sync += self.byte.eq(Mux(self.refused | self.busy_refused, refusal,
-                                     Mux(self.index == 0, echo, selected)))
+        m.d.sync += self.byte.eq(Mux(self.refused | self.busy_refused, refusal, selected))
         return m
 
 
@@ -374,16 +364,17 @@ class BlockReader(wiring.Component):
     Members
     -------
     start : ``In(1)``
-        Send a block (``first`` and ``words`` are taken with it; the memory id on the bus
-        must hold until ``busy`` falls).
+        Send a block (``first`` is taken with it; the memory id on the bus must hold
+        until ``busy`` falls).
     first : ``In(8 * addr_bytes)``
         Address of the first word.
-    words : ``In(range(max words + 1))``
-        Words of the memory.
     o : ``Out(stream.Signature(8))``
         The reply's bytes.
-    re, addr : ``Out(1)``, ``Out(8 * addr_bytes)``
-        The memory bus's read strobe and address.
+    re, addr : ``Out(1)``, ``Out(8 * addr_bytes + 1)``
+        The memory bus's read strobe and the word's address (for the bus and
+        :class:`AddressCheck`).
+    in_range : ``In(1)``
+        ``addr`` lies inside the memory (:class:`AddressCheck`).
     rdata : ``In(8 * word_bytes)``
         The bus's word.
     busy : ``Out(1)``
@@ -393,10 +384,9 @@ class BlockReader(wiring.Component):
     def __init__(self, cfg: Config):
         self.params = h = HostParams.of(cfg)
         self.latency = mem_bus_latency(cfg)
-        self.max_words = max(mem.words for mem in addressable(cfg))
         super().__init__({
-            "start": In(1), "first": In(8 * h.addr_bytes), "words": In(range(self.max_words + 1)),
-            "o": Out(stream.Signature(8)), "re": Out(1), "addr": Out(8 * h.addr_bytes),
+            "start": In(1), "first": In(8 * h.addr_bytes), "in_range": In(1),
+            "o": Out(stream.Signature(8)), "re": Out(1), "addr": Out(8 * h.addr_bytes + 1),
             "rdata": In(8 * h.word_bytes), "busy": Out(1),
         })
 
@@ -404,7 +394,6 @@ class BlockReader(wiring.Component):
         m = Module()
         h, lat = self.params, self.latency
         next_addr = Signal(8 * h.addr_bytes + 1)        # first + BLOCK_WORDS < 2**(8 * addr_bytes + 1): never wraps
-        words = Signal.like(self.words)
         words_left = Signal(range(BLOCK_WORDS + 1))
         byte_index = Signal(range(h.word_bytes))
         word_rest = Signal(8 * h.word_bytes)            # the word's bytes after byte 0, shifting
@@ -415,7 +404,7 @@ class BlockReader(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [next_addr.eq(self.first), words.eq(self.words), words_left.eq(BLOCK_WORDS),
+                    m.d.sync += [next_addr.eq(self.first), words_left.eq(BLOCK_WORDS),
                                  byte_index.eq(0)]
                     m.next = "ECHO"
             with m.State("ECHO"):
@@ -426,7 +415,7 @@ class BlockReader(wiring.Component):
                 # the read in a state of its own: the bus's strobe and address come from the
                 # state register and `next_addr` alone (no timing path from the byte counters)
                 m.d.comb += [self.busy.eq(1), self.re.eq(1)]
-                m.d.sync += [past_end.eq(next_addr >= words), next_addr.eq(next_addr + 1)]
+                m.d.sync += [past_end.eq(~self.in_range), next_addr.eq(next_addr + 1)]
                 if lat > 1:
                     m.d.sync += wait.eq(lat - 2)
                     m.next = "WAIT"
@@ -670,27 +659,28 @@ class Host(wiring.Component):
         # (and by the block writer).
         exec_re, exec_we = Signal(), Signal()
         writing = Signal()                              # WRITE_BLOCK's words are arriving
+        # the bus's address, one bit wider: the block commands' words past the memory's end
+        # are out of the address check's range, not wrapped round
+        bus_addr = Signal(len(address_check.addr))
         m.d.sync += [exec_re.eq(0), exec_we.eq(0)]
         if h.has_store:
             m.d.comb += [
                 block_writer.first.eq(arg_addr), block_writer.in_range.eq(address_check.in_range),
                 block_writer.i.payload.eq(byte), block_writer.write.eq(~refused & ~busy_refused),
-                address_check.addr.eq(Mux(writing, block_writer.addr, arg_addr)),
                 self.mem.wdata.eq(Mux(writing, block_writer.wdata, arg_word)),
-                self.mem.addr.eq(Mux(block_reader.busy, block_reader.addr,
-                                     Mux(writing, block_writer.addr, arg_addr))),
+                bus_addr.eq(Mux(block_reader.busy, block_reader.addr, Mux(writing, block_writer.addr, arg_addr))),
                 self.mem.we.eq(exec_we | block_writer.we),
             ]
         else:
-            m.d.comb += [address_check.addr.eq(arg_addr), self.mem.wdata.eq(arg_word),
-                         self.mem.addr.eq(Mux(block_reader.busy, block_reader.addr, arg_addr)),
-                         self.mem.we.eq(exec_we)]
+            m.d.comb += [self.mem.wdata.eq(arg_word), self.mem.we.eq(exec_we),
+                         bus_addr.eq(Mux(block_reader.busy, block_reader.addr, arg_addr))]
         m.d.comb += [
+            address_check.addr.eq(bus_addr), self.mem.addr.eq(bus_addr),
             decoder.opcode.eq(byte),
             address_check.id.eq(arg_id), self.mem.id.eq(arg_id),
             self.mem.re.eq(exec_re | block_reader.re),
             self.lfsr.layer.eq(arg_id), self.lfsr.value.eq(arg_lfsr),
-            block_reader.first.eq(arg_addr), block_reader.words.eq(address_check.words),
+            block_reader.first.eq(arg_addr), block_reader.in_range.eq(address_check.in_range),
             block_reader.rdata.eq(self.mem.rdata),
             replies.select.eq(decoder.select), replies.opcode.eq(opcode), replies.refused.eq(refused), replies.busy_refused.eq(busy_refused),
             replies.index.eq(reply_index), replies.pred.eq(st.pred), replies.word.eq(self.mem.rdata),
@@ -740,7 +730,11 @@ class Host(wiring.Component):
             with m.State("ARGS"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(got):
-                    m.d.sync += [args.word_select(byte_count, 8).eq(byte), byte_count.eq(byte_count + 1)]
+                    # a refused command's arguments are dropped: while a run runs, the
+                    # argument registers hold its counts (RunSignature)
+                    with m.If(~busy_refused):
+                        m.d.sync += args.word_select(byte_count, 8).eq(byte)
+                    m.d.sync += byte_count.eq(byte_count + 1)
                     with m.If(byte_count == decoder.arg_last):
                         m.next = "CHECK"
             with m.State("CHECK"):
