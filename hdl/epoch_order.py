@@ -26,7 +26,7 @@ class EpochOrder(wiring.Component):
     """The key LFSR and the permutation walker.
 
     ``next_epoch`` steps the key LFSR :data:`KEY_STEPS` times (one step a cycle, ``busy``
-    meanwhile); ``start`` then walks ``perm_e(i)``: one
+    meanwhile) and takes the mask of ``n``; ``start`` then walks ``perm_e(i)``: one
     application of ``F`` a cycle, ``busy`` until ``index`` holds the record (at least 2
     cycles, ``1 + `` the walk's length).
 
@@ -64,7 +64,7 @@ class EpochOrder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w = self.width
-        mask = Signal(w)                        # 2**k - 1, k = bits(N - 1): from n (held)
+        mask = Signal(w)
         steps = Signal(range(KEY_STEPS + 1))
         walking = Signal()
         a, b = self.key[:w] & mask, self.key[16:16 + w] & mask
@@ -74,16 +74,16 @@ class EpochOrder(wiring.Component):
         x2 = Signal(w)
         x3 = Signal(w)
         fx = Signal(w)
-        # the mask of N - 1 (k >= 1): every bit below N - 1's highest set one
+        m.d.comb += [x1.eq((source + a) & mask), x2.eq(x1 ^ (x1 >> 3)),
+                     x3.eq((x2 + (x2 << 2) + b) & mask), fx.eq(x3 ^ (x3 >> 5)),
+                     self.index.eq(x), self.busy.eq((steps != 0) | walking)]
+        # the mask 2**k - 1 of N - 1 (k >= 1): every bit below N - 1's highest set one
         smear = self.n - 1
         for s in (1, 2, 4, 8):
             if s < w:
                 smear = smear | (smear >> s)
-        m.d.comb += [mask.eq(smear[:w] | 1), x1.eq((source + a) & mask), x2.eq(x1 ^ (x1 >> 3)),
-                     x3.eq((x2 + (x2 << 2) + b) & mask), fx.eq(x3 ^ (x3 >> 5)),
-                     self.index.eq(x), self.busy.eq((steps != 0) | walking)]
         with m.If(self.next_epoch):
-            m.d.sync += steps.eq(KEY_STEPS)
+            m.d.sync += [steps.eq(KEY_STEPS), mask.eq(smear[:w] | 1)]
         with m.Elif(steps != 0):
             lfsr = self.key
             m.d.sync += [lfsr.eq((lfsr >> 1) ^ Mux(lfsr[0], lfsr_mask(32), 0)), steps.eq(steps - 1)]

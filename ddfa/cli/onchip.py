@@ -76,8 +76,12 @@ class OnChipSession:
         self.proto = session.proto
         self.cfg = session.cfg
         if self.cfg.chip_store is None:
-            raise UploadFailed(f"board {self.cfg.hardware.board!r} has no dataset store: train over the link "
-                               f"('ddfa board train' without --on-chip)")
+            built = self.cfg.store is not None and self.cfg.store.built
+            fix = ("build, program and train with --set hardware.dataset_store=true, or train over the link "
+                   "('ddfa board train' without --on-chip)" if built else
+                   "train over the link ('ddfa board train' without --on-chip)")
+            raise UploadFailed(f"this configuration of board {self.cfg.hardware.board!r} has no dataset store: "
+                               f"{fix}")
 
     def _command(self, raw: bytes) -> bytes:
         return self.session.command(raw)
