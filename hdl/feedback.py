@@ -135,7 +135,7 @@ class FeedbackUnit(wiring.Component):
         # Pipeline: issue read -> M (memory data) -> A (accumulate) -> N (row sum) -> g.
         ra = Signal(range(depth + 1))                # next address to read
         col = Signal(range(cols))                    # its column o
-        m_v, m_last, m_a = Signal(), Signal(), Signal(range(depth))
+        m_v, m_last = Signal(), Signal()
         r_v, r_last = Signal(), Signal()             # stage R: the multiplier's operands
         B_r = Signal(fixed_shape(ar.feedback), reset_less=True)
         e_r = Signal(fixed_shape(ar.err), reset_less=True)
@@ -162,27 +162,31 @@ class FeedbackUnit(wiring.Component):
         B = rp.data
         sd = wire(m, Mux(v[0], -d, d), "vd_raw")          # sign(v_i) * d_o: a sign flip
         vd = wire(m, round_shift(sd, ar.act.frac - ar.feedback.frac), "vd")
-        u_v = u_a = None                              # the update's stage U (ECP5 only)
+        u_v = None                                    # the update's stage U (ECP5 only)
         if cfg.registered_bram:
             # ECP5: ``B_io`` (and ``vd``) go into registers of their own first (stage U),
             # so that the block RAM's slow output ends at a register and not in the
             # subtractor's carry chain; the write-back comes one cycle later.
-            u_v, u_a = Signal(name="u_v"), Signal(range(depth), name="u_a")
+            u_v = Signal(name="u_v")
             u_B = Signal.like(B, name="u_B", reset_less=True)
             u_vd = Signal.like(vd, name="u_vd", reset_less=True)
-            m.d.sync += [u_v.eq(running & m_v & adv), u_a.eq(m_a), u_B.eq(B), u_vd.eq(vd)]   # M -> U
+            m.d.sync += [u_v.eq(running & m_v & adv), u_B.eq(B), u_vd.eq(vd)]   # M -> U
             B, vd = u_B, u_vd
         diff = wire(m, vd - B, "diff")                          # one bit wider than both
         w_diff = Signal(diff.shape(), name="w_diff", reset_less=True)
         w_B = Signal.like(B, name="w_B", reset_less=True)
-        w_v, w_a = Signal(), Signal(range(depth))
+        w_v = Signal()
         step = wire(m, round_shift(w_diff, ar.alpha_shift), "step")
         B_new = wire(m, saturate(w_B + step, ar.feedback), "B_new")
         # ... and registered once more before the write (stage X): the rounding, the adder
         # and the saturation are then not in one path with the block RAM's write port.
+        # The words are written in the order they were read: the write address counts
+        # the writes of the run.
         x_B = Signal.like(B, name="x_B", reset_less=True)
         x_v, x_a = Signal(), Signal(range(depth))
-        m.d.sync += [x_v.eq(w_v), x_a.eq(w_a), x_B.eq(B_new)]                    # W -> X
+        m.d.sync += [x_v.eq(w_v), x_B.eq(B_new)]                                  # W -> X
+        with m.If(x_v):
+            m.d.sync += x_a.eq(x_a + 1)
 
         self._memory_ports(m, rp, wp, br, running=running, adv=adv, ra=ra, col=col,
                            x_a=x_a, x_B=x_B, x_v=x_v, B_r=B_r)
@@ -198,11 +202,11 @@ class FeedbackUnit(wiring.Component):
         with m.If(self.g.ready):
             m.d.sync += self.g.valid.eq(0)
         if u_v is None:
-            m.d.sync += [w_v.eq(running & m_v & adv), w_a.eq(m_a), w_diff.eq(diff), w_B.eq(B)]   # M -> W
+            m.d.sync += [w_v.eq(running & m_v & adv), w_diff.eq(diff), w_B.eq(B)]   # M -> W
         else:
-            m.d.sync += [w_v.eq(u_v), w_a.eq(u_a), w_diff.eq(diff), w_B.eq(B)]                   # U -> W
+            m.d.sync += [w_v.eq(u_v), w_diff.eq(diff), w_B.eq(B)]                   # U -> W
         with m.If(adv):
-            m.d.sync += [m_v.eq(issue), m_a.eq(ra), m_last.eq(col == cols - 1)]
+            m.d.sync += [m_v.eq(issue), m_last.eq(col == cols - 1)]
             with m.If(issue):
                 m.d.sync += [ra.eq(ra + 1), col.eq(Mux(col == cols - 1, 0, col + 1))]
             # M -> A
@@ -229,7 +233,7 @@ class FeedbackUnit(wiring.Component):
                 ]
 
         self._control(m, bw, v=v, cnt=cnt, ra=ra, col=col, acc=acc, g_row=g_row, g_last=g_last,
-                      running=running)
+                      x_a=x_a, running=running)
         return m
 
     def _memory_ports(self, m, rp, wp, br, *, running, adv, ra, col, x_a, x_B, x_v, B_r):
@@ -248,7 +252,7 @@ class FeedbackUnit(wiring.Component):
             ]
         m.d.comb += self.host.rdata.eq(B_r if host_latency(self._cfg) == 2 else rp.data)
 
-    def _control(self, m, bw, *, v, cnt, ra, col, acc, g_row, g_last, running):
+    def _control(self, m, bw, *, v, cnt, ra, col, acc, g_row, g_last, x_a, running):
         """The unit's state machine: CAPTURE (the bus beats into ``beats``, ``v`` with
         the first), then RUN (the rows) until the last ``g`` beat transfers."""
         cols = self._cols
@@ -265,7 +269,8 @@ class FeedbackUnit(wiring.Component):
                     with m.If(cnt == 0):
                         m.d.sync += v.eq(self.v)
                     with m.If(cnt == cols - 1):
-                        m.d.sync += [cnt.eq(0), ra.eq(0), col.eq(0), acc.eq(0), g_row.eq(0), g_last.eq(0)]
+                        m.d.sync += [cnt.eq(0), ra.eq(0), col.eq(0), acc.eq(0), g_row.eq(0), g_last.eq(0),
+                                     x_a.eq(0)]
                         m.next = "RUN"
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
