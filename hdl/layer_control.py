@@ -34,8 +34,9 @@ class PassControl(wiring.Component):
     (``weight_stages == 1``, the ECP5): the layer below's words and the control are
     registered once more. Stage 2 (``operand_*``): the multipliers' operand registers are
     loaded. Stage 3 (``sum_*``): the products are registered (forward: added to the row
-    sums). Update only: stage 2 reads ``W`` again (``reread_addr``), stage 5 writes it
-    back (``write_en``, ``writeback_addr``); an update pass visits the addresses in order,
+    sums). Update only: stage 2 reads ``W`` again (``reread_addr``; stage 3 without stage
+    1X, so that the bank's word itself meets the rounded term at stage 4), stage 5 writes
+    it back (``write_en``, ``writeback_addr``); an update pass visits the addresses in order,
     so two counters replace a pipeline of addresses. While the row sums hold a finished
     group (``sums_full``) and a forward product reaches stage 3, ``advance`` is low and
     stages 0 to 3 stall; stages 4 and 5 run only in update passes, which never stall.
@@ -266,7 +267,8 @@ class PassControl(wiring.Component):
         with m.If(self.upd_start):
             m.d.sync += [self.reread_addr.eq(0), self.writeback_addr.eq(0)]
         with m.Else():
-            with m.If(st.s2_valid & st.s2_upd):
+            reread = (st.s2_valid & st.s2_upd) if self.weight_stages else (st.s3_valid & st.s3_upd)
+            with m.If(reread):
                 m.d.sync += self.reread_addr.eq(self.reread_addr + 1)
             with m.If(st.s5_valid):
                 m.d.sync += self.writeback_addr.eq(self.writeback_addr + 1)
