@@ -321,7 +321,8 @@ class LayerEngine(wiring.Component):
         if self.stream:
             m.d.comb += [sums.prod_a.eq(pes.prod_a[0]), sums.prod_t.eq(pes.prod_t[0]),
                          sums.sum_row.eq(ctl.sum_row), sums.sum_first.eq(ctl.sum_first),
-                         sums.operand_row.eq(ctl.operand_row)]
+                         sums.operand_row.eq(ctl.operand_row),
+                         sums.operand_row_first.eq(ctl.operand_row_first)]
         else:
             m.d.comb += [sums.prod_a[p].eq(pes.prod_a[p]) for p in range(P)]
             m.d.comb += [sums.prod_t[p].eq(pes.prod_t[p]) for p in range(P)]

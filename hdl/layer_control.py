@@ -104,6 +104,8 @@ class PassControl(wiring.Component):
         ``y_{l-1,j}`` and ``d_{l-1,j}`` for the operand registers.
     operand_row : ``Out(range(n_out))``
         Streaming: the row of the product the operand stage forms (stage 2).
+    operand_row_first : ``Out(1)``
+        Streaming: that product is its row's first (the first column).
     sum_en : ``Out(1)``
         Stage 3 holds a forward product and advances: add it to its row's sums.
     sum_last, sum_first : ``Out(1)``
@@ -130,7 +132,7 @@ class PassControl(wiring.Component):
             "issue_addr": Out(addr), "reread_addr": Out(addr), "writeback_addr": Out(addr),
             "write_en": Out(1),
             "operand_upd": Out(1), "operand_first": Out(1), "operand_y": Out(act),
-            "operand_d": Out(act), "operand_row": Out(row),
+            "operand_d": Out(act), "operand_row": Out(row), "operand_row_first": Out(1),
             "sum_en": Out(1), "sum_last": Out(1), "sum_first": Out(1), "sum_row": Out(row),
         })
 
@@ -256,7 +258,8 @@ class PassControl(wiring.Component):
             if self.stream:
                 m.d.sync += [st.s1_row.eq(st.s0_row), st.s2_row.eq(o_row), st.s3_row.eq(st.s2_row),
                              st.s2_first.eq(o_first), st.s3_first.eq(st.s2_first)]
-        m.d.comb += [self.operand_row.eq(st.s2_row), self.sum_row.eq(st.s3_row),
+        m.d.comb += [self.operand_row.eq(st.s2_row), self.operand_row_first.eq(st.s2_first),
+                     self.sum_row.eq(st.s3_row),
                      self.sum_first.eq(st.s3_first), self.sum_last.eq(st.s3_last),
                      self.sum_en.eq(en & st.s3_valid & ~st.s3_upd)]
 

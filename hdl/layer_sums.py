@@ -39,7 +39,8 @@ def _members(acc_s, n_out: int, prods: dict, streaming: bool) -> dict:
     }
     members.update(prods)
     if streaming:
-        members.update({"sum_row": In(row), "sum_first": In(1), "operand_row": In(row)})
+        members.update({"sum_row": In(row), "sum_first": In(1), "operand_row": In(row),
+                        "operand_row_first": In(1)})
     return members
 
 
@@ -188,6 +189,8 @@ class StreamSumsLUT(_StreamSums):
         Stage 3's row, and whether it is the row's first column.
     operand_row : ``In(range(n_out))``
         Stage 2's row (unused here).
+    operand_row_first : ``In(1)``
+        Stage 2's product is its row's first (unused here).
     """
 
     def elaborate(self, platform):
@@ -214,32 +217,35 @@ class StreamSumsLUT(_StreamSums):
 class StreamSumsBRAM(_StreamSums):
     """Streaming row sums in block RAM (the iCE40: no LUT RAM), one PE.
 
-    One memory of ``n_out`` words holding both sums, with registered reads: row
+    One memory of ``n_out + 1`` words holding both sums, with registered reads: row
     ``operand_row``'s sums are read at stage 2, so that they arrive with the products at
     stage 3 (a row is written at stage 3 before it is read again at stage 2: one column
     later, ``n_out >= 2`` cycles; with one row, in the same cycle, so the read port is
-    transparent). After the pass's last product the activation stage reads row
+    transparent). For a row's first product (``operand_row_first``) word ``n_out``, never
+    written and always 0, is read instead: the adders need no multiplexer in front. After the pass's last product the activation stage reads row
     ``take_row`` ahead: the address is the next row as the activation stage takes one,
     and ``ready`` comes a cycle after ``sums_full`` (row 0's read): one cycle more than
     :class:`StreamSumsLUT`.
 
-    Parameters and members as :class:`StreamSumsLUT`; ``operand_row`` is used.
+    Parameters and members as :class:`StreamSumsLUT`; ``operand_row`` and
+    ``operand_row_first`` are used, ``sum_first`` is not.
     """
 
     def elaborate(self, platform):
         m = Module()
         full, n_out = self.sums_full, self.n_out
         m.submodules.sums = sums = Memory(shape=data.StructLayout({"a": self.acc_s, "t": self.acc_s}),
-                                          depth=n_out, init=[])
+                                          depth=n_out + 1, init=[])
         wr = sums.write_port()
         rd = sums.read_port(transparent_for=(wr,) if n_out == 1 else ())
         read_done = Signal()        # row 0's sums are on the read port
         m.d.sync += read_done.eq(full)
         ahead = Mux(self.take, self.take_row + 1, self.take_row)     # the activation stage's next row
-        m.d.comb += [rd.addr.eq(Mux(full, ahead, self.operand_row)),
+        operand_row = Mux(self.operand_row_first, n_out, self.operand_row)   # word n_out: 0
+        m.d.comb += [rd.addr.eq(Mux(full, ahead, operand_row)),
                      wr.addr.eq(self.sum_row), wr.en.eq(self.sum_en),
-                     wr.data.a.eq(Mux(self.sum_first, 0, rd.data.a) + self.prod_a),
-                     wr.data.t.eq(Mux(self.sum_first, 0, rd.data.t) + self.prod_t),
+                     wr.data.a.eq(rd.data.a + self.prod_a),
+                     wr.data.t.eq(rd.data.t + self.prod_t),
                      self.sum_a.eq(rd.data.a), self.sum_t.eq(rd.data.t)]
         with m.If(self.sum_en & self.sum_last):
             m.d.sync += full.eq(1)
