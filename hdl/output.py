@@ -163,7 +163,10 @@ class OutputUnit(wiring.Component):
         rd_o = Signal(range(n + 1))                  # next index to read
         v1 = Signal()                                # y memory data valid
         v1b = Signal()                               # ... registered: y1
-        y1 = Signal(act_s, reset_less=True)
+        # On the iCE40 (no slow block RAM outputs) y is read a stage later instead, and
+        # the read port is y1.
+        y_at = rd_o if cfg.registered_bram else rd_o - 1    # stage 0's index, or stage 1's
+        y1 = Signal(act_s, reset_less=True) if cfg.registered_bram else y_r.data
         v2 = Signal()                                # ROM data valid
         in2 = Signal()                               # k_o inside the table
         v2b = Signal()                               # ... registered: E2q
@@ -197,7 +200,7 @@ class OutputUnit(wiring.Component):
         E2 = wire(m, Mux(in2, rom_r.data, 0), "E")
         p = wire(m, round_shift(prod, ar.exp_bits), "p")
         m.d.comb += [
-            y_r.addr.eq(rd_o),
+            y_r.addr.eq(y_at),
             y_r.en.eq(adv),
             d_r.addr.eq(o),                          # d_o onto the bus with e_o
             d_r.en.eq(adv),
@@ -217,11 +220,13 @@ class OutputUnit(wiring.Component):
         with m.If(adv):
             m.d.sync += [
                 v1.eq(issue),
-                v1b.eq(v1), y1.eq(y_r.data),
+                v1b.eq(v1),
                 v2.eq(v1b), in2.eq(y1 > thr),
                 v2b.eq(v2), E2q.eq(E2),
                 v3.eq(v2b & phase_emit),
             ]
+            if cfg.registered_bram:
+                m.d.sync += y1.eq(y_r.data)
             if not self.shared:
                 m.d.sync += prod.eq(E2q * r)         # the multiplier: E_o * r
             m.d.sync += [
