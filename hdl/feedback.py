@@ -256,13 +256,14 @@ class FeedbackUnit(wiring.Component):
         """The unit's state machine: CAPTURE (the bus beats into ``beats``, ``v`` with
         the first), then RUN (the rows) until the last ``g`` beat transfers."""
         cols = self._cols
+        # The beats' address and data go to the write port in every state (only its
+        # enable waits for CAPTURE): no multiplexers in front of the block RAM.
+        m.d.comb += [bw.addr.eq(cnt), bw.data.eq(self.bus.payload)]
         with m.FSM():
             with m.State("CAPTURE"):
                 m.d.comb += [
                     self.bus.ready.eq(1),
                     self.busy.eq(cnt != 0),
-                    bw.addr.eq(cnt),
-                    bw.data.eq(self.bus.payload),
                     bw.en.eq(self.bus.valid),
                 ]
                 with m.If(self.bus.valid):

@@ -250,11 +250,14 @@ class OutputUnit(wiring.Component):
         """The unit's state machine: CAPTURE (the ``y`` beats, their maximum and the
         prediction), EXP (``S``), DIV (``r``, restoring, one bit a cycle), EMIT (the bus)."""
         ar, n = self._cfg.arith, self._cfg.model.n_outputs
+        # The words' address and data go to the write ports in every state (only their
+        # enables wait for CAPTURE): no multiplexers in front of the block RAMs.
+        for wr, word in zip(writes, (self.y.payload.y, self.y.payload.d)):
+            m.d.comb += [wr.addr.eq(cnt), wr.data.eq(word)]
         with m.FSM():
             with m.State("CAPTURE"):
                 m.d.comb += [self.y.ready.eq(1), self.busy.eq((cnt != 0) | pred_valid)]
-                for wr, word in zip(writes, (self.y.payload.y, self.y.payload.d)):
-                    m.d.comb += [wr.addr.eq(cnt), wr.data.eq(word), wr.en.eq(self.y.valid)]
+                m.d.comb += [wr.en.eq(self.y.valid) for wr in writes]
                 with m.If(self.y.valid):
                     first = cnt == 0
                     better = first | (self.y.payload.y > ymax)
