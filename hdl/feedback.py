@@ -241,8 +241,9 @@ class FeedbackUnit(wiring.Component):
         DFA) stage X's write while running, else the host's port. On the ECP5 the host
         reads ``B_io`` through the multiplier's operand register ``B_r`` (the block RAM's
         output is slow there; :func:`hdl.layer.host_latency`)."""
+        m.d.comb += br.addr.eq(col)                  # the beats: only the rows read them
         with m.If(running):
-            m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.addr.eq(col), br.en.eq(adv)]
+            m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.en.eq(adv)]
             if self.update:
                 m.d.comb += [wp.addr.eq(x_a), wp.data.eq(x_B), wp.en.eq(x_v)]
         with m.Else():                               # idle: the host's port
