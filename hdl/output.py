@@ -194,9 +194,15 @@ class OutputUnit(wiring.Component):
         # k_o < len(table) <=> -z_o < C (k is monotone in -z_o) <=> y_o > max y - C: one
         # comparison with a threshold taken from ymax the cycle before (ymax holds still
         # from the last captured beat on), not a subtraction, a rounding and a comparison.
+        # On the iCE40, whose block RAM outputs are not slow, -z_o < C itself: a comparison
+        # of the subtraction's result with a constant, beside the rounding.
         C = _table_threshold(len(table), ar.act.frac - ar.exp_frac)
-        thr = Signal(signed(ar.act.width + C.bit_length() + 1))
-        m.d.sync += thr.eq(ymax - C)
+        if cfg.registered_bram:
+            thr = Signal(signed(ar.act.width + C.bit_length() + 1))
+            m.d.sync += thr.eq(ymax - C)
+            in_table = y1 > thr
+        else:
+            in_table = minus_z < C
         E2 = wire(m, Mux(in2, rom_r.data, 0), "E")
         p = wire(m, round_shift(prod, ar.exp_bits), "p")
         m.d.comb += [
@@ -221,7 +227,7 @@ class OutputUnit(wiring.Component):
             m.d.sync += [
                 v1.eq(issue),
                 v1b.eq(v1),
-                v2.eq(v1b), in2.eq(y1 > thr),
+                v2.eq(v1b), in2.eq(in_table),
                 v2b.eq(v2), E2q.eq(E2),
                 v3.eq(v2b & phase_emit),
             ]
