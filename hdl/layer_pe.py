@@ -209,10 +209,12 @@ class PEArray(wiring.Component):
 
         # Update write-back: stage 3 rounds the term (and W_ij arrives), stage 4 subtracts
         # and saturates. |delta y| <= 2^(len - 2): the rounded term needs len - shift_W + 1 bits.
-        term = data_reg(signed(len(prod_a) - self.shift_W + 1), f"wb_term{p}")
+        # The term is kept inverted (free in the rounding adder's LUTs), so that stage 4
+        # adds: W - term = W + ~term + 1, with no inverter in front of its carry chain.
+        term_inv = data_reg(signed(len(prod_a) - self.shift_W + 1), f"wb_term_inv{p}")
         w_new = data_reg(w_s, f"w_new{p}")
-        m.d.sync += [term.eq(round_shift(prod_a, self.shift_W)),
-                     w_new.eq(saturate(w_old - term, ar.weight))]
+        m.d.sync += [term_inv.eq(~round_shift(prod_a, self.shift_W)),
+                     w_new.eq(saturate(w_old + term_inv + 1, ar.weight))]
         if self.weight_stages:
             with m.If(~self.fwd_busy | en):
                 m.d.sync += w_q.eq(bank_word)
