@@ -5,7 +5,7 @@ hardware twin of :func:`golden.arith.feedback_unit`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -34,10 +34,11 @@ class FeedbackUnit(wiring.Component):
        multiplier, ``g_i += B_io * e_o`` (an accumulator of at most ``acc_width`` bits; its operands are
        registered first), and, for Directional DFA, the write-back of the same address
        (formed the cycle after, written the cycle after that; on the ECP5 the word read
-       and ``vd`` are registered first, one cycle more):
+       and ``-vd`` are registered first, one cycle more):
        ``vd = round_shift(sign(v_i) * d_o, act.frac - feedback.frac)`` (a sign flip and a
        shift, no multiplier) and
-       ``B_io <- sat(B_io + round_shift(vd - B_io, alpha_shift), feedback)``.
+       ``B_io <- sat(B_io + round_shift(vd - B_io, alpha_shift), feedback)``, formed from
+       ``B_io - vd`` so that every adder adds (the rounding is symmetric).
        After a row, ``g_i = narrow(sum, feedback.frac, err)`` is emitted on ``g``. While
        ``g`` is full and not taken, the whole pipeline waits.
 
@@ -159,25 +160,50 @@ class FeedbackUnit(wiring.Component):
         # X writes it back): the difference and ``B_io`` are registered at the end of
         # stage M. Every address is read once per step, so the later write changes nothing
         # else.
+        #
+        # The datapath forms B_io - vd (not vd - B_io) and keeps it inverted, so that every
+        # carry chain adds operands as they come (an operand subtracted straight from a
+        # register or a block RAM needs an inverter per bit in front of the chain):
+        #   B - vd = B + x + c, where -vd = x + c: with vd = sign(v_i) d << k (k >= 0),
+        #     x = (d << k) or its complement (v_i = +1) and c = [v_i = +1];
+        #   round_shift(vd - B, alpha) = -round_shift(B - vd, alpha) (ties to even is
+        #     symmetric), so B + step = B - q - inc = B + ~q + ~inc, with ~q taken from
+        #     the inverted difference (~(n >> a) = ~n >> a) and ~inc as the carry-in.
         B = rp.data
-        sd = wire(m, Mux(v[0], -d, d), "vd_raw")          # sign(v_i) * d_o: a sign flip
-        vd = wire(m, round_shift(sd, ar.act.frac - ar.feedback.frac), "vd")
+        k = ar.feedback.frac - ar.act.frac                # vd = round_shift(sd, -k)
+        if k >= 0:
+            flip = ~v[0]                                  # -vd = -(d << k): complement, + 1
+            dk = Cat(Const(0, k), d).as_signed() if k else d
+            x = wire(m, Mux(flip, ~dk, dk), "nvd_x")
+            c = flip
+        else:
+            sd = Mux(v[0], -d, d)                         # sign(v_i) * d_o: a sign flip
+            x = wire(m, -round_shift(sd, -k), "nvd_x")
+            c = Const(0, 1)
         u_v = None                                    # the update's stage U (ECP5 only)
         if cfg.registered_bram:
-            # ECP5: ``B_io`` (and ``vd``) go into registers of their own first (stage U),
-            # so that the block RAM's slow output ends at a register and not in the
-            # subtractor's carry chain; the write-back comes one cycle later.
+            # ECP5: ``B_io`` (and -vd's parts) go into registers of their own first (stage
+            # U), so that the block RAM's slow output ends at a register and not in the
+            # adder's carry chain; the write-back comes one cycle later.
             u_v = Signal(name="u_v")
             u_B = Signal.like(B, name="u_B", reset_less=True)
-            u_vd = Signal.like(vd, name="u_vd", reset_less=True)
-            m.d.sync += [u_v.eq(running & m_v & adv), u_B.eq(B), u_vd.eq(vd)]   # M -> U
-            B, vd = u_B, u_vd
-        diff = wire(m, vd - B, "diff")                          # one bit wider than both
-        w_diff = Signal(diff.shape(), name="w_diff", reset_less=True)
+            u_x = Signal.like(x, name="u_x", reset_less=True)
+            u_c = Signal(name="u_c", reset_less=True)
+            m.d.sync += [u_v.eq(running & m_v & adv), u_B.eq(B), u_x.eq(x), u_c.eq(c)]   # M -> U
+            B, x, c = u_B, u_x, u_c
+        ndiff = wire(m, B + x + c, "ndiff")                     # B_io - vd
+        w_ndiff_inv = Signal(ndiff.shape(), name="w_ndiff_inv", reset_less=True)   # ~(B - vd)
         w_B = Signal.like(B, name="w_B", reset_less=True)
         w_v = Signal()
-        step = wire(m, round_shift(w_diff, ar.alpha_shift), "step")
-        B_new = wire(m, saturate(w_B + step, ar.feedback), "B_new")
+        a = ar.alpha_shift
+        if a >= 1:
+            ni = w_ndiff_inv                              # bit j of B - vd is ~ni[j]
+            rest = (~ni[:a - 1]).any() if a > 1 else Const(0, 1)
+            inc_inv = wire(m, ~(~ni[a - 1] & (rest | ~ni[a])), "step_inc_inv")
+            B_sum = w_B + (ni >> a) + inc_inv              # B + round_shift(vd - B, a)
+        else:
+            B_sum = w_B - round_shift(~w_ndiff_inv, a)
+        B_new = wire(m, saturate(B_sum, ar.feedback), "B_new")
         # ... and registered once more before the write (stage X): the rounding, the adder
         # and the saturation are then not in one path with the block RAM's write port.
         # The words are written in the order they were read: the write address counts
@@ -202,9 +228,9 @@ class FeedbackUnit(wiring.Component):
         with m.If(self.g.ready):
             m.d.sync += self.g.valid.eq(0)
         if u_v is None:
-            m.d.sync += [w_v.eq(running & m_v & adv), w_diff.eq(diff), w_B.eq(B)]   # M -> W
+            m.d.sync += [w_v.eq(running & m_v & adv), w_ndiff_inv.eq(~ndiff), w_B.eq(B)]   # M -> W
         else:
-            m.d.sync += [w_v.eq(u_v), w_diff.eq(diff), w_B.eq(B)]                   # U -> W
+            m.d.sync += [w_v.eq(u_v), w_ndiff_inv.eq(~ndiff), w_B.eq(B)]                   # U -> W
         with m.If(adv):
             m.d.sync += [m_v.eq(issue), m_last.eq(col == cols - 1)]
             with m.If(issue):
