@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from ddfa.config import Config
 from golden.arith import exp_table
 
-from .fixed import fixed_shape, round_shift, wire
+from .fixed import fixed_shape, round_parts, round_shift, wire
 from .layouts import ErrorBeat, OutputBeat
 from .mul import MulPortSignature
 
@@ -144,7 +144,9 @@ class OutputUnit(wiring.Component):
 
         # -- registers --------------------------------------------------------------------
         cnt = Signal(range(n + 1))                   # capture index
-        ymax = Signal(fixed_shape(ar.act))
+        # max y, kept inverted (~max y = -max y - 1): y - max y and y > max y are then sums,
+        # with no inverters in front of their carry chains.
+        ymax_inv = Signal(fixed_shape(ar.act), init=-1)
         arg = Signal(range(n))
         label = Signal(range(n))
         train = Signal()
@@ -189,7 +191,7 @@ class OutputUnit(wiring.Component):
         m.d.comb += adv.eq(~self.bus.valid | self.bus.ready)
 
         issue = (phase_exp | phase_emit) & (rd_o < n)
-        minus_z = wire(m, ymax - y1, "minus_z")                    # -z_o >= 0
+        minus_z = wire(m, ~(y1 + ymax_inv), "minus_z")             # -z_o = max y - y_o >= 0
         k = wire(m, round_shift(minus_z, ar.act.frac - ar.exp_frac), "k")
         # k_o < len(table) <=> -z_o < C (k is monotone in -z_o) <=> y_o > max y - C: one
         # comparison with a threshold taken from ymax the cycle before (ymax holds still
@@ -199,12 +201,14 @@ class OutputUnit(wiring.Component):
         C = _table_threshold(len(table), ar.act.frac - ar.exp_frac)
         if cfg.registered_bram:
             thr = Signal(signed(ar.act.width + C.bit_length() + 1))
-            m.d.sync += thr.eq(ymax - C)
+            m.d.sync += thr.eq(~ymax_inv - C)
             in_table = y1 > thr
         else:
             in_table = minus_z < C
         E2 = wire(m, Mux(in2, rom_r.data, 0), "E")
-        p = wire(m, round_shift(prod, ar.exp_bits), "p")
+        # p_o = q + inc (round_shift); e_o = q + inc - one * [o == label]: one adder, the
+        # rounding increment its carry-in.
+        p_q, p_inc = round_parts(prod, ar.exp_bits)
         m.d.comb += [
             y_r.addr.eq(y_at),
             y_r.en.eq(adv),
@@ -237,7 +241,8 @@ class OutputUnit(wiring.Component):
                 m.d.sync += prod.eq(E2q * r)         # the multiplier: E_o * r
             m.d.sync += [
                 self.bus.valid.eq(v3), last4.eq(o == n - 1),
-                self.bus.payload.e.eq(p - Mux(o == label, ar.err.one, 0)),
+                self.bus.payload.e.eq(p_q + Mux(o == label, Const(-ar.err.one, signed(len(prod) + 2)),
+                                                Const(0, signed(len(prod) + 2))) + p_inc),
             ]
             with m.If(issue):
                 m.d.sync += rd_o.eq(rd_o + 1)
@@ -246,12 +251,12 @@ class OutputUnit(wiring.Component):
             with m.If(v2b & phase_exp):
                 m.d.sync += S.eq(S + E2q)
 
-        self._control(m, (y_w, d_w), cnt=cnt, ymax=ymax, arg=arg, label=label, train=train,
+        self._control(m, (y_w, d_w), cnt=cnt, ymax_inv=ymax_inv, arg=arg, label=label, train=train,
                       pred_valid=pred_valid, S=S, P=P, r=r, div_left=div_left, rd_o=rd_o,
                       v2b=v2b, o=o, last4=last4, phase_exp=phase_exp, phase_emit=phase_emit)
         return m
 
-    def _control(self, m, writes, *, cnt, ymax, arg, label, train, pred_valid, S, P, r, div_left,
+    def _control(self, m, writes, *, cnt, ymax_inv, arg, label, train, pred_valid, S, P, r, div_left,
                  rd_o, v2b, o, last4, phase_exp, phase_emit):
         """The unit's state machine: CAPTURE (the ``y`` beats, their maximum and the
         prediction), EXP (``S``), DIV (``r``, restoring, one bit a cycle), EMIT (the bus)."""
@@ -266,11 +271,11 @@ class OutputUnit(wiring.Component):
                 m.d.comb += [wr.en.eq(self.y.valid) for wr in writes]
                 with m.If(self.y.valid):
                     first = cnt == 0
-                    better = first | (self.y.payload.y > ymax)
+                    better = first | ~(self.y.payload.y + ymax_inv)[-1]      # y > max y
                     with m.If(first):
                         m.d.sync += [label.eq(self.label), train.eq(self.train)]
                     with m.If(better):
-                        m.d.sync += [ymax.eq(self.y.payload.y), arg.eq(cnt)]
+                        m.d.sync += [ymax_inv.eq(~self.y.payload.y), arg.eq(cnt)]
                     with m.If(cnt == n - 1):
                         m.d.sync += [cnt.eq(0), pred_valid.eq(1)]
                         with m.If(Mux(first, self.train, train)):
