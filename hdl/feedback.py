@@ -5,7 +5,7 @@ hardware twin of :func:`golden.arith.feedback_unit`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -34,10 +34,11 @@ class FeedbackUnit(wiring.Component):
        multiplier, ``g_i += B_io * e_o`` (an accumulator of at most ``acc_width`` bits; its operands are
        registered first), and, for Directional DFA, the write-back of the same address
        (formed the cycle after, written the cycle after that; on the ECP5 the word read
-       and ``vd`` are registered first, one cycle more):
+       and ``-vd`` are registered first, one cycle more):
        ``vd = round_shift(sign(v_i) * d_o, act.frac - feedback.frac)`` (a sign flip and a
        shift, no multiplier) and
-       ``B_io <- sat(B_io + round_shift(vd - B_io, alpha_shift), feedback)``.
+       ``B_io <- sat(B_io + round_shift(vd - B_io, alpha_shift), feedback)``, formed from
+       ``B_io - vd`` so that every adder adds (the rounding is symmetric).
        After a row, ``g_i = narrow(sum, feedback.frac, err)`` is emitted on ``g``. While
        ``g`` is full and not taken, the whole pipeline waits.
 
@@ -135,7 +136,7 @@ class FeedbackUnit(wiring.Component):
         # Pipeline: issue read -> M (memory data) -> A (accumulate) -> N (row sum) -> g.
         ra = Signal(range(depth + 1))                # next address to read
         col = Signal(range(cols))                    # its column o
-        m_v, m_last, m_a = Signal(), Signal(), Signal(range(depth))
+        m_v, m_last = Signal(), Signal()
         r_v, r_last = Signal(), Signal()             # stage R: the multiplier's operands
         B_r = Signal(fixed_shape(ar.feedback), reset_less=True)
         e_r = Signal(fixed_shape(ar.err), reset_less=True)
@@ -159,30 +160,59 @@ class FeedbackUnit(wiring.Component):
         # X writes it back): the difference and ``B_io`` are registered at the end of
         # stage M. Every address is read once per step, so the later write changes nothing
         # else.
+        #
+        # The datapath forms B_io - vd (not vd - B_io) and keeps it inverted, so that every
+        # carry chain adds operands as they come (an operand subtracted straight from a
+        # register or a block RAM needs an inverter per bit in front of the chain):
+        #   B - vd = B + x + c, where -vd = x + c: with vd = sign(v_i) d << k (k >= 0),
+        #     x = (d << k) or its complement (v_i = +1) and c = [v_i = +1];
+        #   round_shift(vd - B, alpha) = -round_shift(B - vd, alpha) (ties to even is
+        #     symmetric), so B + step = B - q - inc = B + ~q + ~inc, with ~q taken from
+        #     the inverted difference (~(n >> a) = ~n >> a) and ~inc as the carry-in.
         B = rp.data
-        sd = wire(m, Mux(v[0], -d, d), "vd_raw")          # sign(v_i) * d_o: a sign flip
-        vd = wire(m, round_shift(sd, ar.act.frac - ar.feedback.frac), "vd")
-        u_v = u_a = None                              # the update's stage U (ECP5 only)
+        k = ar.feedback.frac - ar.act.frac                # vd = round_shift(sd, -k)
+        if k >= 0:
+            flip = ~v[0]                                  # -vd = -(d << k): complement, + 1
+            dk = Cat(Const(0, k), d).as_signed() if k else d
+            x = wire(m, Mux(flip, ~dk, dk), "nvd_x")
+            c = flip
+        else:
+            sd = Mux(v[0], -d, d)                         # sign(v_i) * d_o: a sign flip
+            x = wire(m, -round_shift(sd, -k), "nvd_x")
+            c = Const(0, 1)
+        u_v = None                                    # the update's stage U (ECP5 only)
         if cfg.registered_bram:
-            # ECP5: ``B_io`` (and ``vd``) go into registers of their own first (stage U),
-            # so that the block RAM's slow output ends at a register and not in the
-            # subtractor's carry chain; the write-back comes one cycle later.
-            u_v, u_a = Signal(name="u_v"), Signal(range(depth), name="u_a")
+            # ECP5: ``B_io`` (and -vd's parts) go into registers of their own first (stage
+            # U), so that the block RAM's slow output ends at a register and not in the
+            # adder's carry chain; the write-back comes one cycle later.
+            u_v = Signal(name="u_v")
             u_B = Signal.like(B, name="u_B", reset_less=True)
-            u_vd = Signal.like(vd, name="u_vd", reset_less=True)
-            m.d.sync += [u_v.eq(running & m_v & adv), u_a.eq(m_a), u_B.eq(B), u_vd.eq(vd)]   # M -> U
-            B, vd = u_B, u_vd
-        diff = wire(m, vd - B, "diff")                          # one bit wider than both
-        w_diff = Signal(diff.shape(), name="w_diff", reset_less=True)
+            u_x = Signal.like(x, name="u_x", reset_less=True)
+            u_c = Signal(name="u_c", reset_less=True)
+            m.d.sync += [u_v.eq(running & m_v & adv), u_B.eq(B), u_x.eq(x), u_c.eq(c)]   # M -> U
+            B, x, c = u_B, u_x, u_c
+        ndiff = wire(m, B + x + c, "ndiff")                     # B_io - vd
+        w_ndiff_inv = Signal(ndiff.shape(), name="w_ndiff_inv", reset_less=True)   # ~(B - vd)
         w_B = Signal.like(B, name="w_B", reset_less=True)
-        w_v, w_a = Signal(), Signal(range(depth))
-        step = wire(m, round_shift(w_diff, ar.alpha_shift), "step")
-        B_new = wire(m, saturate(w_B + step, ar.feedback), "B_new")
+        w_v = Signal()
+        a = ar.alpha_shift
+        if a >= 1:
+            ni = w_ndiff_inv                              # bit j of B - vd is ~ni[j]
+            rest = (~ni[:a - 1]).any() if a > 1 else Const(0, 1)
+            inc_inv = wire(m, ~(~ni[a - 1] & (rest | ~ni[a])), "step_inc_inv")
+            B_sum = w_B + (ni >> a) + inc_inv              # B + round_shift(vd - B, a)
+        else:
+            B_sum = w_B - round_shift(~w_ndiff_inv, a)
+        B_new = wire(m, saturate(B_sum, ar.feedback), "B_new")
         # ... and registered once more before the write (stage X): the rounding, the adder
         # and the saturation are then not in one path with the block RAM's write port.
+        # The words are written in the order they were read: the write address counts
+        # the writes of the run.
         x_B = Signal.like(B, name="x_B", reset_less=True)
         x_v, x_a = Signal(), Signal(range(depth))
-        m.d.sync += [x_v.eq(w_v), x_a.eq(w_a), x_B.eq(B_new)]                    # W -> X
+        m.d.sync += [x_v.eq(w_v), x_B.eq(B_new)]                                  # W -> X
+        with m.If(x_v):
+            m.d.sync += x_a.eq(x_a + 1)
 
         self._memory_ports(m, rp, wp, br, running=running, adv=adv, ra=ra, col=col,
                            x_a=x_a, x_B=x_B, x_v=x_v, B_r=B_r)
@@ -198,11 +228,11 @@ class FeedbackUnit(wiring.Component):
         with m.If(self.g.ready):
             m.d.sync += self.g.valid.eq(0)
         if u_v is None:
-            m.d.sync += [w_v.eq(running & m_v & adv), w_a.eq(m_a), w_diff.eq(diff), w_B.eq(B)]   # M -> W
+            m.d.sync += [w_v.eq(running & m_v & adv), w_ndiff_inv.eq(~ndiff), w_B.eq(B)]   # M -> W
         else:
-            m.d.sync += [w_v.eq(u_v), w_a.eq(u_a), w_diff.eq(diff), w_B.eq(B)]                   # U -> W
+            m.d.sync += [w_v.eq(u_v), w_ndiff_inv.eq(~ndiff), w_B.eq(B)]                   # U -> W
         with m.If(adv):
-            m.d.sync += [m_v.eq(issue), m_a.eq(ra), m_last.eq(col == cols - 1)]
+            m.d.sync += [m_v.eq(issue), m_last.eq(col == cols - 1)]
             with m.If(issue):
                 m.d.sync += [ra.eq(ra + 1), col.eq(Mux(col == cols - 1, 0, col + 1))]
             # M -> A
@@ -229,7 +259,7 @@ class FeedbackUnit(wiring.Component):
                 ]
 
         self._control(m, bw, v=v, cnt=cnt, ra=ra, col=col, acc=acc, g_row=g_row, g_last=g_last,
-                      running=running)
+                      x_a=x_a, running=running)
         return m
 
     def _memory_ports(self, m, rp, wp, br, *, running, adv, ra, col, x_a, x_B, x_v, B_r):
@@ -237,8 +267,9 @@ class FeedbackUnit(wiring.Component):
         DFA) stage X's write while running, else the host's port. On the ECP5 the host
         reads ``B_io`` through the multiplier's operand register ``B_r`` (the block RAM's
         output is slow there; :func:`hdl.layer.host_latency`)."""
+        m.d.comb += br.addr.eq(col)                  # the beats: only the rows read them
         with m.If(running):
-            m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.addr.eq(col), br.en.eq(adv)]
+            m.d.comb += [rp.addr.eq(ra), rp.en.eq(adv), br.en.eq(adv)]
             if self.update:
                 m.d.comb += [wp.addr.eq(x_a), wp.data.eq(x_B), wp.en.eq(x_v)]
         with m.Else():                               # idle: the host's port
@@ -248,24 +279,26 @@ class FeedbackUnit(wiring.Component):
             ]
         m.d.comb += self.host.rdata.eq(B_r if host_latency(self._cfg) == 2 else rp.data)
 
-    def _control(self, m, bw, *, v, cnt, ra, col, acc, g_row, g_last, running):
+    def _control(self, m, bw, *, v, cnt, ra, col, acc, g_row, g_last, x_a, running):
         """The unit's state machine: CAPTURE (the bus beats into ``beats``, ``v`` with
         the first), then RUN (the rows) until the last ``g`` beat transfers."""
         cols = self._cols
+        # The beats' address and data go to the write port in every state (only its
+        # enable waits for CAPTURE): no multiplexers in front of the block RAM.
+        m.d.comb += [bw.addr.eq(cnt), bw.data.eq(self.bus.payload)]
         with m.FSM():
             with m.State("CAPTURE"):
                 m.d.comb += [
                     self.bus.ready.eq(1),
                     self.busy.eq(cnt != 0),
-                    bw.addr.eq(cnt),
-                    bw.data.eq(self.bus.payload),
                     bw.en.eq(self.bus.valid),
                 ]
                 with m.If(self.bus.valid):
                     with m.If(cnt == 0):
                         m.d.sync += v.eq(self.v)
                     with m.If(cnt == cols - 1):
-                        m.d.sync += [cnt.eq(0), ra.eq(0), col.eq(0), acc.eq(0), g_row.eq(0), g_last.eq(0)]
+                        m.d.sync += [cnt.eq(0), ra.eq(0), col.eq(0), acc.eq(0), g_row.eq(0), g_last.eq(0),
+                                     x_a.eq(0)]
                         m.next = "RUN"
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)

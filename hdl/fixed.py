@@ -17,7 +17,7 @@ from amaranth.hdl import Cat, Const, Mux, Shape, Signal, Value, signed, unsigned
 
 from ddfa.config import Fixed
 
-__all__ = ["fixed_shape", "extend", "round_shift", "saturate", "narrow", "fixed_const", "wire"]
+__all__ = ["fixed_shape", "extend", "round_parts", "round_shift", "saturate", "narrow", "fixed_const", "wire"]
 
 
 def fixed_shape(fmt: Fixed) -> Shape:
@@ -68,14 +68,24 @@ def round_shift(value, s: int) -> Value:
     value = Value.cast(value)
     if s <= 0:
         return value << (-s)
+    q, inc = round_parts(value, s)
+    return q + inc
+
+
+def round_parts(value, s: int) -> tuple[Value, Value]:
+    """:func:`round_shift`'s two parts for ``s >= 1``: ``(q, inc)``, ``q = value >> s``
+    and the 1-bit rounding increment, so that a caller can add ``inc`` as the carry-in of
+    an adder it needs anyway (``round_shift(value, s) + x == q + x + inc``: one carry
+    chain, not two)."""
+    if s < 1:
+        raise ValueError(f"round_parts needs a right shift of at least 1 bit, not {s}")
     # The dropped bits of a negative value are its low bits of x mod 2**s: widen so that
     # the sign reaches every dropped position and q keeps at least a sign bit.
-    value = extend(value, s + 1)
+    value = extend(Value.cast(value), s + 1)
     q = value >> s
     half = value[s - 1]
     rest = value[:s - 1].any() if s > 1 else Const(0, 1)
-    inc = half & (rest | q[0])
-    return q + inc
+    return q, half & (rest | q[0])
 
 
 def saturate(value, fmt: Fixed) -> Value:

@@ -41,7 +41,7 @@ from .layer_activation import ActivationStage
 from .layer_common import ActReadSignature, bank_rows, host_latency, weight_stages
 from .layer_control import PassControl
 from .layer_pe import PEArray
-from .layer_sums import GroupSums, StreamSumsBRAM, StreamSumsLUT, sum_shape
+from .layer_sums import GroupSums, StreamSumsBRAM, StreamSumsLUT, held_shape, sum_shape
 from .layer_update import BiasStore, DeltaCollector
 from .layouts import ErrorBeat, MemPortSignature, OutputBeat, addr_width
 from .mul import MulPortSignature
@@ -271,14 +271,15 @@ class LayerEngine(wiring.Component):
             weight_stages=self.weight_stages, host_latency=self.host_latency, shift_W=self.shift_W)
         prod_shapes = dict(prod_a_shape=pes.prod_a[0].shape(), prod_t_shape=pes.prod_t[0].shape())
         if not self.stream:
-            sums = GroupSums(acc_s, pes=P, n_out=n_out, tangent=self.tangent, **prod_shapes)
+            sums = GroupSums(acc_s, pes=P, n_out=n_out, tangent=self.tangent,
+                             held_s=held_shape(cfg, acc_s), **prod_shapes)
         elif cfg.lut_ram:
             sums = StreamSumsLUT(acc_s, n_out=n_out, **prod_shapes)
         else:
             sums = StreamSumsBRAM(acc_s, n_out=n_out, **prod_shapes)
         m.submodules.sums = sums
         m.submodules.activation = act = ActivationStage(
-            cfg, n_out=n_out, acc_s=acc_s, hidden=self.hidden, tangent=self.tangent,
+            cfg, n_out=n_out, acc_s=sums.sum_a.shape(), hidden=self.hidden, tangent=self.tangent,
             feeds_stream=self.feeds_stream)
         m.submodules.deltas = deltas = DeltaCollector(cfg, pes=P, n_out=n_out)
         m.submodules.biases = bias = BiasStore(cfg, self.b_data, host_latency=self.host_latency,
@@ -321,7 +322,8 @@ class LayerEngine(wiring.Component):
         if self.stream:
             m.d.comb += [sums.prod_a.eq(pes.prod_a[0]), sums.prod_t.eq(pes.prod_t[0]),
                          sums.sum_row.eq(ctl.sum_row), sums.sum_first.eq(ctl.sum_first),
-                         sums.operand_row.eq(ctl.operand_row)]
+                         sums.operand_row.eq(ctl.operand_row),
+                         sums.operand_row_first.eq(ctl.operand_row_first)]
         else:
             m.d.comb += [sums.prod_a[p].eq(pes.prod_a[p]) for p in range(P)]
             m.d.comb += [sums.prod_t[p].eq(pes.prod_t[p]) for p in range(P)]

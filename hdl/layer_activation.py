@@ -105,7 +105,7 @@ class ActivationStage(wiring.Component):
         act_s = fixed_shape(ar.act)
         take, row = self.take, self.row
         a1_valid, a2_valid = Signal(), Signal()
-        a1_row, a2_row = Signal(range(max(n_out, 2))), Signal(range(max(n_out, 2)))
+        a2_row = Signal(range(max(n_out, 2)))                # A2's row: the rows handed on so far
         a_sum = self.sum_a + (self.bias << ar.act.frac)
         a1_sum = data_reg(a_sum.shape(), "a1_sum")          # sum_a + (b << act.frac)
         a1_t = data_reg(act_s, "a1_t")                        # narrow(sum_t)
@@ -125,13 +125,15 @@ class ActivationStage(wiring.Component):
         with m.If(take):
             m.d.sync += row.eq(row + 1)
         with m.If(advance):
-            m.d.sync += [a1_valid.eq(take), a1_row.eq(row), a1_sum.eq(a_sum),
-                         a2_valid.eq(a1_valid), a2_row.eq(a1_row),
+            m.d.sync += [a1_valid.eq(take), a1_sum.eq(a_sum),
+                         a2_valid.eq(a1_valid),
                          a_i.eq(narrow(a1_sum, ar.weight.frac, ar.act))]          # eq. 1
             if self.tangent:
                 m.d.sync += [a1_t.eq(narrow(self.sum_t, ar.weight.frac, ar.act)), t_i.eq(a1_t)]
+        with m.If(a2_valid & a2_hand_on):
+            m.d.sync += a2_row.eq(a2_row + 1)
         with m.If(self.fwd_start):
-            m.d.sync += [row.eq(0), a1_valid.eq(0), a2_valid.eq(0)]
+            m.d.sync += [row.eq(0), a1_valid.eq(0), a2_valid.eq(0), a2_row.eq(0)]
         m.d.comb += self.done.eq(a2_valid & a2_hand_on & (a2_row == n_out - 1))
 
         positive = Signal()

@@ -34,8 +34,9 @@ class PassControl(wiring.Component):
     (``weight_stages == 1``, the ECP5): the layer below's words and the control are
     registered once more. Stage 2 (``operand_*``): the multipliers' operand registers are
     loaded. Stage 3 (``sum_*``): the products are registered (forward: added to the row
-    sums). Update only: stage 2 reads ``W`` again (``reread_addr``), stage 5 writes it
-    back (``write_en``, ``writeback_addr``); an update pass visits the addresses in order,
+    sums). Update only: stage 2 reads ``W`` again (``reread_addr``; stage 3 without stage
+    1X, so that the bank's word itself meets the rounded term at stage 4), stage 5 writes
+    it back (``write_en``, ``writeback_addr``); an update pass visits the addresses in order,
     so two counters replace a pipeline of addresses. While the row sums hold a finished
     group (``sums_full``) and a forward product reaches stage 3, ``advance`` is low and
     stages 0 to 3 stall; stages 4 and 5 run only in update passes, which never stall.
@@ -103,6 +104,8 @@ class PassControl(wiring.Component):
         ``y_{l-1,j}`` and ``d_{l-1,j}`` for the operand registers.
     operand_row : ``Out(range(n_out))``
         Streaming: the row of the product the operand stage forms (stage 2).
+    operand_row_first : ``Out(1)``
+        Streaming: that product is its row's first (the first column).
     sum_en : ``Out(1)``
         Stage 3 holds a forward product and advances: add it to its row's sums.
     sum_last, sum_first : ``Out(1)``
@@ -129,7 +132,7 @@ class PassControl(wiring.Component):
             "issue_addr": Out(addr), "reread_addr": Out(addr), "writeback_addr": Out(addr),
             "write_en": Out(1),
             "operand_upd": Out(1), "operand_first": Out(1), "operand_y": Out(act),
-            "operand_d": Out(act), "operand_row": Out(row),
+            "operand_d": Out(act), "operand_row": Out(row), "operand_row_first": Out(1),
             "sum_en": Out(1), "sum_last": Out(1), "sum_first": Out(1), "sum_row": Out(row),
         })
 
@@ -255,7 +258,8 @@ class PassControl(wiring.Component):
             if self.stream:
                 m.d.sync += [st.s1_row.eq(st.s0_row), st.s2_row.eq(o_row), st.s3_row.eq(st.s2_row),
                              st.s2_first.eq(o_first), st.s3_first.eq(st.s2_first)]
-        m.d.comb += [self.operand_row.eq(st.s2_row), self.sum_row.eq(st.s3_row),
+        m.d.comb += [self.operand_row.eq(st.s2_row), self.operand_row_first.eq(st.s2_first),
+                     self.sum_row.eq(st.s3_row),
                      self.sum_first.eq(st.s3_first), self.sum_last.eq(st.s3_last),
                      self.sum_en.eq(en & st.s3_valid & ~st.s3_upd)]
 
@@ -266,7 +270,8 @@ class PassControl(wiring.Component):
         with m.If(self.upd_start):
             m.d.sync += [self.reread_addr.eq(0), self.writeback_addr.eq(0)]
         with m.Else():
-            with m.If(st.s2_valid & st.s2_upd):
+            reread = (st.s2_valid & st.s2_upd) if self.weight_stages else (st.s3_valid & st.s3_upd)
+            with m.If(reread):
                 m.d.sync += self.reread_addr.eq(self.reread_addr + 1)
             with m.If(st.s5_valid):
                 m.d.sync += self.writeback_addr.eq(self.writeback_addr + 1)

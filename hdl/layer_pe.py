@@ -34,6 +34,9 @@ class PEArray(wiring.Component):
         stage 4: w_new = sat(W_ij - term, weight)
         stage 5: W_ij <- w_new at writeback_addr               (write_en)
 
+    (With ``weight_stages == 0``, the iCE40, the bank is read again at stage 3 and its
+    word goes straight into stage 4's subtraction: no register of its own.)
+
     **Latency.** The bank's word one cycle after its address (block RAM), a product two
     advancing cycles after its operands are at the operand stage, a write-back two cycles
     after stage 3.
@@ -182,10 +185,12 @@ class PEArray(wiring.Component):
         prod_t = data_reg(self.prod_t[p].shape(), f"prod_t{p}")
         m.d.comb += [self.prod_a[p].eq(prod_a), self.prod_t[p].eq(prod_t)]
 
-        # w_q: the bank's word registered: W_ij read again (update), and on the ECP5 also
-        # stage 1X's word in forward passes, where it holds while the pipeline stalls.
+        # w_q: the bank's word registered: on the ECP5 stage 1X's word in forward passes,
+        # where it holds while the pipeline stalls, and W_ij read again (update; on the
+        # iCE40 the bank's word itself, read a stage later), and the host's word.
         w_q = data_reg(w_s, f"w_q{p}")
         w = w_q if self.weight_stages else bank_word
+        w_old = w_q if self.weight_stages else bank_word     # update: W_ij at stage 4
         # Operand stage -> stage 3. The primal multiplier forms W * y (forward) or
         # delta * y (update: delta_i is taken with a group's first column and held); the
         # tangent one W * d (layers 2..L).
@@ -204,10 +209,12 @@ class PEArray(wiring.Component):
 
         # Update write-back: stage 3 rounds the term (and W_ij arrives), stage 4 subtracts
         # and saturates. |delta y| <= 2^(len - 2): the rounded term needs len - shift_W + 1 bits.
-        term = data_reg(signed(len(prod_a) - self.shift_W + 1), f"wb_term{p}")
+        # The term is kept inverted (free in the rounding adder's LUTs), so that stage 4
+        # adds: W - term = W + ~term + 1, with no inverter in front of its carry chain.
+        term_inv = data_reg(signed(len(prod_a) - self.shift_W + 1), f"wb_term_inv{p}")
         w_new = data_reg(w_s, f"w_new{p}")
-        m.d.sync += [term.eq(round_shift(prod_a, self.shift_W)),
-                     w_new.eq(saturate(w_q - term, ar.weight))]
+        m.d.sync += [term_inv.eq(~round_shift(prod_a, self.shift_W)),
+                     w_new.eq(saturate(w_old + term_inv + 1, ar.weight))]
         if self.weight_stages:
             with m.If(~self.fwd_busy | en):
                 m.d.sync += w_q.eq(bank_word)

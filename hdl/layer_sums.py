@@ -9,14 +9,14 @@ Three variants with the same outputs (``sums_full``, ``ready``, ``sum_a``, ``sum
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .layer_common import data_reg
 
-__all__ = ["GroupSums", "StreamSumsBRAM", "StreamSumsLUT", "sum_shape"]
+__all__ = ["GroupSums", "StreamSumsBRAM", "StreamSumsLUT", "held_shape", "sum_shape"]
 
 
 def sum_shape(cfg, n_in: int):
@@ -30,16 +30,35 @@ def sum_shape(cfg, n_in: int):
     return signed(min(ar.acc_width, cfg.sum_width(ar.weight.width, ar.act.width, n_in)))
 
 
-def _members(acc_s, n_out: int, prods: dict, streaming: bool) -> dict:
+def held_shape(cfg, acc_s):
+    """The shape of the row sums in a :class:`GroupSums` hold register: ``H = k + 2``
+    bits, ``k = max(act.width - 1 + weight.frac, weight.width - 1 + act.frac) + 1``, where
+    that is narrower than ``acc_s``.
+
+    The activation stage computes ``narrow(sum_a + (b << act.frac), weight.frac, act)``
+    and ``narrow(sum_t, weight.frac, act)``, with ``|b << act.frac| <= 2^(k-1)``. A sum
+    that fits ``H - 1`` bits is held as it is. Any other, ``|sum| >= 2^k``, is held with
+    its sign in bit ``H - 1``, the opposite in bit ``H - 2`` and its own low bits below: a
+    value of the same sign with ``2^k <= |held| <= 2^(k+1)``. Either way ``|sum + bias|``
+    is at least ``2^k - 2^(k-1) = 2^(k-1) >= 2^(act.width - 1 + weight.frac)``, so both
+    saturate to the same bound: the results are the same bit for bit."""
+    ar = cfg.arith
+    k = max(ar.act.width - 1 + ar.weight.frac, ar.weight.width - 1 + ar.act.frac) + 1
+    return signed(k + 2) if k + 2 < acc_s.width else acc_s
+
+
+def _members(acc_s, n_out: int, prods: dict, streaming: bool, out_s=None) -> dict:
     row = range(max(n_out, 2))
     members = {
         "fwd_start": In(1), "sum_en": In(1), "sum_last": In(1),
         "take": In(1), "take_row": In(row),
-        "sums_full": Out(1), "ready": Out(1), "sum_a": Out(acc_s), "sum_t": Out(acc_s),
+        "sums_full": Out(1), "ready": Out(1),
+        "sum_a": Out(out_s or acc_s), "sum_t": Out(out_s or acc_s),
     }
     members.update(prods)
     if streaming:
-        members.update({"sum_row": In(row), "sum_first": In(1), "operand_row": In(row)})
+        members.update({"sum_row": In(row), "sum_first": In(1), "operand_row": In(row),
+                        "operand_row_first": In(1)})
     return members
 
 
@@ -50,8 +69,10 @@ class GroupSums(wiring.Component):
     (``sum_last``) the accumulators are full (``sums_full``: the pipeline stalls the next
     group's first product at stage 3). With ``P > 1`` they then move to a hold register
     in one cycle (and are cleared) while the next group starts; the activation stage
-    shifts the hold register out one row a cycle (``take``), row ``r*P`` first. With one
-    PE there is no hold register: the activation stage takes the accumulators.
+    shifts the hold register out one row a cycle (``take``), row ``r*P`` first. The hold
+    register is ``held_s`` wide (:func:`held_shape`: a sum too wide for it moves in with
+    its bit ``H - 2`` set to the opposite of its sign). With one PE there is no hold
+    register: the activation stage takes the accumulators.
 
     **Latency.** A product is in the sums the cycle after ``sum_en``; ``sums_full`` rises
     the cycle after the group's last one; with ``P > 1``, ``ready`` the cycle after that
@@ -69,6 +90,8 @@ class GroupSums(wiring.Component):
         The products' shapes.
     tangent : bool
         Sum the tangent products.
+    held_s : Shape, optional
+        The hold register's shape (:func:`held_shape`); ``acc_s`` by default.
 
     Members
     -------
@@ -86,14 +109,17 @@ class GroupSums(wiring.Component):
         The accumulators hold a finished group.
     ready : ``Out(1)``
         A row is ready for the activation stage.
-    sum_a, sum_t : ``Out(acc_s)``
+    sum_a, sum_t : ``Out(held_s)`` (``Out(acc_s)`` with one PE)
         That row's sums (``sum_t`` 0 for layer 1).
     """
 
-    def __init__(self, acc_s, *, pes: int, n_out: int, prod_a_shape, prod_t_shape, tangent: bool):
+    def __init__(self, acc_s, *, pes: int, n_out: int, prod_a_shape, prod_t_shape, tangent: bool,
+                 held_s=None):
         self.acc_s, self.pes, self.tangent = acc_s, pes, tangent
+        self.held_s = acc_s if held_s is None or pes == 1 else held_s
         super().__init__(_members(acc_s, n_out, {"prod_a": In(prod_a_shape).array(pes),
-                                                 "prod_t": In(prod_t_shape).array(pes)}, False))
+                                                 "prod_t": In(prod_t_shape).array(pes)}, False,
+                                  out_s=self.held_s))
 
     def elaborate(self, platform):
         m = Module()
@@ -103,8 +129,8 @@ class GroupSums(wiring.Component):
         direct = P == 1             # the activation stage takes the accumulators
         hold_load = Signal()        # the accumulators move to the hold register (and clear)
         if not direct:
-            hold_a = [data_reg(acc_s, f"hold_a{p}") for p in range(P)]
-            hold_t = [data_reg(acc_s, f"hold_t{p}") for p in range(P)]
+            hold_a = [data_reg(self.held_s, f"hold_a{p}") for p in range(P)]
+            hold_t = [data_reg(self.held_s, f"hold_t{p}") for p in range(P)]
             hold_valid = Signal()   # the hold register holds a group
             hold_p = Signal(range(P))
             m.d.comb += hold_load.eq(full & ~hold_valid)
@@ -131,9 +157,9 @@ class GroupSums(wiring.Component):
 
         with m.If(hold_load):
             m.d.sync += [hold_valid.eq(1), full.eq(0)]
-            m.d.sync += [h.eq(a) for h, a in zip(hold_a, acc_a)]
+            m.d.sync += [h.eq(self._held(a)) for h, a in zip(hold_a, acc_a)]
             if self.tangent:
-                m.d.sync += [h.eq(a) for h, a in zip(hold_t, acc_t)]
+                m.d.sync += [h.eq(self._held(a)) for h, a in zip(hold_t, acc_t)]
         with m.If(self.sum_en & self.sum_last):
             m.d.sync += full.eq(1)
         with m.If(self.take):
@@ -148,6 +174,15 @@ class GroupSums(wiring.Component):
             m.d.sync += [hold_p.eq(0), hold_valid.eq(0), full.eq(0)]
         m.d.comb += [self.ready.eq(hold_valid), self.sum_a.eq(hold_a[0]), self.sum_t.eq(hold_t[0])]
         return m
+
+    def _held(self, acc):
+        """``acc`` as the hold register keeps it (:func:`held_shape`)."""
+        H = self.held_s.width
+        if H >= len(acc):
+            return acc
+        top = acc[H - 2:]                       # all equal <=> acc fits H - 1 bits
+        fits = ~top.any() | top.all()
+        return Cat(acc[:H - 2], Mux(fits, acc[H - 2], ~acc[-1]), acc[-1]).as_signed()
 
 
 class _StreamSums(wiring.Component):
@@ -188,6 +223,8 @@ class StreamSumsLUT(_StreamSums):
         Stage 3's row, and whether it is the row's first column.
     operand_row : ``In(range(n_out))``
         Stage 2's row (unused here).
+    operand_row_first : ``In(1)``
+        Stage 2's product is its row's first (unused here).
     """
 
     def elaborate(self, platform):
@@ -214,32 +251,35 @@ class StreamSumsLUT(_StreamSums):
 class StreamSumsBRAM(_StreamSums):
     """Streaming row sums in block RAM (the iCE40: no LUT RAM), one PE.
 
-    One memory of ``n_out`` words holding both sums, with registered reads: row
+    One memory of ``n_out + 1`` words holding both sums, with registered reads: row
     ``operand_row``'s sums are read at stage 2, so that they arrive with the products at
     stage 3 (a row is written at stage 3 before it is read again at stage 2: one column
     later, ``n_out >= 2`` cycles; with one row, in the same cycle, so the read port is
-    transparent). After the pass's last product the activation stage reads row
+    transparent). For a row's first product (``operand_row_first``) word ``n_out``, never
+    written and always 0, is read instead: the adders need no multiplexer in front. After the pass's last product the activation stage reads row
     ``take_row`` ahead: the address is the next row as the activation stage takes one,
     and ``ready`` comes a cycle after ``sums_full`` (row 0's read): one cycle more than
     :class:`StreamSumsLUT`.
 
-    Parameters and members as :class:`StreamSumsLUT`; ``operand_row`` is used.
+    Parameters and members as :class:`StreamSumsLUT`; ``operand_row`` and
+    ``operand_row_first`` are used, ``sum_first`` is not.
     """
 
     def elaborate(self, platform):
         m = Module()
         full, n_out = self.sums_full, self.n_out
         m.submodules.sums = sums = Memory(shape=data.StructLayout({"a": self.acc_s, "t": self.acc_s}),
-                                          depth=n_out, init=[])
+                                          depth=n_out + 1, init=[])
         wr = sums.write_port()
         rd = sums.read_port(transparent_for=(wr,) if n_out == 1 else ())
         read_done = Signal()        # row 0's sums are on the read port
         m.d.sync += read_done.eq(full)
         ahead = Mux(self.take, self.take_row + 1, self.take_row)     # the activation stage's next row
-        m.d.comb += [rd.addr.eq(Mux(full, ahead, self.operand_row)),
+        operand_row = Mux(self.operand_row_first, n_out, self.operand_row)   # word n_out: 0
+        m.d.comb += [rd.addr.eq(Mux(full, ahead, operand_row)),
                      wr.addr.eq(self.sum_row), wr.en.eq(self.sum_en),
-                     wr.data.a.eq(Mux(self.sum_first, 0, rd.data.a) + self.prod_a),
-                     wr.data.t.eq(Mux(self.sum_first, 0, rd.data.t) + self.prod_t),
+                     wr.data.a.eq(rd.data.a + self.prod_a),
+                     wr.data.t.eq(rd.data.t + self.prod_t),
                      self.sum_a.eq(rd.data.a), self.sum_t.eq(rd.data.t)]
         with m.If(self.sum_en & self.sum_last):
             m.d.sync += full.eq(1)

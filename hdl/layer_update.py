@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -103,17 +103,22 @@ class DeltaCollector(wiring.Component):
 class BiasStore(wiring.Component):
     """The biases ``b``: read ahead for the activation stage, updated, and the host's port.
 
-    **Forward.** ``bias`` holds ``b_i`` of the row the activation stage takes next
-    (``act_row``) and the read port ``b_{i+1}``: ``b_0`` is read with ``fwd_start``,
-    ``b_1`` the cycle after (``b_0`` moves to ``bias``), then ``b_{i+2}`` as row ``i``
-    goes (``act_take``).
+    **Forward.** ``bias`` is ``b_i`` of the row the activation stage takes next. With
+    ``host_latency == 1`` (the iCE40) it is the read port's word: ``b_0`` is read with
+    ``fwd_start``, then ``b_{i+1}`` as row ``i`` goes (``act_take``). With
+    ``host_latency == 2`` (the ECP5) it is a register and the read port holds
+    ``b_{i+1}``: ``b_1`` is read the cycle after ``fwd_start`` (``b_0`` moves to
+    ``bias``), then ``b_{i+2}`` as row ``i`` goes.
 
     **Update.** For each delta taken, ``b_i`` is read and, three cycles later, written
-    back::
+    back (the rows in order: the write address counts the writes)::
 
         1: term = round_shift(delta_i, shift_b), relu bit registered (b_i being read)
         2: term masked by relu'(a_i), b_i registered
         3: b_new = sat(b_i - term, weight)         (written in the next cycle)
+
+    With ``host_latency == 1``, ``b_i`` is read in cycle 1 and taken from the read port
+    in cycle 2 (no register of its own).
 
     **Host.** While ``busy`` is low ``host_b`` reads and writes ``b``; ``rdata`` comes
     ``host_latency`` cycles after ``re``.
@@ -164,40 +169,64 @@ class BiasStore(wiring.Component):
         ar, n_out, w_s = self.cfg.arith, self.n_out, fixed_shape(self.cfg.arith.weight)
         m.submodules.b = b_mem = Memory(data=self.b_data)
         b_rd, b_wr = b_mem.read_port(), b_mem.write_port()
+        # With the host's word from a register (the ECP5, whose block RAM outputs are
+        # slow) every word read is registered before any logic; else (the iCE40) the read
+        # port's own register is enough: it holds the activation stage's next bias, and the
+        # update reads b_i a cycle later so that it arrives with the masked term.
+        registered = self.host_latency == 2
 
         term = round_shift(self.delta, self.shift_b)
         term_q = data_reg(term.shape(), "bias_term")
         term_masked = data_reg(term.shape(), "bias_term_masked")
         keep_q = Signal(name="bias_keep")
-        b_q = data_reg(w_s, "b_q")
         b_new = data_reg(w_s, "b_new")
         valid = [Signal(name=f"bias_valid{k}") for k in range(3)]
-        rows = [Signal(range(max(n_out, 2)), name=f"bias_row{k}") for k in range(3)]
-        m.d.sync += [valid[0].eq(self.taken), term_q.eq(term), keep_q.eq(self.keep), rows[0].eq(self.row),
-                     valid[1].eq(valid[0]), rows[1].eq(rows[0]), term_masked.eq(Mux(keep_q, term_q, 0)),
-                     b_q.eq(b_rd.data),
-                     valid[2].eq(valid[1]), rows[2].eq(rows[1]),
-                     b_new.eq(saturate(b_q - term_masked, ar.weight))]
+        row_s = range(max(n_out, 2))
+        m.d.sync += [valid[0].eq(self.taken), term_q.eq(term), keep_q.eq(self.keep),
+                     valid[1].eq(valid[0]), term_masked.eq(Mux(keep_q, term_q, 0)),
+                     valid[2].eq(valid[1])]
+        # The rows are updated in order: the write address counts the writes of the pass.
+        write_row = Signal(row_s, name="bias_write_row")
+        with m.If(~self.upd_busy):
+            m.d.sync += write_row.eq(0)
+        with m.Elif(valid[2]):
+            m.d.sync += write_row.eq(write_row + 1)
+        if registered:
+            read_row = self.row                        # b_i read with the delta
+            b_q = data_reg(w_s, "b_q")
+            m.d.sync += b_q.eq(b_rd.data)
+            read_en = self.taken
+        else:
+            read_row = Signal(row_s, name="bias_read_row")     # b_i read a cycle later
+            m.d.sync += read_row.eq(self.row)
+            b_q = b_rd.data
+            read_en = valid[0]
+        m.d.sync += b_new.eq(saturate(b_q - term_masked, ar.weight))
 
         # Forward read-ahead: the address is a register; the read enable says when.
-        bias = data_reg(w_s, "b_next")
-        ahead = Signal(range(max(n_out, 2)), name="b_ahead_addr")
-        filling = Signal(name="b_fill")    # b_0 moves to ``bias``, b_1 is read
-        m.d.sync += filling.eq(self.fwd_start)
+        ahead = Signal(row_s, name="b_ahead_addr")
         with m.If(self.fwd_start):
             m.d.sync += ahead.eq(min(1, n_out - 1))
-        with m.Elif((filling | self.act_take) & (ahead != n_out - 1)):
+        if registered:
+            bias = data_reg(w_s, "b_next")
+            filling = Signal(name="b_fill")    # b_0 moves to ``bias``, b_1 is read
+            m.d.sync += filling.eq(self.fwd_start)
+            with m.If(filling | self.act_take):
+                m.d.sync += bias.eq(b_rd.data)
+        else:
+            bias = b_rd.data                   # b_i on the read port until row i goes
+            filling = Const(0)
+        fwd_read = filling | self.act_take
+        with m.If(~self.fwd_start & fwd_read & (ahead != n_out - 1)):
             m.d.sync += ahead.eq(ahead + 1)
-        with m.If(filling | self.act_take):
-            m.d.sync += bias.eq(b_rd.data)
         m.d.comb += self.bias.eq(bias)
 
         host = self.host_b
         with m.If(self.busy):
             m.d.comb += [
-                b_rd.addr.eq(Mux(self.upd_busy, self.row, Mux(self.fwd_start, 0, ahead))),
-                b_rd.en.eq(Mux(self.upd_busy, self.taken, self.fwd_start | filling | self.act_take)),
-                b_wr.addr.eq(rows[2]), b_wr.data.eq(b_new), b_wr.en.eq(valid[2]),
+                b_rd.addr.eq(Mux(self.upd_busy, read_row, Mux(self.fwd_start, 0, ahead))),
+                b_rd.en.eq(Mux(self.upd_busy, read_en, self.fwd_start | fwd_read)),
+                b_wr.addr.eq(write_row), b_wr.data.eq(b_new), b_wr.en.eq(valid[2]),
             ]
         with m.Else():
             m.d.comb += [

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from ddfa.config import Config
 from golden.arith import exp_table
 
-from .fixed import fixed_shape, round_shift, wire
+from .fixed import fixed_shape, round_parts, round_shift, wire
 from .layouts import ErrorBeat, OutputBeat
 from .mul import MulPortSignature
 
@@ -46,7 +46,7 @@ class OutputUnit(wiring.Component):
     For one sample it takes the ``n_L`` beats ``(y_L,o, d_L,o)`` of the output layer and,
     when training, streams the ``n_L`` beats ``(e_o, d_L,o)`` of the broadcast error bus:
 
-    1. **Capture** (one beat a cycle): ``y`` and ``d`` are written to a small memory;
+    1. **Capture** (one beat a cycle): ``y`` and ``d`` are written to two small memories;
        the running maximum of ``y`` and its index (the first one wins ties) are kept.
        The cycle after the last beat, ``pred_valid`` strobes with ``pred = argmax y``.
        In inference (``train`` low) that is all.
@@ -57,7 +57,8 @@ class OutputUnit(wiring.Component):
        ``r = floor(2**(exp_bits + err.frac) / S)``.
     4. **Error** (``n_L + 6`` cycles: one beat a cycle while ``bus.ready`` is high, 6 of latency):
        ``E_o`` is looked up again, ``p_o = round_shift(E_o * r, exp_bits)`` (the unit's one
-       multiplier) and ``e_o = p_o - one(err) * [o == label]``.
+       multiplier) and ``e_o = p_o - one(err) * [o == label]``; ``d_o`` is read from its
+       memory with the product, straight into the bus word.
 
     The exponential ROM holds :func:`golden.arith.exp_table` (``exp_entries`` words of
     ``exp_bits + 1`` bits); every memory read is registered (block RAM).
@@ -125,10 +126,14 @@ class OutputUnit(wiring.Component):
         n = cfg.model.n_outputs
         m = Module()
 
-        # -- memories: the captured (y, d) beats and the exponential ROM ------------------
-        m.submodules.yd = yd = Memory(shape=OutputBeat(cfg), depth=n, init=[])
-        yd_w = yd.write_port()
-        yd_r = yd.read_port()
+        # -- memories: the captured y and d words and the exponential ROM -----------------
+        # y is read where the pipeline starts; d where it leaves for the bus (its read
+        # port is the bus word's d register), so that d needs no pipeline registers.
+        act_s = fixed_shape(ar.act)
+        m.submodules.y_mem = y_mem = Memory(shape=act_s, depth=n, init=[])
+        m.submodules.d_mem = d_mem = Memory(shape=act_s, depth=n, init=[])
+        y_w, y_r = y_mem.write_port(), y_mem.read_port()
+        d_w, d_r = d_mem.write_port(), d_mem.read_port()
         table = exp_table(ar).tolist()
         e_shape = unsigned(ar.exp_bits + 1)
         # Yosys maps the table to logic where cfg.exp_table_in_logic (ECP5), else to a
@@ -139,7 +144,9 @@ class OutputUnit(wiring.Component):
 
         # -- registers --------------------------------------------------------------------
         cnt = Signal(range(n + 1))                   # capture index
-        ymax = Signal(fixed_shape(ar.act))
+        # max y, kept inverted (~max y = -max y - 1): y - max y and y > max y are then sums,
+        # with no inverters in front of their carry chains.
+        ymax_inv = Signal(fixed_shape(ar.act), init=-1)
         arg = Signal(range(n))
         label = Signal(range(n))
         train = Signal()
@@ -150,26 +157,29 @@ class OutputUnit(wiring.Component):
         r = Signal(ar.err.frac + 1)                  # quotient, <= 2**err.frac
         div_left = Signal(range(ar.err.frac + 1))
 
-        # Pipeline of the exponential and error phases: read (y, d) -> register -> ROM ->
+        # Pipeline of the exponential and error phases: read y -> register -> ROM ->
         # register -> product -> bus. (Every block RAM's word is registered before any
-        # logic: the ECP5's block RAM outputs are slow.)
+        # logic: the ECP5's block RAM outputs are slow.) The beats pass in order, so one
+        # count stands for their indices: the beats past stage 2b (exponentials), past
+        # stage 3 (error: it addresses d, and flags the label's beat and the last one).
         rd_o = Signal(range(n + 1))                  # next index to read
-        v1, o1 = Signal(), Signal(range(n))          # (y, d) memory data valid
-        v1b, o1b = Signal(), Signal(range(n))        # ... registered: y1, d1
-        y1 = Signal(fixed_shape(ar.act), reset_less=True)
-        d1 = Signal(fixed_shape(ar.act), reset_less=True)
-        v2, o2 = Signal(), Signal(range(n))          # ROM data valid
+        v1 = Signal()                                # y memory data valid
+        v1b = Signal()                               # ... registered: y1
+        # On the iCE40 (no slow block RAM outputs) y is read a stage later instead, and
+        # the read port is y1.
+        y_at = rd_o if cfg.registered_bram else rd_o - 1    # stage 0's index, or stage 1's
+        y1 = Signal(act_s, reset_less=True) if cfg.registered_bram else y_r.data
+        v2 = Signal()                                # ROM data valid
         in2 = Signal()                               # k_o inside the table
-        d2 = Signal(fixed_shape(ar.act))
-        v2b, o2b = Signal(), Signal(range(n))        # ... registered: E2q
+        v2b = Signal()                               # ... registered: E2q
         E2q = Signal(e_shape, reset_less=True)
-        d2b = Signal(fixed_shape(ar.act))
-        v3, o3 = Signal(), Signal(range(n))          # product valid
-        d3 = Signal(fixed_shape(ar.act))
+        v3 = Signal()                                # product valid
+        o = Signal(range(n + 1))                     # index at stage 2b (EXP), 3 (EMIT)
         prod = Signal(e_shape.width + len(r), reset_less=True)   # in the SB_MAC16
-        o4 = Signal(range(n))                        # index of the beat on the bus
+        last4 = Signal()                             # the beat on the bus is the last
 
         m.d.comb += [
+            self.bus.payload.d.eq(d_r.data),
             self.pred.eq(arg),
             self.pred_valid.eq(pred_valid),
         ]
@@ -181,19 +191,29 @@ class OutputUnit(wiring.Component):
         m.d.comb += adv.eq(~self.bus.valid | self.bus.ready)
 
         issue = (phase_exp | phase_emit) & (rd_o < n)
-        minus_z = wire(m, ymax - y1, "minus_z")                    # -z_o >= 0
+        minus_z = wire(m, ~(y1 + ymax_inv), "minus_z")             # -z_o = max y - y_o >= 0
         k = wire(m, round_shift(minus_z, ar.act.frac - ar.exp_frac), "k")
         # k_o < len(table) <=> -z_o < C (k is monotone in -z_o) <=> y_o > max y - C: one
         # comparison with a threshold taken from ymax the cycle before (ymax holds still
         # from the last captured beat on), not a subtraction, a rounding and a comparison.
+        # On the iCE40, whose block RAM outputs are not slow, -z_o < C itself: a comparison
+        # of the subtraction's result with a constant, beside the rounding.
         C = _table_threshold(len(table), ar.act.frac - ar.exp_frac)
-        thr = Signal(signed(ar.act.width + C.bit_length() + 1))
-        m.d.sync += thr.eq(ymax - C)
+        if cfg.registered_bram:
+            thr = Signal(signed(ar.act.width + C.bit_length() + 1))
+            m.d.sync += thr.eq(~ymax_inv - C)
+            in_table = y1 > thr
+        else:
+            in_table = minus_z < C
         E2 = wire(m, Mux(in2, rom_r.data, 0), "E")
-        p = wire(m, round_shift(prod, ar.exp_bits), "p")
+        # p_o = q + inc (round_shift); e_o = q + inc - one * [o == label]: one adder, the
+        # rounding increment its carry-in.
+        p_q, p_inc = round_parts(prod, ar.exp_bits)
         m.d.comb += [
-            yd_r.addr.eq(rd_o),
-            yd_r.en.eq(adv),
+            y_r.addr.eq(y_at),
+            y_r.en.eq(adv),
+            d_r.addr.eq(o),                          # d_o onto the bus with e_o
+            d_r.en.eq(adv),
             rom_r.addr.eq(k),
             rom_r.en.eq(adv),
         ]
@@ -209,60 +229,64 @@ class OutputUnit(wiring.Component):
                          self.mul.sel.eq(phase_emit), prod.eq(self.mul.p[:len(prod)])]
         with m.If(adv):
             m.d.sync += [
-                v1.eq(issue), o1.eq(rd_o),
-                v1b.eq(v1), o1b.eq(o1), y1.eq(yd_r.data.y), d1.eq(yd_r.data.d),
-                v2.eq(v1b), o2.eq(o1b), d2.eq(d1), in2.eq(y1 > thr),
-                v2b.eq(v2), o2b.eq(o2), d2b.eq(d2), E2q.eq(E2),
-                v3.eq(v2b & phase_emit), o3.eq(o2b), d3.eq(d2b),
+                v1.eq(issue),
+                v1b.eq(v1),
+                v2.eq(v1b), in2.eq(in_table),
+                v2b.eq(v2), E2q.eq(E2),
+                v3.eq(v2b & phase_emit),
             ]
+            if cfg.registered_bram:
+                m.d.sync += y1.eq(y_r.data)
             if not self.shared:
                 m.d.sync += prod.eq(E2q * r)         # the multiplier: E_o * r
             m.d.sync += [
-                self.bus.valid.eq(v3), o4.eq(o3), self.bus.payload.d.eq(d3),
-                self.bus.payload.e.eq(p - Mux(o3 == label, ar.err.one, 0)),
+                self.bus.valid.eq(v3), last4.eq(o == n - 1),
+                self.bus.payload.e.eq(p_q + Mux(o == label, Const(-ar.err.one, signed(len(prod) + 2)),
+                                                Const(0, signed(len(prod) + 2))) + p_inc),
             ]
             with m.If(issue):
                 m.d.sync += rd_o.eq(rd_o + 1)
+            with m.If(Mux(phase_emit, v3, v2b)):
+                m.d.sync += o.eq(o + 1)
             with m.If(v2b & phase_exp):
                 m.d.sync += S.eq(S + E2q)
 
-        self._control(m, yd_w, cnt=cnt, ymax=ymax, arg=arg, label=label, train=train,
+        self._control(m, (y_w, d_w), cnt=cnt, ymax_inv=ymax_inv, arg=arg, label=label, train=train,
                       pred_valid=pred_valid, S=S, P=P, r=r, div_left=div_left, rd_o=rd_o,
-                      v2b=v2b, o2b=o2b, o4=o4, phase_exp=phase_exp, phase_emit=phase_emit)
+                      v2b=v2b, o=o, last4=last4, phase_exp=phase_exp, phase_emit=phase_emit)
         return m
 
-    def _control(self, m, yd_w, *, cnt, ymax, arg, label, train, pred_valid, S, P, r, div_left,
-                 rd_o, v2b, o2b, o4, phase_exp, phase_emit):
+    def _control(self, m, writes, *, cnt, ymax_inv, arg, label, train, pred_valid, S, P, r, div_left,
+                 rd_o, v2b, o, last4, phase_exp, phase_emit):
         """The unit's state machine: CAPTURE (the ``y`` beats, their maximum and the
         prediction), EXP (``S``), DIV (``r``, restoring, one bit a cycle), EMIT (the bus)."""
         ar, n = self._cfg.arith, self._cfg.model.n_outputs
+        # The words' address and data go to the write ports in every state (only their
+        # enables wait for CAPTURE): no multiplexers in front of the block RAMs.
+        for wr, word in zip(writes, (self.y.payload.y, self.y.payload.d)):
+            m.d.comb += [wr.addr.eq(cnt), wr.data.eq(word)]
         with m.FSM():
             with m.State("CAPTURE"):
-                m.d.comb += [
-                    self.y.ready.eq(1),
-                    self.busy.eq((cnt != 0) | pred_valid),
-                    yd_w.addr.eq(cnt),
-                    yd_w.data.eq(self.y.payload),
-                    yd_w.en.eq(self.y.valid),
-                ]
+                m.d.comb += [self.y.ready.eq(1), self.busy.eq((cnt != 0) | pred_valid)]
+                m.d.comb += [wr.en.eq(self.y.valid) for wr in writes]
                 with m.If(self.y.valid):
                     first = cnt == 0
-                    better = first | (self.y.payload.y > ymax)
+                    better = first | ~(self.y.payload.y + ymax_inv)[-1]      # y > max y
                     with m.If(first):
                         m.d.sync += [label.eq(self.label), train.eq(self.train)]
                     with m.If(better):
-                        m.d.sync += [ymax.eq(self.y.payload.y), arg.eq(cnt)]
+                        m.d.sync += [ymax_inv.eq(~self.y.payload.y), arg.eq(cnt)]
                     with m.If(cnt == n - 1):
                         m.d.sync += [cnt.eq(0), pred_valid.eq(1)]
                         with m.If(Mux(first, self.train, train)):
-                            m.d.sync += [S.eq(0), rd_o.eq(0)]
+                            m.d.sync += [S.eq(0), rd_o.eq(0), o.eq(0)]
                             m.next = "EXP"
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
 
             with m.State("EXP"):
                 m.d.comb += [self.busy.eq(1), phase_exp.eq(1)]
-                with m.If(v2b & (o2b == n - 1)):         # the last E_o joins S this cycle
+                with m.If(v2b & (o == n - 1)):         # the last E_o joins S this cycle
                     m.d.sync += [
                         P.eq(1 << (ar.exp_bits - 1)),    # 2**(exp_bits+err.frac) >> (err.frac+1)
                         r.eq(0),
@@ -280,11 +304,11 @@ class OutputUnit(wiring.Component):
                     div_left.eq(div_left - 1),
                 ]
                 with m.If(div_left == 0):
-                    m.d.sync += rd_o.eq(0)
+                    m.d.sync += [rd_o.eq(0), o.eq(0)]
                     m.next = "EMIT"
 
             with m.State("EMIT"):
                 m.d.comb += [self.busy.eq(1), phase_emit.eq(1)]
-                with m.If(self.bus.valid & self.bus.ready & (o4 == n - 1)):
+                with m.If(self.bus.valid & self.bus.ready & last4):
                     m.next = "CAPTURE"
 
