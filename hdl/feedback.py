@@ -191,7 +191,7 @@ class FeedbackUnit(wiring.Component):
             u_c = Signal(name="u_c", reset_less=True)
             m.d.sync += [u_v.eq(running & m_v & adv), u_B.eq(B), u_x.eq(x), u_c.eq(c)]   # M -> U
             B, x, c = u_B, u_x, u_c
-        ndiff = wire(m, B + x + c, "ndiff")                     # B_io - vd
+        ndiff = wire(m, x + c + B, "ndiff")                     # B_io - vd
         w_ndiff_inv = Signal(ndiff.shape(), name="w_ndiff_inv", reset_less=True)   # ~(B - vd)
         w_B = Signal.like(B, name="w_B", reset_less=True)
         w_v = Signal()

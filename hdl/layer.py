@@ -270,9 +270,13 @@ class LayerEngine(wiring.Component):
             cfg, pes=P, bank_depth=self.bank_depth, tangent=self.tangent, shared=self.shared,
             weight_stages=self.weight_stages, host_latency=self.host_latency, shift_W=self.shift_W)
         prod_shapes = dict(prod_a_shape=pes.prod_a[0].shape(), prod_t_shape=pes.prod_t[0].shape())
+        # With a hold register (row groups, P > 1) the deltas are kept there: it is idle
+        # in update passes.
+        held = held_shape(cfg, acc_s)
+        deltas_in_hold = not self.stream and P > 1 and held.width >= ar.err.width
         if not self.stream:
-            sums = GroupSums(acc_s, pes=P, n_out=n_out, tangent=self.tangent,
-                             held_s=held_shape(cfg, acc_s), **prod_shapes)
+            sums = GroupSums(acc_s, pes=P, n_out=n_out, tangent=self.tangent, held_s=held,
+                             delta_s=fixed_shape(ar.err) if deltas_in_hold else None, **prod_shapes)
         elif cfg.lut_ram:
             sums = StreamSumsLUT(acc_s, n_out=n_out, **prod_shapes)
         else:
@@ -281,7 +285,7 @@ class LayerEngine(wiring.Component):
         m.submodules.activation = act = ActivationStage(
             cfg, n_out=n_out, acc_s=sums.sum_a.shape(), hidden=self.hidden, tangent=self.tangent,
             feeds_stream=self.feeds_stream)
-        m.submodules.deltas = deltas = DeltaCollector(cfg, pes=P, n_out=n_out)
+        m.submodules.deltas = deltas = DeltaCollector(cfg, pes=P, n_out=n_out, external=deltas_in_hold)
         m.submodules.biases = bias = BiasStore(cfg, self.b_data, host_latency=self.host_latency,
                                              shift_b=self.shift_b)
 
@@ -332,6 +336,9 @@ class LayerEngine(wiring.Component):
                      act.ready.eq(sums.ready), act.sum_a.eq(sums.sum_a), act.sum_t.eq(sums.sum_t),
                      act.bias.eq(bias.bias)]
         # The update: the deltas (hidden: g, masked by relu'; output: e through a FIFO).
+        if deltas_in_hold:
+            m.d.comb += [sums.delta_in.eq(deltas.value), sums.delta_shift.eq(deltas.taken)]
+            m.d.comb += [deltas.stored[p].eq(sums.delta_out[p]) for p in range(P)]
         m.d.comb += [deltas.upd_busy.eq(ctl.upd_busy), deltas.fwd_start.eq(ctl.fwd_start),
                      deltas.upd_start.eq(ctl.upd_start), deltas.latched.eq(ctl.deltas_latched)]
         if self.hidden:

@@ -74,6 +74,11 @@ class GroupSums(wiring.Component):
     its bit ``H - 2`` set to the opposite of its sign). With one PE there is no hold
     register: the activation stage takes the accumulators.
 
+    **Deltas** (``delta_s`` given, ``P > 1``). The hold register is idle in update passes;
+    it then keeps the :class:`~hdl.layer_update.DeltaCollector`'s deltas: ``delta_shift``
+    shifts it one row on as ``take`` does, ``delta_in`` entering the top row's low bits,
+    and ``delta_out[p]`` is row ``p``'s low bits.
+
     **Latency.** A product is in the sums the cycle after ``sum_en``; ``sums_full`` rises
     the cycle after the group's last one; with ``P > 1``, ``ready`` the cycle after that
     (the hold register), else at once.
@@ -92,6 +97,8 @@ class GroupSums(wiring.Component):
         Sum the tangent products.
     held_s : Shape, optional
         The hold register's shape (:func:`held_shape`); ``acc_s`` by default.
+    delta_s : Shape, optional
+        The deltas' shape, where the hold register keeps them in update passes.
 
     Members
     -------
@@ -111,15 +118,21 @@ class GroupSums(wiring.Component):
         A row is ready for the activation stage.
     sum_a, sum_t : ``Out(held_s)`` (``Out(acc_s)`` with one PE)
         That row's sums (``sum_t`` 0 for layer 1).
+    delta_in, delta_shift, delta_out : ``In(delta_s)``, ``In(1)``, ``Out(delta_s).array(P)``
+        With ``delta_s``: the deltas into and out of the hold register.
     """
 
     def __init__(self, acc_s, *, pes: int, n_out: int, prod_a_shape, prod_t_shape, tangent: bool,
-                 held_s=None):
+                 held_s=None, delta_s=None):
         self.acc_s, self.pes, self.tangent = acc_s, pes, tangent
         self.held_s = acc_s if held_s is None or pes == 1 else held_s
-        super().__init__(_members(acc_s, n_out, {"prod_a": In(prod_a_shape).array(pes),
-                                                 "prod_t": In(prod_t_shape).array(pes)}, False,
-                                  out_s=self.held_s))
+        self.delta_s = delta_s if pes > 1 else None
+        members = _members(acc_s, n_out, {"prod_a": In(prod_a_shape).array(pes),
+                                          "prod_t": In(prod_t_shape).array(pes)}, False, out_s=self.held_s)
+        if self.delta_s is not None:
+            members.update({"delta_in": In(delta_s), "delta_shift": In(1),
+                            "delta_out": Out(delta_s).array(pes)})
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -173,6 +186,13 @@ class GroupSums(wiring.Component):
         with m.If(self.fwd_start):
             m.d.sync += [hold_p.eq(0), hold_valid.eq(0), full.eq(0)]
         m.d.comb += [self.ready.eq(hold_valid), self.sum_a.eq(hold_a[0]), self.sum_t.eq(hold_t[0])]
+        if self.delta_s is not None:
+            # Update passes: the deltas shift through the hold register's low bits.
+            w = self.delta_s.width
+            with m.If(self.delta_shift):
+                m.d.sync += [hold_a[k].eq(hold_a[k + 1]) for k in range(P - 1)]
+                m.d.sync += hold_a[P - 1].eq(self.delta_in)
+            m.d.comb += [self.delta_out[p].eq(hold_a[p][:w]) for p in range(P)]
         return m
 
     def _held(self, acc):

@@ -27,6 +27,11 @@ class DeltaCollector(wiring.Component):
     is 0. No latency of its own: ``taken``, ``value``, ``keep`` and ``row`` describe the
     delta of this cycle.
 
+    With ``external`` the values are kept outside, in a shift register that shifts
+    (taking ``value`` at its top) with ``taken`` and reads back on ``stored`` (the row
+    sums' hold register, idle in update passes: :class:`~hdl.layer_sums.GroupSums`);
+    the collector keeps the relu bits.
+
     Parameters
     ----------
     cfg : Config
@@ -35,6 +40,8 @@ class DeltaCollector(wiring.Component):
         ``P``.
     n_out : int
         The layer's width.
+    external : bool
+        The values are kept outside (``stored``).
 
     Members
     -------
@@ -56,22 +63,30 @@ class DeltaCollector(wiring.Component):
         The delta on ``deltas`` (unmasked).
     row : ``Out(range(n_out + 1))``
         Its row ``i``.
+    stored : ``In(signed(err.width)).array(P)``
+        With ``external``: the values taken, the last in ``stored[P-1]``.
     """
 
-    def __init__(self, cfg: Config, *, pes: int, n_out: int):
-        self.pes, self.n_out = pes, n_out
+    def __init__(self, cfg: Config, *, pes: int, n_out: int, external: bool = False):
+        self.pes, self.n_out, self.external = pes, n_out, external
         err = fixed_shape(cfg.arith.err)
-        super().__init__({
+        members = {
             "upd_busy": In(1), "fwd_start": In(1), "upd_start": In(1), "latched": In(1),
             "deltas": In(stream.Signature(err)), "relu": In(1),
             "full": Out(1), "delta": Out(err).array(pes),
             "taken": Out(1), "keep": Out(1), "value": Out(err), "row": Out(range(n_out + 1)),
-        })
+        }
+        if external:
+            members["stored"] = In(err).array(pes)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         P, full, row = self.pes, self.full, self.row
-        collected = [data_reg(self.value.shape(), f"collect{p}") for p in range(P)]
+        if self.external:
+            collected = list(self.stored)
+        else:
+            collected = [data_reg(self.value.shape(), f"collect{p}") for p in range(P)]
         collected_relu = [Signal(name=f"collect_m{p}") for p in range(P)]
         count = Signal(range(max(P, 2)))
         collecting = Signal()
@@ -85,10 +100,11 @@ class DeltaCollector(wiring.Component):
         with m.Elif(self.upd_start):
             m.d.sync += [row.eq(0), count.eq(0)]
         with m.If(self.taken):
-            m.d.sync += [collected[k].eq(collected[k + 1]) for k in range(P - 1)]
+            if not self.external:
+                m.d.sync += [collected[k].eq(collected[k + 1]) for k in range(P - 1)]
+                m.d.sync += collected[P - 1].eq(self.value)
             m.d.sync += [collected_relu[k].eq(collected_relu[k + 1]) for k in range(P - 1)]
-            m.d.sync += [collected[P - 1].eq(self.value), collected_relu[P - 1].eq(self.keep),
-                         row.eq(row + 1)]
+            m.d.sync += [collected_relu[P - 1].eq(self.keep), row.eq(row + 1)]
             with m.If(count == P - 1):
                 m.d.sync += [count.eq(0), full.eq(1)]
             with m.Else():

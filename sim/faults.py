@@ -28,17 +28,18 @@ class Fault:
 
 
 FAULTS: dict[str, Fault] = {
-    # The first subtraction in layer 1's PE array becomes an addition, in every copy the
+    # The first subtraction in layer 1's bias store becomes an addition, in every copy the
     # generator made of it (the saturation logic evaluates the same expression several
-    # times): PE 0's weight write-back W - eta delta y (the forward datapath only adds).
+    # times): the bias write-back b - eta delta (the PEs' write-back adds ~term + 1).
     "layer1-update-sign": Fault(
-        r"\ddfa_processor.layer1.pes", r"(\$signed\([^()]*\)) - (\$signed\([^()]*\))", r"\1 + \2",
-        "layer 1's update adds the change instead of subtracting it (one write-back): W1 or b1 "
-        "differs once a hidden delta is non-zero (DDFA: from step 2)", every_copy=True),
-    # B <- B + alpha (v d^T - B): the difference v d^T - B becomes v d^T + B.
+        r"\ddfa_processor.layer1.biases", r"(\$signed\([^()]*\)) - (\$signed\([^()]*\))", r"\1 + \2",
+        "layer 1's bias update adds the change instead of subtracting it: b1 differs once a "
+        "hidden delta is non-zero (DDFA: from step 2)", every_copy=True),
+    # B <- B + alpha (v d^T - B), formed from B - v d^T: that difference becomes -B - v d^T,
+    # so that the average adds B instead of subtracting it.
     "feedback-ema": Fault(
-        r"\ddfa_processor.feedback1", r"assign diff = \$signed\(vd\) - \$signed\(rp__data\);",
-        r"assign diff = $signed(vd) + $signed(rp__data);",
+        r"\ddfa_processor.feedback1", r"(assign ndiff = \$signed\([^()]*\)) \+ (\$signed\(rp__data\));",
+        r"\1 - \2;",
         "hidden layer 1's moving average of B adds B instead of subtracting it: B1 differs "
         "once B is non-zero (DDFA: from step 2)"),
 }
