@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""The tables of ``docs/results/deep.md`` from the JSON files of ``scripts/deep_results.sh``
+(``results/deep/``): test accuracy per example and algorithm over seeds 0-4, the hidden
+layers' alignment, and the Verilator runs' cycles against :func:`hdl.cycles.step_cycles`."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ddfa.config import load_config  # noqa: E402
+from hdl.cycles import step_cycles  # noqa: E402
+
+RES = ROOT / "results" / "deep"
+EXAMPLES = ("icebreaker-deep", "ulx3s-deep", "ulx3s-deep3")
+ALGOS = ("ddfa", "dfa", "bp")
+SEEDS = range(5)
+
+
+def accuracy_rows(name: str) -> list[str]:
+    rows = []
+    for algo in ALGOS:
+        runs = [json.loads(p.read_text()) for s in SEEDS if (p := RES / f"fixed-{name}-{algo}-s{s}.json").exists()]
+        if not runs:
+            continue
+        acc = [100 * r["test_accuracy"] for r in runs]
+        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        align = [r.get("alignment_deg") or [] for r in runs]
+        per_layer = " / ".join(f"{statistics.mean(a[l] for a in align):.1f}" for l in range(len(align[0])))
+        rows.append(f"| {algo} | {statistics.mean(acc):.2f} ± {std:.2f} | {' / '.join(f'{a:.2f}' for a in acc)} "
+                    f"| {len(runs)} | {per_layer or '-'} |")
+    return rows
+
+
+def cycle_row(name: str) -> str:
+    """Simulated cycles per sample (min-max) and phases against step_cycles's."""
+    cfg = load_config(ROOT / "examples" / f"{name}.toml")
+    want = step_cycles(cfg)
+    p = RES / f"sim-{name}.json"
+    r = json.loads(p.read_text()) if p.exists() else {}
+    lo, hi = r.get("cycles_per_sample_min_max", ["-", "-"])
+    ph = r.get("phase_cycles", {})
+    sim = " / ".join(f"{ph[k]:g}" if k in ph else "-" for k in ("forward", "error", "update"))
+    return (f"| {name} | {r.get('steps', '-')} | {r.get('bit_exact', '-')} | {lo}-{hi} | {sim} | {want['total']} "
+            f"| {want['forward']} / {want['softmax']} / {want['update'] - want['softmax']} |")
+
+
+def main() -> int:
+    for name in EXAMPLES:
+        print(f"## {name}\n\n| algorithm | test accuracy | per seed | runs | alignment per hidden layer |\n"
+              "|---|---|---|---:|---|")
+        print("\n".join(accuracy_rows(name)) + "\n")
+    print("| example | steps | bit_exact | cycles/sample (simulated) | forward / error / update (simulated) "
+          "| step_cycles | forward / error / update |\n|---|---:|---|---:|---|---:|---|")
+    for name in EXAMPLES:
+        print(cycle_row(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
