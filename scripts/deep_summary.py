@@ -23,17 +23,32 @@ SEEDS = range(5)
 
 
 def accuracy_rows(name: str) -> list[str]:
+    """One row per algorithm (and per ``-lrN`` variant): mean ± sample std over the
+    seeds that finished; seeds that diverged are counted, with the sample they stopped at."""
     rows = []
     for algo in ALGOS:
-        runs = [json.loads(p.read_text()) for s in SEEDS if (p := RES / f"fixed-{name}-{algo}-s{s}.json").exists()]
-        if not runs:
-            continue
-        acc = [100 * r["test_accuracy"] for r in runs]
-        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        align = [r.get("alignment_deg") or [] for r in runs]
-        per_layer = " / ".join(f"{statistics.mean(a[l] for a in align):.1f}" for l in range(len(align[0])))
-        rows.append(f"| {algo} | {statistics.mean(acc):.2f} ± {std:.2f} | {' / '.join(f'{a:.2f}' for a in acc)} "
-                    f"| {len(runs)} | {per_layer or '-'} |")
+        for variant in ("", "-lr9"):
+            runs = [json.loads(p.read_text()) for s in SEEDS
+                    if (p := RES / f"fixed-{name}-{algo}{variant}-s{s}.json").exists()]
+            if not runs:
+                continue
+            done = [r for r in runs if r.get("test_accuracy") is not None]
+            diverged = [r for r in runs if r.get("diverged")]
+            acc = [100 * r["test_accuracy"] for r in done]
+            label = algo + (f", lr_shift {variant[3:]}" if variant else "")
+            if acc:
+                std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+                align = [r["alignment_deg"] for r in done if r.get("alignment_deg")]
+                per_layer = " / ".join(f"{statistics.mean(a[l] for a in align):.1f}"
+                                       for l in range(len(align[0]))) if align else "-"
+                cell = f"{statistics.mean(acc):.2f} ± {std:.2f}"
+                seeds = " / ".join(f"{a:.2f}" for a in acc)
+            else:
+                cell, seeds, per_layer = "diverged", "-", "-"
+            if diverged:
+                at = ", ".join(r["error"].split(" after ")[1].split(" samples")[0] for r in diverged)
+                seeds += f" (diverged: {len(diverged)} of {len(runs)}, after {at} samples)"
+            rows.append(f"| {label} | {cell} | {seeds} | {per_layer} |")
     return rows
 
 
@@ -52,8 +67,8 @@ def cycle_row(name: str) -> str:
 
 def main() -> int:
     for name in EXAMPLES:
-        print(f"## {name}\n\n| algorithm | test accuracy | per seed | runs | alignment per hidden layer |\n"
-              "|---|---|---|---:|---|")
+        print(f"## {name}\n\n| algorithm | test accuracy | per seed 0 / 1 / 2 / 3 / 4 | alignment per hidden layer |\n"
+              "|---|---|---|---|")
         print("\n".join(accuracy_rows(name)) + "\n")
     print("| example | steps | bit_exact | cycles/sample (simulated) | forward / error / update (simulated) "
           "| step_cycles | forward / error / update |\n|---|---:|---|---:|---|---:|---|")
