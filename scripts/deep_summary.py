@@ -27,7 +27,7 @@ def accuracy_rows(name: str) -> list[str]:
     seeds that finished; seeds that diverged are counted, with the sample they stopped at."""
     rows = []
     for algo in ALGOS:
-        for variant in ("", "-lr9"):
+        for variant in ("", "-lr8", "-lr9"):
             runs = [json.loads(p.read_text()) for s in SEEDS
                     if (p := RES / f"fixed-{name}-{algo}{variant}-s{s}.json").exists()]
             if not runs:

@@ -42,8 +42,9 @@ def test_deep_example_is_valid_and_fits(name, hidden):
     assert cfg.model.n_layers == hidden + 1
     assert cfg.memory_bits <= cfg.board.memory_bits
     assert cfg.multipliers_needed <= cfg.board.multipliers
-    # The board default's arithmetic, and an accumulator as wide as the validation asks.
-    assert cfg.arith == default_config(cfg.hardware.board).arith
+    # The board default's formats and accumulator (the validation checks it against the fan-in).
+    a, d = cfg.arith, default_config(cfg.hardware.board).arith
+    assert (a.act, a.err, a.weight, a.feedback, a.acc_width) == (d.act, d.err, d.weight, d.feedback, d.acc_width)
 
 
 def test_ice40_block_estimate():
