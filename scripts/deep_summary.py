@@ -61,8 +61,9 @@ def cycle_row(name: str) -> str:
     lo, hi = r.get("cycles_per_sample_min_max", ["-", "-"])
     ph = r.get("phase_cycles", {})
     sim = " / ".join(f"{ph[k]:g}" if k in ph else "-" for k in ("forward", "error", "update"))
+    secs = f"{r['sim_seconds']:.0f} s (+ {r['build_seconds']:.0f} s)" if r else "-"
     return (f"| {name} | {r.get('steps', '-')} | {r.get('bit_exact', '-')} | {lo}-{hi} | {sim} | {want['total']} "
-            f"| {want['forward']} / {want['softmax']} / {want['update'] - want['softmax']} |")
+            f"| {want['forward']} / {want['softmax']} / {want['update'] - want['softmax']} | {secs} |")
 
 
 def main() -> int:
@@ -70,8 +71,8 @@ def main() -> int:
         print(f"## {name}\n\n| algorithm | test accuracy | per seed 0 / 1 / 2 / 3 / 4 | alignment per hidden layer |\n"
               "|---|---|---|---|")
         print("\n".join(accuracy_rows(name)) + "\n")
-    print("| example | steps | bit_exact | cycles/sample (simulated) | forward / error / update (simulated) "
-          "| step_cycles | forward / error / update |\n|---|---:|---|---:|---|---:|---|")
+    print("| example | steps | bit-exact | cycles per sample | forward / error / update | `step_cycles` "
+          "| forward / error / update | simulation (+ build) |\n|---|---:|---|---:|---|---:|---|---:|")
     for name in EXAMPLES:
         print(cycle_row(name))
     return 0
