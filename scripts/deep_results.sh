@@ -18,17 +18,31 @@ if [[ $what == train || $what == all ]]; then
       for seed in 0 1 2 3 4; do
         # shellcheck disable=SC2086
         $DDFA train --config examples/$c.toml --model fixed --algo $algo --seed $seed $extra --threads 1 \
-          --no-progress --json results/deep/fixed-$c-$algo-s$seed.json
+          --no-progress --json results/deep/fixed-$c-$algo-s$seed.json || true    # a diverged run exits 1
       done
     done
   done
+  # Other learning rates: random DFA at 2**-9 with two hidden layers; DDFA and DFA at
+  # the default's 2**-8 with three. The float model's random DFA, seed 0.
+  for seed in 0 1 2 3 4; do
+    $DDFA train --config examples/ulx3s-deep.toml --set arith.lr_shift=9 --model fixed --algo dfa --seed $seed \
+      --epochs 1 --threads 1 --no-progress --json results/deep/fixed-ulx3s-deep-dfa-lr9-s$seed.json || true
+    for algo in ddfa dfa; do
+      $DDFA train --config examples/ulx3s-deep3.toml --set arith.lr_shift=8 --model fixed --algo $algo --seed $seed \
+        --epochs 1 --threads 1 --no-progress --json results/deep/fixed-ulx3s-deep3-$algo-lr8-s$seed.json || true
+    done
+  done
+  $DDFA train --config examples/ulx3s-deep.toml --model float --algo dfa --seed 0 --epochs 1 --threads 1 \
+    --no-progress --json results/deep/float-ulx3s-deep-dfa-s0.json || true
+  $DDFA train --config examples/ulx3s-deep.toml --model float --algo dfa --seed 0 --epochs 1 --lr 0.001953125 \
+    --threads 1 --no-progress --json results/deep/float-ulx3s-deep-dfa-lr9-s0.json
 fi
 
 if [[ $what == simulate || $what == all ]]; then
   $DDFA simulate --config examples/icebreaker-deep.toml --simulator verilator --steps 300 --test 100 \
     --no-progress --json results/deep/sim-icebreaker-deep.json
-  for c in ulx3s-deep ulx3s-deep3; do
-    $DDFA simulate --config examples/$c.toml --simulator verilator --steps 100 --test 100 \
-      --no-progress --json results/deep/sim-$c.json
-  done
+  $DDFA simulate --config examples/ulx3s-deep.toml --simulator verilator --steps 100 --test 100 \
+    --no-progress --json results/deep/sim-ulx3s-deep.json
+  $DDFA simulate --config examples/ulx3s-deep3.toml --simulator verilator --steps 50 --test 100 \
+    --no-progress --json results/deep/sim-ulx3s-deep3.json
 fi

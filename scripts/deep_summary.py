@@ -24,30 +24,28 @@ SEEDS = range(5)
 
 def accuracy_rows(name: str) -> list[str]:
     """One row per algorithm (and per ``-lrN`` variant): mean ± sample std over the
-    seeds that finished; seeds that diverged are counted, with the sample they stopped at."""
+    seeds that finished; a seed that diverged shows the sample it stopped at ("div. N")."""
     rows = []
     for algo in ALGOS:
         for variant in ("", "-lr8", "-lr9"):
-            runs = [json.loads(p.read_text()) for s in SEEDS
-                    if (p := RES / f"fixed-{name}-{algo}{variant}-s{s}.json").exists()]
+            runs = {s: json.loads(p.read_text()) for s in SEEDS
+                    if (p := RES / f"fixed-{name}-{algo}{variant}-s{s}.json").exists()}
             if not runs:
                 continue
-            done = [r for r in runs if r.get("test_accuracy") is not None]
-            diverged = [r for r in runs if r.get("diverged")]
+            done = [r for r in runs.values() if r.get("test_accuracy") is not None]
             acc = [100 * r["test_accuracy"] for r in done]
             label = algo + (f", lr_shift {variant[3:]}" if variant else "")
+            seeds = " / ".join(
+                "-" if s not in runs else f"{100 * runs[s]['test_accuracy']:.2f}" if runs[s].get("test_accuracy")
+                is not None else "div. " + runs[s]["error"].split(" after ")[1].split(" samples")[0] for s in SEEDS)
             if acc:
                 std = statistics.stdev(acc) if len(acc) > 1 else 0.0
                 align = [r["alignment_deg"] for r in done if r.get("alignment_deg")]
                 per_layer = " / ".join(f"{statistics.mean(a[l] for a in align):.1f}"
                                        for l in range(len(align[0]))) if align else "-"
-                cell = f"{statistics.mean(acc):.2f} ± {std:.2f}"
-                seeds = " / ".join(f"{a:.2f}" for a in acc)
+                cell = f"{statistics.mean(acc):.2f} ± {std:.2f}" + (f" ({len(acc)} of {len(runs)})" if len(acc) < len(runs) else "")
             else:
-                cell, seeds, per_layer = "diverged", "-", "-"
-            if diverged:
-                at = ", ".join(r["error"].split(" after ")[1].split(" samples")[0] for r in diverged)
-                seeds += f" (diverged: {len(diverged)} of {len(runs)}, after {at} samples)"
+                cell, per_layer = f"diverged ({len(runs)} of {len(runs)})", "-"
             rows.append(f"| {label} | {cell} | {seeds} | {per_layer} |")
     return rows
 
