@@ -30,7 +30,7 @@ __all__ = [
     "CRC_CHECK", "LinkErrorCode", "crc16",
     # commands
     "PROTOCOL_VERSION", "ERROR_REPLY", "RANGE_ERROR_REPLY", "BUSY_REPLY", "Opcode", "BLOCK_WORDS",
-    "WRITE_BLOCK_WORDS", "COUNTER_WIDTH", "STATUS_BYTES", "INFO_BYTES", "RUN_STATUS_BYTES", "RunFlags", "addr_width", "MemoryInfo", "memory_map", "store_memory", "HostParams", "Command",
+    "WRITE_BLOCK_WORDS", "COUNTER_WIDTH", "STATUS_BYTES", "INFO_BYTES", "RUN_STATUS_BYTES", "RunFlags", "addr_width", "MemoryInfo", "memory_map", "store_memory", "bus_memories", "HostParams", "Command",
     "RUNNING_COMMANDS", "store_commands", "host_commands", "link_commands", "HostReplyError", "HostProtocol",
 ]
 
@@ -197,6 +197,13 @@ def store_memory(cfg: Config) -> MemoryInfo | None:
     return MemoryInfo(len(memory_map(cfg)), "store", "store", 0, None, st.capacity_words, STORE_WORD_BITS)
 
 
+def bus_memories(cfg: Config) -> tuple[MemoryInfo, ...]:
+    """Every memory the host's commands address, by id: :func:`memory_map`'s, then the
+    dataset store (:func:`store_memory`) on boards with one."""
+    store = store_memory(cfg)
+    return memory_map(cfg) + ((store,) if store else ())
+
+
 @dataclass(frozen=True)
 class HostParams:
     """The byte counts of the protocol for one configuration.
@@ -232,13 +239,12 @@ class HostParams:
     def of(cls, cfg: Config) -> "HostParams":
         a = cfg.arith
         mems = memory_map(cfg)
-        store = store_memory(cfg)
-        abits = max(addr_width(mem.words) for mem in mems + ((store,) if store else ()))
+        abits = max(addr_width(mem.words) for mem in bus_memories(cfg))
         return cls(n_inputs=cfg.model.layers[0], n_outputs=cfg.model.n_outputs,
                    n_hidden=cfg.model.n_layers - 1, n_memories=len(mems),
                    sample_bytes=-(-a.act.width // 8), addr_bytes=-(-abits // 8),
                    word_bytes=-(-max(a.weight.width, a.feedback.width) // 8),
-                   lfsr_bytes=-(-a.lfsr_width // 8), has_store=store is not None)
+                   lfsr_bytes=-(-a.lfsr_width // 8), has_store=cfg.chip_store is not None)
 
 
 @dataclass(frozen=True)
@@ -343,7 +349,7 @@ class HostProtocol:
         self.memories = memory_map(cfg)
         #: The dataset store (:func:`store_memory`), or None.
         self.store = store_memory(cfg)
-        self.by_name = {mem.name: mem for mem in self.memories + ((self.store,) if self.store else ())}
+        self.by_name = {mem.name: mem for mem in bus_memories(cfg)}
         self.commands = {c.code: c for c in host_commands(cfg)}
         self.block_words = BLOCK_WORDS
 

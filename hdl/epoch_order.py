@@ -9,7 +9,7 @@ LFSR steps 32 times; its low and high halves are the keys ``a`` and ``b``; recor
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

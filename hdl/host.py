@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from ddfa.config import Config, config_hash
 from ddfa.protocol import (BLOCK_WORDS, BUSY_REPLY, COUNTER_WIDTH, ERROR_REPLY, PROTOCOL_VERSION,
                            RANGE_ERROR_REPLY, RUN_STATUS_BYTES, RUNNING_COMMANDS, WRITE_BLOCK_WORDS, HostParams,
-                           Opcode, host_commands, memory_map, store_memory)
+                           Opcode, bus_memories, host_commands)
 
 from .epoch_runner import RunSignature
 from .layer import host_latency
@@ -42,7 +42,7 @@ def mem_bus_latency(cfg: Config) -> int:
 
 def HostMemSignature(params: HostParams) -> wiring.Signature:
     """The host's bus into the processor's memories (seen from the host): ``id`` selects a
-    memory of :func:`memory_map`; a read's word is on ``rdata`` :func:`mem_bus_latency`
+    memory of :func:`~ddfa.protocol.bus_memories`; a read's word is on ``rdata`` :func:`mem_bus_latency`
     cycles after ``re`` (1; 4 on the ECP5 boards) and holds until the next read; ``rdata``
     is the word sign-extended to ``8 * word_bytes`` bits (0 for an unknown id)."""
     return wiring.Signature({
@@ -99,12 +99,6 @@ def reply_kinds(cfg: Config) -> tuple:
     return REPLY_KINDS + (STORE_REPLY_KINDS if HostParams.of(cfg).has_store else ())
 #: The commands whose memory id and address :class:`AddressCheck` checks.
 ADDRESSED = (Opcode.READ_MEM, Opcode.WRITE_MEM, Opcode.READ_BLOCK, Opcode.WRITE_BLOCK)
-
-
-def addressable(cfg: Config) -> tuple:
-    """The memories the bus reaches: :func:`memory_map`'s, then the dataset store's."""
-    store = store_memory(cfg)
-    return memory_map(cfg) + ((store,) if store else ())
 
 
 def at_most(x, bound: int):
@@ -199,8 +193,8 @@ def _arg_bytes(c, params: HostParams) -> int:
 
 
 class AddressCheck(wiring.Component):
-    """The word count of a memory of :func:`ddfa.protocol.memory_map` (or the dataset
-    store, :func:`ddfa.protocol.store_memory`), and whether an address is inside it.
+    """The word count of a memory of :func:`ddfa.protocol.bus_memories` (the learned
+    memories and the dataset store), and whether an address is inside it.
     Combinational (latency 0).
 
     Parameters
@@ -222,7 +216,7 @@ class AddressCheck(wiring.Component):
     """
 
     def __init__(self, cfg: Config):
-        self.memories = addressable(cfg)
+        self.memories = bus_memories(cfg)
         super().__init__({
             "id": In(8), "addr": In(8 * HostParams.of(cfg).addr_bytes + 1),
             "words": Out(range(max(mem.words for mem in self.memories) + 1)), "in_range": Out(1),

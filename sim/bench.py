@@ -44,7 +44,6 @@ expected, actual) in the log and in the result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -53,14 +52,14 @@ import cocotb
 import numpy as np
 from cocotb.triggers import Timer
 
-from ddfa.config import config_hash, load_config
+from ddfa.config import config_hash, dataset_id, load_config
 from ddfa.protocol import BLOCK_WORDS, PROTOCOL_VERSION, WRITE_BLOCK_WORDS, Opcode
 
 from .golden_link import connect
 from .host_stream import HostSession, HostStream
 from .readback import compare, logical
 
-__all__ = ["train_bit_exact", "train_on_chip", "BenchRun", "wait_run", "store_dataset_id", "mismatch_text"]
+__all__ = ["train_bit_exact", "train_on_chip", "BenchRun", "wait_run", "mismatch_text"]
 
 
 def mismatch_text(m: dict) -> str:
@@ -291,13 +290,6 @@ async def train_bit_exact(dut):
     assert ok, mismatch_text(result["first_mismatch"])
 
 
-def store_dataset_id(words) -> int:
-    """The id the bench stores a data set under (its header): the first 4 bytes of the
-    sha256 of its store words, little endian (what ``ddfa board train --on-chip`` uses)."""
-    raw = np.asarray(words, dtype="<u2").tobytes()
-    return int.from_bytes(hashlib.sha256(raw).digest()[:4], "little")
-
-
 async def wait_run(run: BenchRun, expect_cycles: int) -> tuple[dict, int, int]:
     """Wait until the epoch runner stops; ``(RUN_STATUS, polls, clocks waited)``.
 
@@ -345,7 +337,7 @@ async def train_on_chip(dut):
     run.mark("first check")
 
     # ---- upload: WRITE_BLOCKs, then the header, in batches that fit the buffer ----------
-    ident = store_dataset_id(image)
+    ident = dataset_id(image)
     layout = cfg.chip_store
     if ok:
         c0, b0 = stream.cycles, stream.bytes_in

@@ -9,7 +9,6 @@ RUN_STATUS polled for progress, EVALUATE, and the state read back for ``--check`
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import numpy as np
@@ -19,12 +18,12 @@ from golden.fixed import FixedModel
 from golden.onchip import evaluate, store_image, train_epochs
 from sim.readback import logical
 
-from ..config import HEADER_WORDS, Config
+from ..config import HEADER_WORDS, Config, dataset_id
 from ..config.pll import made_clock_hz
 from ..protocol import BLOCK_WORDS, WRITE_BLOCK_WORDS, Opcode
 from .link_client import LinkRefused, LinkTimeout
 
-__all__ = ["CountingTransport", "OnChipSession", "UploadFailed", "dataset_id", "train_on_chip"]
+__all__ = ["CountingTransport", "OnChipSession", "UploadFailed", "train_on_chip"]
 
 #: Times a block the link refused or lost is sent again before the upload gives up.
 BLOCK_RETRIES = 3
@@ -53,13 +52,6 @@ class CountingTransport:
 
     def __getattr__(self, name):
         return getattr(self.transport, name)
-
-
-def dataset_id(image) -> int:
-    """The id a data set is stored under: the first 4 bytes of the sha256 of its store
-    words (little endian), so that the same image is recognised on the board."""
-    raw = np.asarray(image, dtype="<u2").tobytes()
-    return int.from_bytes(hashlib.sha256(raw).digest()[:4], "little")
 
 
 class OnChipSession:

@@ -33,7 +33,7 @@ from .identity import HASHED_FIELDS, UNHASHED_FIELDS, config_diff, config_hash, 
 from .memory import BRAM_RESERVE, aspect_slices, bank_address, bank_depth, split_banks
 from .pll import PLLError, board_makes_clock, pll_for
 from .store import (HEADER_WORDS, MAX_SPLIT_RECORDS, STORE_CAPACITY_WORDS, STORE_WORD_BITS, StoreError, StoreLayout, code_bits,
-                    order_seed, store_layout)
+                    dataset_id, order_seed, store_layout)
 from .schema import (ALGORITHMS, DATASET_FILE_KINDS, DATASET_SHAPES, DATASETS, INPUT_SCALINGS, LFSR_TAPS,
                      PROCESSOR_ALGORITHMS, SECTIONS, STD_FLOOR, ArithConfig, ConfigError, Fixed, HardwareConfig, ModelConfig, TrainConfig,
                      dataset_is_file, parse_arch)
@@ -45,7 +45,7 @@ __all__ = [
     "BOARDS", "Board", "FAMILIES", "Family", "PLLLimits", "DP16KD_ASPECTS", "DEFAULT_BAUD",
     "PLLError", "pll_for", "board_makes_clock",
     "BRAM_RESERVE", "aspect_slices", "bank_address", "bank_depth", "split_banks",
-    "StoreLayout", "StoreError", "STORE_CAPACITY_WORDS", "STORE_WORD_BITS", "MAX_SPLIT_RECORDS", "HEADER_WORDS", "code_bits",
+    "StoreLayout", "StoreError", "STORE_CAPACITY_WORDS", "STORE_WORD_BITS", "MAX_SPLIT_RECORDS", "HEADER_WORDS", "code_bits", "dataset_id",
     "store_layout", "order_seed",
     "HASHED_FIELDS", "UNHASHED_FIELDS", "hashed_values", "config_hash", "config_diff",
 ]

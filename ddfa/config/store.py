@@ -19,6 +19,7 @@ store"). The layout is a function of the configuration alone:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StoreLayout", "StoreError", "STORE_CAPACITY_WORDS", "STORE_WORD_BITS", "STORE_KINDS", "BUILT_STORES",
            "MAX_SPLIT_RECORDS", "HEADER_WORDS",
-           "code_bits", "store_layout", "order_seed"]
+           "code_bits", "store_layout", "order_seed", "dataset_id"]
 
 #: Bits of a store word.
 STORE_WORD_BITS = 16
@@ -189,6 +190,14 @@ def store_layout(cfg: Config) -> StoreLayout | None:
     rows = 1 if (m.inputs == "pm1" and m.dataset in DATASETS) else n0
     return StoreLayout(capacity_words=capacity, code_bits=code_bits(m.dataset), table_rows=rows, n_inputs=n0,
                        kind=STORE_KINDS[cfg.hardware.board])
+
+
+def dataset_id(words) -> int:
+    """The id a data set is stored under (:meth:`StoreLayout.header`): the first 4 bytes,
+    little endian, of the sha256 of its store words (16 bits each, low byte first), so
+    that the same image is recognised on the board."""
+    raw = b"".join(int(w).to_bytes(2, "little") for w in words)
+    return int.from_bytes(hashlib.sha256(raw).digest()[:4], "little")
 
 
 def order_seed(cfg: Config) -> int:
